@@ -1,0 +1,7 @@
+// All number formats, their policies and the generic quantize/encode/decode operations.
+#pragma once
+
+#include "qnas/formats/concept.hpp"
+#include "qnas/formats/fixed_point.hpp"
+#include "qnas/formats/ops.hpp"
+#include "qnas/formats/policies.hpp"

@@ -1,0 +1,158 @@
+// The number_format concept: what a type must provide to be used as a quantizer in qnas.
+//
+// Minimal complete definition of a format type F (see examples/02_custom_format.cpp and
+// docs in README "Number formats"):
+//
+//   static constexpr format_family family;   // what kind of arithmetic it needs (energy model)
+//   static constexpr bit_tuple      tuple;    // (sign, exponent, mantissa) bits of one element
+//   static constexpr int            bits;     // bits of one element's code (1..32)
+//   static constexpr int            block_size; // elements sharing a scale; 1 for scalar formats
+//   static constexpr int            scale_bits; // bits of per-block shared data (0 if none)
+//   static constexpr double         max_value;  // largest finite value (over all block scales)
+//   static constexpr double         min_value;  // most negative finite value (over all scales)
+//   static constexpr bool           has_zero;   // whether 0 is representable
+//   static constexpr bool           has_nan;    // whether a NaN code exists (else encode(NaN) throws)
+//   using rounding = <rounding policy>;          // nearest_even, ..., stochastic
+//   static std::string name();
+//
+// and, for a scalar format (block_size == 1):
+//
+//   template <class R> static std::uint32_t encode_one(float x, R& round);  // code < 2^bits
+//   static float decode_one(std::uint32_t code);
+//   template <class R> static float quantize_one(float x, R& round);
+//
+// or, for a block format (block_size > 1), over one block of n <= block_size contiguous values:
+//
+//   template <class R> static void quantize_block(const float* in, float* out, std::size_t n, R& round);
+//   template <class R> static std::uint64_t encode_block(const float* in, std::uint32_t* codes,
+//                                                        std::size_t n, R& round); // -> block header
+//   static void decode_block(std::uint64_t header, const std::uint32_t* codes, float* out, std::size_t n);
+//
+// `round` is a rounding function object (the policy itself, or a stochastic_rounder).
+//
+// Laws (checked for every built-in format by qnas::testing::check_format<F>()):
+//   1. quantize is idempotent: q(q(x)) == q(x) (bit for bit, NaN aside).
+//   2. quantize is monotone: x <= y implies q(x) <= q(y) (scalar formats; per block with a
+//      fixed scale for block formats).
+//   3. q(x) == decode(encode(x)) for every x; decode(encode(decode(c))) == decode(c) for
+//      every code c whose value lies in [min_value, max_value] (other codes are unused).
+//   4. Within the representable range, |q(x) - x| is at most one step (half a step under a
+//      nearest rounding policy), where a step is the gap between the two values around x.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include "qnas/formats/policies.hpp"
+
+namespace qnas {
+
+/// The arithmetic family of a format; the energy model maps pairs of families to operators.
+enum class format_family {
+  floating,     ///< sign, exponent and mantissa per element (fp32, bf16, fp8, ...)
+  fixed_point,  ///< m-quant: sign + integer mantissa with a fixed scale
+  po2,          ///< e-quant: sign + exponent (power of two)
+  ternary,      ///< {-s, 0, +s}
+  binary,       ///< {-s, +s}
+  binary01,     ///< {0, s}: modified binary
+  block_fp,     ///< shared exponent per block, integer or small-float elements (BFP, MX)
+  codebook      ///< arbitrary value table (non-uniform levels)
+};
+
+constexpr const char* to_string(format_family f) noexcept {
+  switch (f) {
+    case format_family::floating: return "floating";
+    case format_family::fixed_point: return "fixed_point";
+    case format_family::po2: return "po2";
+    case format_family::ternary: return "ternary";
+    case format_family::binary: return "binary";
+    case format_family::binary01: return "binary01";
+    case format_family::block_fp: return "block_fp";
+    case format_family::codebook: return "codebook";
+  }
+  return "?";
+}
+
+/// The bits that describe one element: (sign, exponent, mantissa).
+/// e-quant with e bits is (1, e-1, 0); m-quant with m bits is (1, 0, m-1).
+struct bit_tuple {
+  int sign = 0;
+  int exponent = 0;
+  int mantissa = 0;
+  [[nodiscard]] constexpr int total() const noexcept { return sign + exponent + mantissa; }
+  constexpr bool operator==(const bit_tuple&) const = default;
+};
+
+namespace detail {
+template <class T, class V>
+concept constant_of = std::convertible_to<std::remove_cvref_t<T>, V>;
+
+struct identity_rounder {  // a stand-in rounding object to check signatures
+  float operator()(float v) const noexcept { return v; }
+};
+}  // namespace detail
+
+/// Compile-time description every format provides (sub-concept: error messages name it).
+template <class F>
+concept format_description = requires {
+  { F::family } -> detail::constant_of<format_family>;
+  { F::tuple } -> detail::constant_of<bit_tuple>;
+  { F::bits } -> detail::constant_of<int>;
+  { F::block_size } -> detail::constant_of<int>;
+  { F::scale_bits } -> detail::constant_of<int>;
+  { F::max_value } -> detail::constant_of<double>;
+  { F::min_value } -> detail::constant_of<double>;
+  { F::has_zero } -> detail::constant_of<bool>;
+  { F::has_nan } -> detail::constant_of<bool>;
+  { F::name() } -> std::convertible_to<std::string>;
+  typename F::rounding;
+} && (F::bits >= 1 && F::bits <= 32) && (F::block_size >= 1);
+
+/// A format quantized one element at a time.
+template <class F>
+concept scalar_format = format_description<F> && F::block_size == 1 &&
+    requires(float x, std::uint32_t code, detail::identity_rounder& r) {
+      { F::encode_one(x, r) } -> std::same_as<std::uint32_t>;
+      { F::decode_one(code) } -> std::same_as<float>;
+      { F::quantize_one(x, r) } -> std::same_as<float>;
+    };
+
+/// A format quantized a block at a time with shared per-block data (a scale, outlier slots...).
+template <class F>
+concept block_format = format_description<F> && (F::block_size > 1) &&
+    requires(const float* in, float* out, std::uint32_t* codes, const std::uint32_t* ccodes,
+             std::size_t n, std::uint64_t header, detail::identity_rounder& r) {
+      { F::quantize_block(in, out, n, r) };
+      { F::encode_block(in, codes, n, r) } -> std::same_as<std::uint64_t>;
+      { F::decode_block(header, ccodes, out, n) };
+    } && (F::scale_bits >= 0 && F::scale_bits <= 64);
+
+/// Anything qnas can use to quantize weights, biases or activations.
+template <class F>
+concept number_format = scalar_format<F> || block_format<F>;
+
+/// Derived traits of a format, uniform for scalar and block formats.
+template <number_format F>
+struct format_traits {
+  static constexpr int bits = F::bits;
+  static constexpr int block_size = F::block_size;
+  static constexpr int scale_bits = F::scale_bits;
+  /// Storage cost per element including the amortized shared scale.
+  static constexpr double amortized_bits =
+      static_cast<double>(F::bits) + static_cast<double>(F::scale_bits) / F::block_size;
+  static constexpr bit_tuple tuple = F::tuple;
+  static constexpr format_family family = F::family;
+  static constexpr double max_value = F::max_value;
+  static constexpr double min_value = F::min_value;
+  static constexpr bool has_zero = F::has_zero;
+  static constexpr bool is_signed = F::min_value < 0;
+  static constexpr bool needs_engine = F::rounding::needs_engine;
+};
+
+template <number_format F>
+inline constexpr double amortized_bits_v = format_traits<F>::amortized_bits;
+
+}  // namespace qnas

@@ -1,0 +1,53 @@
+// Bit-level float helpers that compile to branch-free, vectorizable code (no libm calls).
+#pragma once
+
+#include <bit>
+#include <cstdint>
+
+#include "qnas/core/config.hpp"
+
+namespace qnas::detail {
+
+QNAS_ALWAYS_INLINE constexpr std::uint32_t to_bits(float x) noexcept { return std::bit_cast<std::uint32_t>(x); }
+QNAS_ALWAYS_INLINE constexpr float from_bits(std::uint32_t b) noexcept { return std::bit_cast<float>(b); }
+
+QNAS_ALWAYS_INLINE constexpr float fabs(float x) noexcept { return from_bits(to_bits(x) & 0x7FFFFFFFu); }
+QNAS_ALWAYS_INLINE constexpr float copysign(float mag, float sgn) noexcept {
+  return from_bits((to_bits(mag) & 0x7FFFFFFFu) | (to_bits(sgn) & 0x80000000u));
+}
+QNAS_ALWAYS_INLINE constexpr bool is_nan(float x) noexcept { return (to_bits(x) & 0x7FFFFFFFu) > 0x7F800000u; }
+QNAS_ALWAYS_INLINE constexpr bool is_inf(float x) noexcept { return (to_bits(x) & 0x7FFFFFFFu) == 0x7F800000u; }
+QNAS_ALWAYS_INLINE constexpr bool is_finite(float x) noexcept { return (to_bits(x) & 0x7F800000u) != 0x7F800000u; }
+
+/// Round half to even, exact for every float: adding and removing 2^23 leaves the integer
+/// nearest to |x| (ties to even) under the default rounding mode; |x| >= 2^23 is already
+/// integral. NaN propagates. (Compilers keep (a + c) - c as written unless -ffast-math,
+/// which config.hpp rejects.)
+QNAS_ALWAYS_INLINE float round_half_even(float x) noexcept {
+  const float a = fabs(x);
+  float r = (a + 0x1p23f) - 0x1p23f;
+  r = (a < 0x1p23f) ? r : a;
+  return copysign(r, x);
+}
+
+/// floor for any float (NaN propagates).
+QNAS_ALWAYS_INLINE float floor_small(float x) noexcept {
+  float r = round_half_even(x);
+  return (r > x) ? r - 1.0f : r;
+}
+
+/// 2^e as a float for e in [-149, 127], built from bits (no libm).
+QNAS_ALWAYS_INLINE constexpr float exp2i(int e) noexcept {
+  if (e >= -126) return from_bits(static_cast<std::uint32_t>(e + 127) << 23);
+  return from_bits(1u << (e + 149));  // subnormal powers of two
+}
+
+/// floor(log2 |x|) for finite nonzero x (subnormals included).
+QNAS_ALWAYS_INLINE constexpr int ilog2(float x) noexcept {
+  const std::uint32_t b = to_bits(x) & 0x7FFFFFFFu;
+  const int biased = static_cast<int>(b >> 23);
+  if (biased != 0) return biased - 127;
+  return -149 + (31 - std::countl_zero(b));  // subnormal
+}
+
+}  // namespace qnas::detail

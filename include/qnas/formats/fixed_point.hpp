@@ -1,0 +1,98 @@
+// m-quant: fixed-point formats (sign + integer mantissa with a fixed power-of-two step).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "qnas/formats/concept.hpp"
+
+namespace qnas {
+
+/// Fixed point with `Bits` bits of which `Integer` are integer bits (QKeras `quantized_bits`
+/// with alpha = 1). Values are k * step with step = 2^(Integer - Bits + KeepNegative) and code
+/// k in [lo, hi]:
+///   KeepNegative: lo = -2^(Bits-1) (+1 when Symmetric), hi = 2^(Bits-1) - 1
+///   otherwise (the relu flavour): lo = 0, hi = 2^Bits - 1; negative inputs become 0.
+/// Inputs are divided by the step, rounded by `Rounding` and clipped to [lo, hi] (saturation:
+/// the format has no Inf; +-Inf saturate). NaN propagates through quantize; encode refuses it.
+/// Codes are the two's complement of k in `Bits` bits (plain binary for the relu flavour); the
+/// code -2^(Bits-1) of a Symmetric format is never produced and decodes to lo - 1 steps.
+template <int Bits, int Integer = 0, bool KeepNegative = true, bool Symmetric = false,
+          rounding_policy Rounding = nearest_even>
+struct fixed_point {
+  static_assert(Bits >= 1 && Bits <= 24, "fixed_point<Bits, ...>: Bits must be in [1, 24]");
+  static_assert(!KeepNegative || Bits >= 2,
+                "fixed_point<Bits, Integer, KeepNegative>: a signed format (KeepNegative) needs Bits >= 2");
+  static_assert(Integer <= Bits - static_cast<int>(KeepNegative),
+                "fixed_point<Bits, Integer, ...>: Integer must be <= Bits - KeepNegative (integer bits above total)");
+  static_assert(Integer >= -24, "fixed_point<Bits, Integer, ...>: Integer must be >= -24");
+  static_assert(!Symmetric || KeepNegative,
+                "fixed_point<..., KeepNegative, Symmetric>: Symmetric requires KeepNegative");
+
+  using rounding = Rounding;
+  static constexpr format_family family = format_family::fixed_point;
+  static constexpr bit_tuple tuple = KeepNegative ? bit_tuple{1, 0, Bits - 1} : bit_tuple{0, 0, Bits};
+  static constexpr int bits = Bits;
+  static constexpr int block_size = 1;
+  static constexpr int scale_bits = 0;
+  static constexpr int integer_bits = Integer;
+  static constexpr bool keep_negative = KeepNegative;
+  static constexpr bool symmetric = Symmetric;
+  /// log2 of the step: values are multiples of 2^step_exponent.
+  static constexpr int step_exponent = Integer - Bits + static_cast<int>(KeepNegative);
+  static constexpr float step = detail::exp2i(step_exponent);
+  static constexpr int hi_code = KeepNegative ? (1 << (Bits - 1)) - 1 : (1 << Bits) - 1;
+  static constexpr int lo_code = KeepNegative ? -(1 << (Bits - 1)) + static_cast<int>(Symmetric) : 0;
+  static constexpr double max_value = static_cast<double>(hi_code) * step;
+  static constexpr double min_value = static_cast<double>(lo_code) * step;
+  static constexpr bool has_zero = true;
+  static constexpr bool has_nan = false;
+
+  static std::string name() {
+    std::string s = KeepNegative ? "fixed_point<" : "fixed_relu<";
+    s += std::to_string(Bits) + "," + std::to_string(Integer);
+    if (Symmetric) s += ",symmetric";
+    if (!std::is_same_v<Rounding, nearest_even>) s += std::string(",") + Rounding::name;
+    return s + ">";
+  }
+
+  /// The clipped, rounded code k as a float (exact: |k| < 2^24).
+  template <class R>
+  QNAS_ALWAYS_INLINE static float code_value(float x, R& round) noexcept {
+    const float v = round(x * detail::exp2i(-step_exponent));
+    return std::min(std::max(v, static_cast<float>(lo_code)), static_cast<float>(hi_code));
+  }
+
+  template <class R>
+  QNAS_ALWAYS_INLINE static float quantize_one(float x, R& round) noexcept {
+    return code_value(x, round) * step;
+  }
+
+  template <class R>
+  static std::uint32_t encode_one(float x, R& round) noexcept {
+    const auto k = static_cast<std::int32_t>(code_value(x, round));
+    return static_cast<std::uint32_t>(k) & mask;
+  }
+
+  static float decode_one(std::uint32_t code) noexcept {
+    std::int32_t k = static_cast<std::int32_t>(code & mask);
+    if constexpr (KeepNegative)
+      if (k & (1 << (Bits - 1))) k -= (1 << Bits);  // sign-extend
+    return static_cast<float>(k) * step;
+  }
+
+ private:
+  static constexpr std::uint32_t mask = Bits == 32 ? 0xFFFFFFFFu : ((1u << Bits) - 1u);
+};
+
+/// The relu flavour (QKeras `quantized_relu(Bits, Integer)`): unsigned, negatives clip to 0.
+template <int Bits, int Integer = 0, rounding_policy Rounding = nearest_even>
+using fixed_relu = fixed_point<Bits, Integer, false, false, Rounding>;
+
+/// Integer-valued two's-complement formats.
+using int8 = fixed_point<8, 7>;
+using int4 = fixed_point<4, 3>;
+using uint8 = fixed_relu<8, 8>;
+
+}  // namespace qnas

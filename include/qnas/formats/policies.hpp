@@ -1,0 +1,134 @@
+// Rounding, overflow, subnormal and block-scale policies: the template parameters of formats.
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+#include "qnas/core/config.hpp"
+#include "qnas/formats/detail/bits.hpp"
+
+namespace qnas {
+
+// ---------------------------------------------------------------------------------------------
+// Rounding. A rounding policy maps a real value v (already divided by the step of the format)
+// to an integer-valued float. Deterministic policies are stateless function objects; the
+// stochastic policy needs a caller-supplied, seeded engine (see `stochastic_rounder`).
+// All of them are exact for every finite float and propagate NaN.
+// ---------------------------------------------------------------------------------------------
+
+/// Round half to even (IEEE-754 default, `tf.round`, `np.round`).
+struct nearest_even {
+  static constexpr bool needs_engine = false;
+  static constexpr const char* name = "nearest_even";
+  QNAS_ALWAYS_INLINE float operator()(float v) const noexcept { return detail::round_half_even(v); }
+};
+
+/// Round half away from zero (`std::round`).
+struct nearest_away {
+  static constexpr bool needs_engine = false;
+  static constexpr const char* name = "nearest_away";
+  QNAS_ALWAYS_INLINE float operator()(float v) const noexcept {
+    const float a = detail::fabs(v);
+    float r = detail::round_half_even(a);
+    r += (a - r == 0.5f) ? 1.0f : 0.0f;  // a tie that went down to even: go away from zero instead
+    return detail::copysign(r, v);
+  }
+};
+
+/// Truncate toward zero (`std::trunc`).
+struct toward_zero {
+  static constexpr bool needs_engine = false;
+  static constexpr const char* name = "toward_zero";
+  QNAS_ALWAYS_INLINE float operator()(float v) const noexcept {
+    const float a = detail::fabs(v);
+    float r = detail::round_half_even(a);
+    r -= (r > a) ? 1.0f : 0.0f;
+    return detail::copysign(r, v);
+  }
+};
+
+/// Stochastic rounding: v rounds up with probability frac(v), so E[round(v)] = v.
+/// A format with this policy is quantized with an engine: quantize<F>(x, axis, engine).
+struct stochastic {
+  static constexpr bool needs_engine = true;
+  static constexpr const char* name = "stochastic";
+};
+
+/// The function object that applies stochastic rounding with a caller-owned engine.
+/// It draws 24 uniform bits per call, so the result is a deterministic function of the seed.
+template <std::uniform_random_bit_generator Engine>
+class stochastic_rounder {
+ public:
+  static constexpr bool needs_engine = true;
+  static_assert(Engine::max() - Engine::min() >= 0xFFFFFFu,
+                "stochastic_rounder<Engine>: Engine must produce at least 24 random bits per call");
+
+  explicit stochastic_rounder(Engine& engine) noexcept : engine_(&engine) {}
+
+  float operator()(float v) noexcept {
+    const auto bits = static_cast<std::uint64_t>((*engine_)() - Engine::min());
+    const float u = static_cast<float>(bits & 0xFFFFFFu) * 0x1p-24f;  // uniform in [0, 1)
+    const float a = detail::fabs(v);
+    if (!(a < 0x1p23f)) return v;  // already an integer (or NaN/Inf)
+    return detail::floor_small(v + u);
+  }
+
+ private:
+  Engine* engine_;
+};
+
+template <class R>
+concept rounding_policy = std::same_as<R, nearest_even> || std::same_as<R, nearest_away> ||
+                          std::same_as<R, toward_zero> || std::same_as<R, stochastic>;
+
+// ---------------------------------------------------------------------------------------------
+// Overflow: what a value beyond the largest finite magnitude becomes (formats with Inf/NaN).
+// Formats without Inf or NaN codes always saturate.
+// ---------------------------------------------------------------------------------------------
+struct saturate {
+  static constexpr const char* name = "saturate";
+};
+struct to_inf {
+  static constexpr const char* name = "to_inf";
+};
+struct to_nan {
+  static constexpr const char* name = "to_nan";
+};
+template <class O>
+concept overflow_policy =
+    std::same_as<O, saturate> || std::same_as<O, to_inf> || std::same_as<O, to_nan>;
+
+// ---------------------------------------------------------------------------------------------
+// Subnormals: keep the gradual-underflow codes, or flush them (and inputs that would land
+// there) to signed zero.
+// ---------------------------------------------------------------------------------------------
+struct keep_subnormals {
+  static constexpr const char* name = "keep_subnormals";
+};
+struct flush_subnormals {
+  static constexpr const char* name = "flush_subnormals";
+};
+template <class S>
+concept subnormal_policy =
+    std::same_as<S, keep_subnormals> || std::same_as<S, flush_subnormals>;
+
+// ---------------------------------------------------------------------------------------------
+// Block-scale selection for shared-exponent formats.
+//  - scale_floor: shared exponent = floor(log2(max|x|)) - emax_elem, as in the OCP MX spec
+//    (v1.0, section 6.3) and microxcaling; the largest element may then saturate.
+//  - scale_fit: the smallest shared exponent for which no element of the block saturates
+//    after rounding (one above scale_floor when the largest element would round past the
+//    element maximum). Costs one bit of resolution on such blocks; never clips.
+// ---------------------------------------------------------------------------------------------
+struct scale_floor {
+  static constexpr const char* name = "scale_floor";
+};
+struct scale_fit {
+  static constexpr const char* name = "scale_fit";
+};
+template <class S>
+concept scale_policy = std::same_as<S, scale_floor> || std::same_as<S, scale_fit>;
+
+}  // namespace qnas

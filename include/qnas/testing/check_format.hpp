@@ -1,0 +1,238 @@
+// Public conformance kit: checks that a number format (built-in or user-defined) obeys the laws
+// of the number_format concept. Use it in your tests: CHECK(qnas::testing::check_format<F>()).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <ostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "qnas/core/diagnostics.hpp"
+#include "qnas/formats/ops.hpp"
+
+namespace qnas::testing {
+
+/// The outcome of a conformance check: converts to true when every law held; streams the
+/// first failures (at most `max_failures`) with the inputs that broke them.
+struct check_report {
+  std::string format;
+  std::size_t checks = 0;
+  std::vector<std::string> failures;
+  explicit operator bool() const noexcept { return failures.empty(); }
+  friend std::ostream& operator<<(std::ostream& os, const check_report& r) {
+    os << r.format << ": " << r.checks << " checks, " << r.failures.size() << " failures";
+    for (const auto& f : r.failures) os << "\n  " << f;
+    return os;
+  }
+};
+
+struct check_options {
+  std::uint64_t seed = 12345;
+  std::size_t random_samples = 20000;  ///< random inputs (scalar) or random blocks (block)
+  std::size_t max_failures = 20;
+};
+
+namespace detail {
+
+inline bool same_bits(float a, float b) {
+  if (qnas::detail::is_nan(a) || qnas::detail::is_nan(b)) return qnas::detail::is_nan(a) && qnas::detail::is_nan(b);
+  return a == b;  // +0 == -0 accepted: the sign of zero is not a law
+}
+
+class recorder {
+ public:
+  recorder(check_report& r, const check_options& o) : r_(r), o_(o) {}
+  template <class... Ts>
+  void expect(bool ok, const Ts&... what) {
+    ++r_.checks;
+    if (!ok && r_.failures.size() < o_.max_failures) r_.failures.push_back(qnas::detail::cat(what...));
+  }
+
+ private:
+  check_report& r_;
+  const check_options& o_;
+};
+
+inline std::vector<float> special_inputs() {
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  return {0.0f, -0.0f, 1.0f, -1.0f, 0.5f, -0.5f, 1e-45f, -1e-45f, 1e-38f, -1e-38f,
+          3.4e38f, -3.4e38f, inf, -inf, std::numeric_limits<float>::quiet_NaN()};
+}
+
+/// Checks that q lies on the grid (sorted values) next to x, and is a nearest one when the
+/// rounding policy rounds to nearest.
+inline void check_on_grid(recorder& rec, const std::vector<float>& grid, float x, float q, bool nearest,
+                          const std::string& ctx) {
+  if (grid.empty() || !(x >= grid.front() && x <= grid.back())) return;
+  const auto it = std::lower_bound(grid.begin(), grid.end(), x);
+  const float hi = *it;
+  const float lo = (hi == x || it == grid.begin()) ? hi : *(it - 1);
+  rec.expect(q == lo || q == hi, ctx, "q(", x, ") = ", q, " is not one of the neighbours ", lo, ", ", hi);
+  if (nearest && (q == lo || q == hi)) {
+    const float other = q == lo ? hi : lo;
+    rec.expect(std::fabs(double(q) - x) <= std::fabs(double(other) - x), ctx, "q(", x, ") = ", q,
+               " is farther than ", other, " (half-step bound)");
+  }
+}
+
+template <scalar_format F>
+void check_scalar(recorder& rec, const check_options& opt) {
+  constexpr bool stochastic = F::rounding::needs_engine;
+  constexpr bool nearest = !stochastic && !std::is_same_v<typename F::rounding, toward_zero>;
+  std::mt19937_64 engine(opt.seed);
+  auto round = qnas::detail::make_rounder<F>(engine);
+
+  std::vector<float> xs = special_inputs();
+  std::vector<float> grid;
+  if constexpr (F::bits <= 16) {
+    grid = values<F>();
+    for (std::size_t i = 0; i < grid.size(); ++i) {
+      xs.push_back(grid[i]);
+      xs.push_back(std::nextafter(grid[i], 1e30f));
+      xs.push_back(std::nextafter(grid[i], -1e30f));
+      if (i + 1 < grid.size()) xs.push_back(grid[i] + (grid[i + 1] - grid[i]) / 2);  // ties
+    }
+    // every code decodes to a value that re-encodes stably
+    for (std::uint32_t c = 0; c < (1u << F::bits); ++c) {
+      const float v = F::decode_one(c);
+      if (qnas::detail::is_nan(v) && !F::has_nan) rec.expect(false, "decode(", c, ") is NaN but has_nan is false");
+      if (qnas::detail::is_nan(v)) continue;
+      if (qnas::detail::is_finite(v) && (v > F::max_value || v < F::min_value)) continue;  // an unused code
+      const float v2 = F::decode_one(F::encode_one(v, round));
+      rec.expect(same_bits(v, v2), "decode(encode(decode(", c, "))) = ", v2, " != ", v);
+    }
+    rec.expect(!grid.empty(), "values() is empty");
+    rec.expect(grid.empty() || (double(grid.back()) == F::max_value && double(grid.front()) == F::min_value),
+               "values() spans [", grid.empty() ? 0.f : grid.front(), ", ", grid.empty() ? 0.f : grid.back(),
+               "] but min_value/max_value say [", F::min_value, ", ", F::max_value, "]");
+    rec.expect(F::has_zero == (std::find(grid.begin(), grid.end(), 0.0f) != grid.end()),
+               "has_zero disagrees with values()");
+  }
+  const double scale = std::max(std::fabs(F::max_value), std::fabs(F::min_value));
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (std::size_t i = 0; i < opt.random_samples; ++i) {
+    const double s = scale * std::pow(2.0, -static_cast<int>(i % 24));
+    xs.push_back(static_cast<float>(normal(engine) * s));
+  }
+
+  std::vector<std::pair<float, float>> pairs;  // (x, q) for the monotonicity check
+  for (float x : xs) {
+    const float q = F::quantize_one(x, round);
+    if (qnas::detail::is_nan(x)) {
+      rec.expect(qnas::detail::is_nan(q), "q(NaN) = ", q, " (NaN must propagate through quantize)");
+      continue;
+    }
+    const float qq = F::quantize_one(q, round);
+    rec.expect(same_bits(q, qq), "idempotence: q(", x, ") = ", q, " but q(q(x)) = ", qq);
+    if (!qnas::detail::is_nan(q)) {
+      const float d = F::decode_one(F::encode_one(x, round));
+      if constexpr (!stochastic) rec.expect(same_bits(q, d), "decode(encode(", x, ")) = ", d, " but q(x) = ", q);
+      if (qnas::detail::is_finite(q))
+        rec.expect(q <= F::max_value && q >= F::min_value, "q(", x, ") = ", q, " lies outside [min_value, max_value]");
+    }
+    if constexpr (F::bits <= 16) check_on_grid(rec, grid, x, q, nearest, "");
+    pairs.emplace_back(x, q);
+  }
+  if constexpr (!stochastic) {
+    std::sort(pairs.begin(), pairs.end());
+    for (std::size_t i = 1; i < pairs.size(); ++i) {
+      if (qnas::detail::is_nan(pairs[i].second) || qnas::detail::is_nan(pairs[i - 1].second)) continue;
+      rec.expect(pairs[i - 1].second <= pairs[i].second, "monotonicity: q(", pairs[i - 1].first, ") = ",
+                 pairs[i - 1].second, " > q(", pairs[i].first, ") = ", pairs[i].second);
+    }
+  }
+}
+
+template <block_format F>
+void check_block(recorder& rec, const check_options& opt) {
+  constexpr std::size_t B = static_cast<std::size_t>(F::block_size);
+  constexpr bool stochastic = F::rounding::needs_engine;
+  constexpr bool nearest = !stochastic && !std::is_same_v<typename F::rounding, toward_zero>;
+  std::mt19937_64 engine(opt.seed);
+  auto round = qnas::detail::make_rounder<F>(engine);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_int_distribution<int> exp_dist(-30, 30);
+
+  std::vector<float> in(B), q(B), qq(B), d(B);
+  std::vector<std::uint32_t> codes(B), codes2(B);
+  const std::size_t blocks = std::max<std::size_t>(opt.random_samples / B, 64);
+  for (std::size_t b = 0; b < blocks; ++b) {
+    const std::size_t n = (b % 7 == 6) ? 1 + b % B : B;  // ragged tails too
+    const float s = std::ldexp(1.0f, exp_dist(engine));
+    for (std::size_t j = 0; j < n; ++j) in[j] = normal(engine) * s * ((j % 5 == 0) ? 8.0f : 1.0f);
+    if (b % 11 == 3) std::fill(in.begin(), in.begin() + n, 0.0f);
+    if (b % 13 == 5) in[0] = 0.0f;
+    const std::string ctx = qnas::detail::cat("block ", b, " (n=", n, "): ");
+
+    F::quantize_block(in.data(), q.data(), n, round);
+    F::quantize_block(q.data(), qq.data(), n, round);
+    for (std::size_t j = 0; j < n; ++j)
+      rec.expect(same_bits(q[j], qq[j]), ctx, "idempotence at ", j, ": q = ", q[j], ", q(q) = ", qq[j]);
+    const std::uint64_t header = F::encode_block(in.data(), codes.data(), n, round);
+    rec.expect(F::scale_bits == 64 || header < (std::uint64_t{1} << F::scale_bits), ctx, "header ", header,
+               " does not fit in scale_bits");
+    F::decode_block(header, codes.data(), d.data(), n);
+    for (std::size_t j = 0; j < n; ++j) {
+      rec.expect(codes[j] < (std::uint64_t{1} << F::bits), ctx, "code ", codes[j], " does not fit in bits");
+      if constexpr (!stochastic)
+        rec.expect(same_bits(q[j], d[j]), ctx, "decode(encode) at ", j, " = ", d[j], " but q = ", q[j]);
+    }
+    // Per-position value grid under this block's header: error and monotonicity within it.
+    if constexpr (F::bits <= 12) {
+      for (std::size_t j = 0; j < n; ++j) {
+        std::vector<float> grid;
+        std::vector<float> one(B);
+        for (std::uint32_t c = 0; c < (1u << F::bits); ++c) {
+          std::fill(codes2.begin(), codes2.end(), c);
+          F::decode_block(header, codes2.data(), one.data(), n);
+          if (qnas::detail::is_finite(one[j])) grid.push_back(one[j]);
+        }
+        std::sort(grid.begin(), grid.end());
+        if (!stochastic) check_on_grid(rec, grid, in[j], q[j], nearest, ctx);
+      }
+    }
+  }
+  // Monotonicity with a fixed scale: the first element pins the block's largest magnitude,
+  // the second sweeps [-M, M] in increasing order; its quantized value must not decrease.
+  if constexpr (!stochastic) {
+    for (float m : {1.0f, 0.75f, 3.0e-3f, 1000.0f}) {
+      float prev = -std::numeric_limits<float>::infinity();
+      for (int k = 0; k <= 4000; ++k) {
+        std::fill(in.begin(), in.end(), 0.0f);
+        in[0] = m;
+        in[1] = m * (-1.0f + static_cast<float>(k) / 2000.0f) * 0.999f;
+        F::quantize_block(in.data(), q.data(), B, round);
+        rec.expect(q[1] >= prev, "monotonicity with max ", m, ": q(", in[1], ") = ", q[1], " < ", prev);
+        prev = q[1];
+      }
+    }
+  }
+}
+
+}  // namespace detail
+
+/// Checks the laws of the number_format concept for F (see formats/concept.hpp):
+/// idempotence, monotonicity, nearest-value error bound on the format's value grid,
+/// encode/decode round trip, NaN propagation, range traits.
+template <number_format F>
+check_report check_format(const check_options& opt = {}) {
+  check_report r;
+  r.format = F::name();
+  detail::recorder rec(r, opt);
+  rec.expect(F::tuple.total() <= F::bits || F::family == format_family::codebook ||
+                 F::family == format_family::block_fp,
+             "bit tuple (", F::tuple.sign, ",", F::tuple.exponent, ",", F::tuple.mantissa, ") needs more than ",
+             F::bits, " bits");
+  rec.expect(F::min_value <= F::max_value, "min_value > max_value");
+  if constexpr (scalar_format<F>)
+    detail::check_scalar<F>(rec, opt);
+  else
+    detail::check_block<F>(rec, opt);
+  return r;
+}
+
+}  // namespace qnas::testing

@@ -1,0 +1,2 @@
+#include "qnas/formats/fixed_point.hpp"
+qnas::fixed_point<4, 5> f;
