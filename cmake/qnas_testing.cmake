@@ -66,3 +66,38 @@ if(NOT DEFINED QNAS_SHARED_DATA)
   get_filename_component(_qnas_shared "${PROJECT_SOURCE_DIR}/../shared/data" ABSOLUTE)
   set(QNAS_SHARED_DATA "${_qnas_shared}" CACHE PATH "Folder holding mnist/ and nasbench201/")
 endif()
+
+# qnas_add_test_folder(<module>): one test executable per tests/<module>/test_*.cpp, named
+# test_<module>_<stem>, labelled <module>. Adding a file is enough; no CMake edit needed.
+function(qnas_add_test_folder module)
+  file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/test_*.cpp)
+  foreach(src ${sources})
+    get_filename_component(stem ${src} NAME_WE)
+    string(REGEX REPLACE "^test_" "" stem ${stem})
+    qnas_add_test(NAME test_${module}_${stem} SOURCES ${src} LABELS ${module})
+  endforeach()
+endfunction()
+
+# qnas_add_fail_folder(): one must-not-compile check per *.cpp in the folder; the file's first
+# line is `// expect-error: <regex>` naming the diagnostic the compiler must print.
+function(qnas_add_fail_folder)
+  file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
+  foreach(src ${sources})
+    get_filename_component(stem ${src} NAME_WE)
+    file(STRINGS ${src} first LIMIT_COUNT 1)
+    if(NOT first MATCHES "^// expect-error: (.+)$")
+      message(FATAL_ERROR "${src}: the first line must be '// expect-error: <regex>'")
+    endif()
+    qnas_add_fail_test(NAME fail_${stem} SOURCE ${stem}.cpp REGEX "${CMAKE_MATCH_1}")
+  endforeach()
+endfunction()
+
+# qnas_add_example_folder(): one example per examples/NN_name.cpp, named example_NN_name, run
+# by ctest with no arguments (its reduced, CI-sized mode).
+function(qnas_add_example_folder)
+  file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/[0-9][0-9]_*.cpp)
+  foreach(src ${sources})
+    get_filename_component(stem ${src} NAME_WE)
+    qnas_add_example(NAME example_${stem} SOURCES ${src})
+  endforeach()
+endfunction()

@@ -155,4 +155,35 @@ struct format_traits {
 template <number_format F>
 inline constexpr double amortized_bits_v = format_traits<F>::amortized_bits;
 
+/// A format's compile-time description as a plain value, so run-time code (energy pricing of
+/// a search candidate, logs, summaries) can handle formats chosen at run time without
+/// instantiating anything per combination. `float32_info` describes unquantized float.
+struct format_info {
+  const char* label = "float32";  ///< short, stable label (not the full name())
+  format_family family = format_family::floating;
+  bit_tuple tuple{1, 8, 23};
+  int bits = 32;
+  int block_size = 1;
+  int scale_bits = 0;
+  double max_value = 3.4028234663852886e38;
+  double min_value = -3.4028234663852886e38;
+  bool has_zero = true;
+
+  [[nodiscard]] constexpr double amortized_bits() const noexcept {
+    return static_cast<double>(bits) + static_cast<double>(scale_bits) / block_size;
+  }
+  [[nodiscard]] constexpr bool is_signed() const noexcept { return min_value < 0; }
+  constexpr bool operator==(const format_info&) const = default;
+};
+
+inline constexpr format_info float32_info{};
+
+/// The format_info of a format type (constexpr). `label` is the family name; use F::name()
+/// for the full, parameterised name.
+template <number_format F>
+constexpr format_info info_of() noexcept {
+  return {to_string(F::family), F::family, F::tuple, F::bits, F::block_size, F::scale_bits,
+          F::max_value, F::min_value, F::has_zero};
+}
+
 }  // namespace qnas
