@@ -5,3 +5,4 @@
 #include "qnas/formats/fixed_point.hpp"
 #include "qnas/formats/ops.hpp"
 #include "qnas/formats/policies.hpp"
+#include "qnas/formats/quantizer.hpp"

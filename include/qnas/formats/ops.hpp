@@ -87,7 +87,7 @@ void for_each_block(const float* in, float* out, const line_layout& l, Fn&& fn) 
 }
 
 template <number_format F, class R>
-void quantize_raw(const float* QNAS_RESTRICT in, float* QNAS_RESTRICT out, const line_layout& l, R& round) {
+void quantize_raw(const float* in, float* out, const line_layout& l, R& round) {
   if constexpr (scalar_format<F>) {
     const std::size_t n = l.size();
     for (std::size_t i = 0; i < n; ++i) out[i] = F::quantize_one(in[i], round);
