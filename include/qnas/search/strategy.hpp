@@ -1,0 +1,170 @@
+// The strategy concept: ask for a candidate, tell its reward, save and load the complete state.
+//
+// A strategy knows a space only through its space_description and learns only from rewards
+// (DESIGN.md section 3, rule 3): it never sees a network, a dataset or a trainer.
+//
+// Protocol, for every strategy in qnas::search:
+//   * constructed from (const space_description&, options, seed);
+//   * `ask()` proposes a candidate; `tell(c, reward)` reports the reward of a candidate that was
+//     asked (higher is better; a reward must be finite, NaN/Inf throw qnas::invalid_argument);
+//   * a runner may ask a batch of k candidates before telling any of them, and tell them in any
+//     order (parallel evaluation): every strategy supports this;
+//   * deterministic: the same seed and the same tells (in the same order, interleaved with the
+//     asks in the same way) give the same asks, on any machine with the same standard library;
+//   * `save()` captures the complete state (including the random engine), and `load(j)` into a
+//     freshly constructed strategy over the same space continues exactly: the next asks equal
+//     those the saved strategy would have made. `load` refuses state saved for another strategy
+//     or another space (fingerprint) with qnas::invalid_argument.
+#pragma once
+
+#include <cmath>
+#include <concepts>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "qnas/core/diagnostics.hpp"
+#include "qnas/space/candidate.hpp"
+
+namespace qnas::search {
+
+/// The random engine every strategy owns: its state streams as text, so it serialises exactly.
+using engine_type = std::mt19937_64;
+
+/// What the runner needs from a search strategy (see the protocol at the top of this header).
+template <class S>
+concept strategy = requires(S& s, const S& cs, const candidate& c, double reward, const nlohmann::json& j) {
+  { s.ask() } -> std::same_as<candidate>;
+  { s.tell(c, reward) } -> std::same_as<void>;
+  { cs.save() } -> std::same_as<nlohmann::json>;
+  { s.load(j) } -> std::same_as<void>;
+  { cs.name() } -> std::convertible_to<std::string>;
+  { cs.space() } -> std::same_as<const space_description&>;
+};
+
+namespace detail {
+
+/// Uniform integer in [0, n), n >= 1, by rejection on 64-bit draws. Written out (instead of
+/// std::uniform_int_distribution) because its result is specified exactly, so a search replays
+/// identically with any standard library, and it keeps no state outside the engine.
+inline std::uint64_t uniform_index(engine_type& e, std::uint64_t n) noexcept {
+  const std::uint64_t limit = std::numeric_limits<std::uint64_t>::max() - std::numeric_limits<std::uint64_t>::max() % n;
+  std::uint64_t x;
+  do x = e();
+  while (x >= limit);
+  return x % n;
+}
+
+/// Uniform double in [0, 1) with 53 random bits.
+inline double uniform01(engine_type& e) noexcept { return static_cast<double>(e() >> 11) * 0x1.0p-53; }
+
+/// Candidate drawn uniformly from the space.
+inline candidate uniform_candidate(const space_description& space, engine_type& e) {
+  candidate c;
+  c.choices.resize(space.num_decisions());
+  for (std::size_t i = 0; i < c.size(); ++i) c[i] = static_cast<std::uint32_t>(uniform_index(e, space.cardinality(i)));
+  return c;
+}
+
+inline std::string engine_to_string(const engine_type& e) {
+  std::ostringstream os;
+  os << e;
+  return os.str();
+}
+
+inline void engine_from_string(engine_type& e, const std::string& s, std::string_view where) {
+  std::istringstream is(s);
+  engine_type tmp;
+  is >> tmp;
+  if (is.fail()) throw invalid_argument(where, "the saved random engine state is malformed");
+  e = tmp;
+}
+
+/// Throws unless `reward` is finite and `c` belongs to `space`; names the candidate.
+inline void check_tell(const candidate& c, double reward, const space_description& space, std::string_view where) {
+  check_candidate(c, space, where);
+  if (!std::isfinite(reward))
+    throw invalid_argument(where, detail::cat("reward ", reward, " for candidate {", to_string(c, space),
+                                              "} is not finite (an evaluator failed? penalise it with a finite value)"));
+}
+
+/// The part of save() every strategy shares: who wrote it, for which space, and the engine.
+inline nlohmann::json save_header(std::string_view strategy_name, const space_description& space,
+                                  const engine_type& engine) {
+  return {{"strategy", std::string(strategy_name)},
+          {"space_fingerprint", space.fingerprint_hex()},
+          {"engine", engine_to_string(engine)}};
+}
+
+/// Checks what save_header wrote and restores the engine; throws when the state is for another
+/// strategy or space.
+inline void load_header(const nlohmann::json& j, std::string_view strategy_name, const space_description& space,
+                        engine_type& engine) {
+  const std::string where = std::string(strategy_name) + "::load";
+  if (!j.is_object() || !j.contains("strategy") || !j.contains("space_fingerprint") || !j.contains("engine"))
+    throw invalid_argument(where, "not a saved strategy state (needs strategy, space_fingerprint, engine)");
+  if (j["strategy"].get<std::string>() != strategy_name)
+    throw invalid_argument(where, "the state was saved by '" + j["strategy"].get<std::string>() + "'");
+  if (j["space_fingerprint"].get<std::string>() != space.fingerprint_hex())
+    throw invalid_argument(where, "the state was saved for another space (fingerprint " +
+                                      j["space_fingerprint"].get<std::string>() + ", this space has " +
+                                      space.fingerprint_hex() + ")");
+  engine_from_string(engine, j["engine"].get<std::string>(), where);
+}
+
+/// Reads one candidate saved as its index array, checking it against the space.
+inline candidate candidate_from_indices(const nlohmann::json& j, const space_description& space, std::string_view where) {
+  candidate c(j.get<std::vector<std::uint32_t>>());
+  check_candidate(c, space, where);
+  return c;
+}
+
+}  // namespace detail
+
+/// A strategy chosen at run time (from a configuration file or command line): any type that
+/// models `strategy`, behind one value type. The runner can hold this instead of a template.
+class any_strategy {
+ public:
+  template <strategy S>
+    requires(!std::same_as<std::remove_cvref_t<S>, any_strategy>)
+  any_strategy(S s) : self_(std::make_unique<model<S>>(std::move(s))) {}
+
+  [[nodiscard]] candidate ask() { return self_->ask(); }
+  void tell(const candidate& c, double reward) { self_->tell(c, reward); }
+  [[nodiscard]] nlohmann::json save() const { return self_->save(); }
+  void load(const nlohmann::json& j) { self_->load(j); }
+  [[nodiscard]] std::string name() const { return self_->name(); }
+  [[nodiscard]] const space_description& space() const { return self_->space(); }
+
+ private:
+  struct concept_t {
+    virtual ~concept_t() = default;
+    virtual candidate ask() = 0;
+    virtual void tell(const candidate&, double) = 0;
+    virtual nlohmann::json save() const = 0;
+    virtual void load(const nlohmann::json&) = 0;
+    virtual std::string name() const = 0;
+    virtual const space_description& space() const = 0;
+  };
+  template <class S>
+  struct model final : concept_t {
+    S s;
+    explicit model(S x) : s(std::move(x)) {}
+    candidate ask() override { return s.ask(); }
+    void tell(const candidate& c, double r) override { s.tell(c, r); }
+    nlohmann::json save() const override { return s.save(); }
+    void load(const nlohmann::json& j) override { s.load(j); }
+    std::string name() const override { return s.name(); }
+    const space_description& space() const override { return s.space(); }
+  };
+  std::unique_ptr<concept_t> self_;
+};
+
+}  // namespace qnas::search
