@@ -91,7 +91,7 @@ inline void engine_from_string(engine_type& e, const std::string& s, std::string
 inline void check_tell(const candidate& c, double reward, const space_description& space, std::string_view where) {
   check_candidate(c, space, where);
   if (!std::isfinite(reward))
-    throw invalid_argument(where, detail::cat("reward ", reward, " for candidate {", to_string(c, space),
+    throw invalid_argument(where, qnas::detail::cat("reward ", reward, " for candidate {", to_string(c, space),
                                               "} is not finite (an evaluator failed? penalise it with a finite value)"));
 }
 
