@@ -61,7 +61,7 @@ struct fixed_point {
   template <class R>
   QNAS_ALWAYS_INLINE static float code_value(float x, R& round) noexcept {
     const float v = round(x * detail::exp2i(-step_exponent));
-    return std::min(std::max(v, static_cast<float>(lo_code)), static_cast<float>(hi_code));
+    return detail::clamp(v, static_cast<float>(lo_code), static_cast<float>(hi_code));
   }
 
   template <class R>

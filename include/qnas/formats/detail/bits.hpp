@@ -22,12 +22,33 @@ QNAS_ALWAYS_INLINE constexpr bool is_finite(float x) noexcept { return (to_bits(
 /// Round half to even, exact for every float: adding and removing 2^23 leaves the integer
 /// nearest to |x| (ties to even) under the default rounding mode; |x| >= 2^23 is already
 /// integral. NaN propagates. (Compilers keep (a + c) - c as written unless -ffast-math,
-/// which config.hpp rejects.)
+/// which config.hpp rejects.) Selects are done on integers: with the default
+/// -ftrapping-math, GCC will not if-convert float comparisons, and a branch per element
+/// keeps the quantize loops from vectorizing.
 QNAS_ALWAYS_INLINE float round_half_even(float x) noexcept {
-  const float a = fabs(x);
-  float r = (a + 0x1p23f) - 0x1p23f;
-  r = (a < 0x1p23f) ? r : a;
-  return copysign(r, x);
+  const std::uint32_t xb = to_bits(x);
+  const std::uint32_t ab = xb & 0x7FFFFFFFu;
+  // c = 2^23 below 2^23 (rounds), 0 at or above it (already integral, NaN, Inf: unchanged).
+  // Selecting the constant rather than the result keeps the add unconditional.
+  const float c = from_bits(ab < 0x4B000000u ? 0x4B000000u : 0u);
+  const float r = (from_bits(ab) + c) - c;
+  return from_bits(to_bits(r) | (xb & 0x80000000u));
+}
+
+/// A float's bits mapped to a signed integer that orders like the float (NaN aside).
+QNAS_ALWAYS_INLINE constexpr std::int32_t ordered_bits(float x) noexcept {
+  const auto b = static_cast<std::int32_t>(to_bits(x));
+  return b ^ ((b >> 31) & 0x7FFFFFFF);
+}
+
+/// Clamps v to [lo, hi]; NaN propagates. Integer compares on ordered bits, so loops calling
+/// it stay branch-free and vectorize (see round_half_even).
+QNAS_ALWAYS_INLINE float clamp(float v, float lo, float hi) noexcept {
+  const std::uint32_t vb = to_bits(v);
+  const std::int32_t o = ordered_bits(v);
+  std::uint32_t r = o < ordered_bits(lo) ? to_bits(lo) : vb;
+  r = o > ordered_bits(hi) ? to_bits(hi) : r;
+  return (vb & 0x7FFFFFFFu) > 0x7F800000u ? v : from_bits(r);
 }
 
 /// floor for any float (NaN propagates).

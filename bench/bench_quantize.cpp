@@ -1,0 +1,69 @@
+// Quantize throughput over 2^24 floats, single thread, against memcpy of the same buffer in the
+// same run. Prints GB/s of input and the ratio to memcpy (median of repeated runs) per format.
+//
+//   cmake --preset bench && cmake --build --preset bench --target bench_quantize
+//   ./build/bench/bench/bench_quantize [repeats]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "qnas/formats.hpp"
+
+namespace {
+
+constexpr std::size_t n = std::size_t{1} << 24;
+
+template <class Fn>
+double median_seconds(int repeats, Fn&& fn) {
+  std::vector<double> t;
+  for (int r = 0; r < repeats; ++r) {
+    const auto a = std::chrono::steady_clock::now();
+    fn();
+    const auto b = std::chrono::steady_clock::now();
+    t.push_back(std::chrono::duration<double>(b - a).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+volatile float sink;
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int repeats = argc > 1 ? std::atoi(argv[1]) : 15;
+  std::vector<float> in(n), out(n);
+  std::mt19937 engine(1);
+  std::normal_distribution<float> normal(0.0f, 0.5f);
+  for (auto& v : in) v = normal(engine);
+  std::fill(out.begin(), out.end(), 1.0f);  // fault the pages in
+  const std::size_t shape[] = {n / 1024, 1024};
+
+  const double t_memcpy = median_seconds(repeats, [&] {
+    std::memcpy(out.data(), in.data(), n * sizeof(float));
+    sink = out[12345];
+  });
+  const double gbs = [](double t) { return static_cast<double>(n * sizeof(float)) / t / 1e9; }(t_memcpy);
+  std::printf("%-28s %10s %10s %8s\n", "format", "ms", "GB/s in", "x memcpy");
+  std::printf("%-28s %10.2f %10.2f %8.2f\n", "memcpy", t_memcpy * 1e3, gbs, 1.0);
+
+  auto run = [&]<class F>(std::type_identity<F>, double target) {
+    const double t = median_seconds(repeats, [&] {
+      qnas::quantize_into<F>(in, out, shape);
+      sink = out[12345];
+    });
+    const double ratio = t_memcpy / t;
+    std::printf("%-28s %10.2f %10.2f %8.2f  %s (target >= %.2f)\n", F::name().c_str(), t * 1e3,
+                static_cast<double>(n * sizeof(float)) / t / 1e9, ratio, ratio >= target ? "ok" : "BELOW", target);
+    return ratio >= target;
+  };
+  bool ok = true;
+  ok &= run(std::type_identity<qnas::fixed_point<8, 0>>{}, 0.25);
+  ok &= run(std::type_identity<qnas::fixed_relu<4, 0>>{}, 0.25);
+  return ok ? 0 : 1;
+}
