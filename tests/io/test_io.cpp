@@ -1,0 +1,143 @@
+// io: atomic writes, JSON/JSONL round trips and errors that name the file, CSV quoting, SVG plots.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <unistd.h>
+
+#include "qnas/io/atomic_file.hpp"
+#include "qnas/io/csv.hpp"
+#include "qnas/io/json.hpp"
+#include "qnas/io/jsonl.hpp"
+#include "qnas/io/svg_plot.hpp"
+
+namespace fs = std::filesystem;
+using namespace qnas::io;
+
+namespace {
+/// A fresh scratch directory per test case, removed afterwards.
+struct scratch {
+  fs::path dir;
+  explicit scratch(const std::string& name)
+      : dir(fs::temp_directory_path() / ("qnas_test_io_" + name + "_" + std::to_string(::getpid()))) {
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+  }
+  ~scratch() {
+    std::error_code ec;
+    fs::permissions(dir, fs::perms::owner_all, fs::perm_options::add, ec);
+    fs::remove_all(dir, ec);
+  }
+};
+}  // namespace
+
+TEST_CASE("write_file_atomic replaces content and leaves no temporary file") {
+  scratch s("atomic");
+  const auto p = s.dir / "state.json";
+  write_file_atomic(p, "first");
+  CHECK(read_file(p) == "first");
+  write_file_atomic(p, "second, longer content");
+  CHECK(read_file(p) == "second, longer content");
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(s.dir)) ++n;
+  CHECK(n == 1);
+}
+
+TEST_CASE("write_file_atomic into a missing or read-only directory names the file and keeps the old content") {
+  scratch s("atomic_fail");
+  CHECK_THROWS_WITH_AS(write_file_atomic(s.dir / "no_such_dir" / "x.json", "x"),
+                       doctest::Contains("no_such_dir/x.json"), qnas::io_error);
+  const auto p = s.dir / "keep.json";
+  write_file_atomic(p, "good");
+  // A path through a regular file fails even for root (ENOTDIR).
+  CHECK_THROWS_WITH_AS(write_file_atomic(p / "inner.json", "x"), doctest::Contains("keep.json/inner.json"),
+                       qnas::io_error);
+  CHECK(read_file(p) == "good");
+  if (::geteuid() != 0) {  // root ignores directory permissions
+    fs::permissions(s.dir, fs::perms::owner_read | fs::perms::owner_exec);
+    CHECK_THROWS_WITH_AS(write_file_atomic(p, "bad"), doctest::Contains("Permission denied"), qnas::io_error);
+    fs::permissions(s.dir, fs::perms::owner_all);
+    CHECK(read_file(p) == "good");
+  }
+  CHECK_THROWS_WITH_AS(read_file(s.dir / "absent.json"), doctest::Contains("absent.json"), qnas::io_error);
+}
+
+TEST_CASE("JSON parsing errors name the source; get_field names the key") {
+  CHECK_THROWS_WITH_AS(parse_json("{\"a\": [1, 2", "ckpt.json"), doctest::Contains("'ckpt.json' is not valid JSON"),
+                       qnas::io_error);
+  const auto j = parse_json(R"({"a": 3, "b": "x"})", "mem");
+  CHECK(get_field<int>(j, "a", "mem") == 3);
+  CHECK_THROWS_WITH_AS(get_field<int>(j, "c", "mem"), doctest::Contains("missing field 'c'"), qnas::io_error);
+  CHECK_THROWS_WITH_AS(get_field<int>(j, "b", "mem"), doctest::Contains("field 'b' has the wrong type (string)"),
+                       qnas::io_error);
+  CHECK_THROWS_AS(finite_number(std::nan(""), "reward"), qnas::invalid_argument);
+  CHECK(finite_number(0.25, "reward") == json(0.25));
+}
+
+TEST_CASE("JSONL writes flushed lines that parse back; a bad line is reported by number") {
+  scratch s("jsonl");
+  const auto p = s.dir / "log.jsonl";
+  {
+    jsonl_writer w(p);
+    w.write({{"trial", 0}, {"reward", 0.5}});
+    w.write({{"trial", 1}, {"reward", 0.1}, {"note", "a \"quoted\"\nline"}});
+    // flushed: readable before the writer closes
+    CHECK(read_jsonl(p).size() == 2);
+  }
+  {
+    jsonl_writer w(p, jsonl_writer::mode::append);
+    w.write({{"trial", 2}});
+  }
+  const auto lines = read_jsonl(p);
+  REQUIRE(lines.size() == 3);
+  CHECK(lines[1]["note"] == "a \"quoted\"\nline");
+  CHECK(lines[2]["trial"] == 2);
+  { std::ofstream(p, std::ios::app) << "{\"trial\": 3, \"rew\n"; }
+  CHECK_THROWS_WITH_AS(read_jsonl(p), doctest::Contains("line 4"), qnas::io_error);
+  CHECK_THROWS_WITH_AS(jsonl_writer(s.dir / "missing" / "log.jsonl"), doctest::Contains("missing/log.jsonl"),
+                       qnas::io_error);
+}
+
+TEST_CASE("CSV quoting and shortest round-trip numbers") {
+  CHECK(csv_field("plain") == "plain");
+  CHECK(csv_field("a,b") == "\"a,b\"");
+  CHECK(csv_field("say \"hi\"") == "\"say \"\"hi\"\"\"");
+  CHECK(csv_number(0.1) == "0.1");
+  CHECK(csv_number(1e-7) == "1e-07");
+  csv_table t({"x", "y"});
+  t.add_row({"1", "2"});
+  CHECK_THROWS_AS(t.add_row({"1"}), qnas::invalid_argument);
+  CHECK(t.str() == "x,y\n1,2\n");
+}
+
+TEST_CASE("SVG plot: labelled axes with nice ticks, series, errors for bad points") {
+  CHECK(detail::nice_ticks(0.0, 1.0) == std::vector<double>{0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0});
+  const auto t = detail::nice_ticks(13.0, 87.0);
+  CHECK(t.front() == 20.0);
+  CHECK(t.back() == 80.0);
+  svg_plot p;
+  p.title = "accuracy vs energy";
+  p.x_label = "energy (pJ)";
+  p.y_label = "accuracy";
+  p.add({"all trials", {{100, 0.5}, {200, 0.7}, {400, 0.8}}, plot_series::style::scatter});
+  p.add({"Pareto front", {{100, 0.5}, {400, 0.8}}, plot_series::style::line_and_points, "#d62728"});
+  const auto svg = p.str();
+  CHECK(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+  CHECK(svg.find(">energy (pJ)</text>") != std::string::npos);
+  CHECK(svg.find(">accuracy</text>") != std::string::npos);
+  CHECK(svg.find("<polyline") != std::string::npos);
+  CHECK(svg.find("class=\"xtick\"") != std::string::npos);
+  CHECK(svg.find(">Pareto front</text>") != std::string::npos);
+  std::size_t circles = 0;
+  for (auto pos = svg.find("<circle"); pos != std::string::npos; pos = svg.find("<circle", pos + 1)) ++circles;
+  CHECK(circles == 5);
+  CHECK(svg.ends_with("</svg>\n"));
+  p.log_x = true;
+  CHECK_NOTHROW((void)p.str());
+  p.add({"bad", {{0.0, 1.0}}});
+  CHECK_THROWS_WITH_AS((void)p.str(), doctest::Contains("log axis"), qnas::invalid_argument);
+  svg_plot q;
+  q.add({"nan", {{std::nan(""), 1.0}}});
+  CHECK_THROWS_AS((void)q.str(), qnas::invalid_argument);
+}
