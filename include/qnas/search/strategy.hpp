@@ -51,6 +51,8 @@ concept strategy = requires(S& s, const S& cs, const candidate& c, double reward
 
 namespace detail {
 
+using qnas::detail::cat;
+
 /// Uniform integer in [0, n), n >= 1, by rejection on 64-bit draws. Written out (instead of
 /// std::uniform_int_distribution) because its result is specified exactly, so a search replays
 /// identically with any standard library, and it keeps no state outside the engine.
@@ -91,7 +93,7 @@ inline void engine_from_string(engine_type& e, const std::string& s, std::string
 inline void check_tell(const candidate& c, double reward, const space_description& space, std::string_view where) {
   check_candidate(c, space, where);
   if (!std::isfinite(reward))
-    throw invalid_argument(where, qnas::detail::cat("reward ", reward, " for candidate {", to_string(c, space),
+    throw invalid_argument(where, cat("reward ", reward, " for candidate {", to_string(c, space),
                                               "} is not finite (an evaluator failed? penalise it with a finite value)"));
 }
 

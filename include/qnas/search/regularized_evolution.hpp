@@ -1,0 +1,200 @@
+// Regularized (aging) evolution and the keep-the-best (1+1) mutation scheme.
+//
+// Regularized evolution (Real et al., "Regularized Evolution for Image Classifier Architecture
+// Search", AAAI 2019): the first P candidates are random; afterwards each candidate is a mutant of
+// the best of S individuals sampled (with replacement) from the population, and every told
+// candidate joins the population while the OLDEST one leaves (aging, not the worst). Defaults
+// P = 100, S = 25 as in the paper; the NAS-Bench-201 protocol uses P = 10, S = 3.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "qnas/search/strategy.hpp"
+
+namespace qnas::search {
+
+namespace detail {
+
+/// Changes one decision (picked uniformly among those with more than one alternative) to a
+/// DIFFERENT alternative: uniformly among the others for a categorical decision; for an
+/// ordinal decision, with `ordinal_step`, one step up or down (a neighbour), else uniformly.
+/// A space whose decisions all have one alternative returns the parent unchanged.
+inline candidate mutate(const candidate& parent, const space_description& space, bool ordinal_step, engine_type& e) {
+  std::size_t mutable_count = 0;
+  for (std::size_t i = 0; i < space.num_decisions(); ++i) mutable_count += space.cardinality(i) > 1;
+  candidate child = parent;
+  if (mutable_count == 0) return child;
+  std::size_t pick = uniform_index(e, mutable_count);
+  std::size_t d = 0;
+  for (;; ++d)
+    if (space.cardinality(d) > 1 && pick-- == 0) break;
+  const auto n = space.cardinality(d);
+  const auto old = parent[d];
+  if (ordinal_step && space[d].kind == decision_kind::ordinal) {
+    const bool up = old == 0 || (old + 1 < n && uniform_index(e, 2) == 1);
+    child[d] = up ? old + 1 : old - 1;
+  } else {
+    // A uniform draw among the n-1 other alternatives: skip over the old one.
+    auto k = static_cast<std::uint32_t>(uniform_index(e, n - 1));
+    child[d] = k >= old ? k + 1 : k;
+  }
+  return child;
+}
+
+inline nlohmann::json scored_to_json(const candidate& c, double r) { return {{"c", c.choices}, {"r", r}}; }
+
+}  // namespace detail
+
+/// Regularized (aging) evolution. Supports asking a batch before telling: while the population
+/// is still empty every ask is random; tells may come in any order.
+class regularized_evolution {
+ public:
+  struct options {
+    std::size_t population_size = 100;  ///< P
+    std::size_t sample_size = 25;       ///< S, the tournament size
+    bool ordinal_step = true;           ///< ordinal mutations move to a neighbouring value
+  };
+  struct individual {
+    candidate c;
+    double reward;
+  };
+
+  regularized_evolution(const space_description& space, options opt, std::uint64_t seed)
+      : space_(space), opt_(opt), engine_(seed) {
+    if (opt_.population_size == 0) throw invalid_argument("regularized_evolution", "population_size must be >= 1");
+    if (opt_.sample_size == 0) throw invalid_argument("regularized_evolution", "sample_size must be >= 1");
+  }
+  regularized_evolution(const space_description& space, std::uint64_t seed)
+      : regularized_evolution(space, options{}, seed) {}
+
+  [[nodiscard]] candidate ask() {
+    if (asked_ < opt_.population_size || population_.empty()) {
+      ++asked_;
+      return detail::uniform_candidate(space_, engine_);
+    }
+    ++asked_;
+    const individual* parent = nullptr;
+    for (std::size_t s = 0; s < opt_.sample_size; ++s) {
+      const auto& x = population_[detail::uniform_index(engine_, population_.size())];
+      if (!parent || x.reward > parent->reward) parent = &x;  // ties: the first sampled wins
+    }
+    return detail::mutate(parent->c, space_, opt_.ordinal_step, engine_);
+  }
+
+  void tell(const candidate& c, double reward) {
+    detail::check_tell(c, reward, space_, "regularized_evolution::tell");
+    population_.push_back({c, reward});
+    if (population_.size() > opt_.population_size) population_.pop_front();  // aging: the oldest dies
+  }
+
+  /// The current population, oldest first.
+  [[nodiscard]] const std::deque<individual>& population() const noexcept { return population_; }
+  [[nodiscard]] const options& get_options() const noexcept { return opt_; }
+
+  [[nodiscard]] nlohmann::json save() const {
+    auto j = detail::save_header(name(), space_, engine_);
+    j["options"] = {{"population_size", opt_.population_size}, {"sample_size", opt_.sample_size},
+                    {"ordinal_step", opt_.ordinal_step}};
+    j["asked"] = asked_;
+    nlohmann::json pop = nlohmann::json::array();
+    for (const auto& x : population_) pop.push_back(detail::scored_to_json(x.c, x.reward));
+    j["population"] = std::move(pop);
+    return j;
+  }
+
+  void load(const nlohmann::json& j) {
+    constexpr const char* where = "regularized_evolution::load";
+    engine_type e;
+    detail::load_header(j, name(), space_, e);
+    options o;
+    o.population_size = j.at("options").at("population_size").get<std::size_t>();
+    o.sample_size = j.at("options").at("sample_size").get<std::size_t>();
+    o.ordinal_step = j.at("options").at("ordinal_step").get<bool>();
+    std::deque<individual> pop;
+    for (const auto& x : j.at("population"))
+      pop.push_back({detail::candidate_from_indices(x.at("c"), space_, where), x.at("r").get<double>()});
+    opt_ = o;
+    engine_ = e;
+    asked_ = j.at("asked").get<std::size_t>();
+    population_ = std::move(pop);
+  }
+
+  [[nodiscard]] std::string name() const { return "regularized_evolution"; }
+  [[nodiscard]] const space_description& space() const noexcept { return space_; }
+
+ private:
+  space_description space_;
+  options opt_;
+  engine_type engine_;
+  std::size_t asked_ = 0;
+  std::deque<individual> population_;
+};
+
+/// The keep-the-best (1+1) mutation scheme: every ask mutates the best candidate told so far (a
+/// random candidate before the first tell); a told candidate replaces the best when its reward is
+/// at least as high (>=, so the search drifts across plateaus).
+class one_plus_one_evolution {
+ public:
+  struct options {
+    bool ordinal_step = true;
+  };
+
+  one_plus_one_evolution(const space_description& space, options opt, std::uint64_t seed)
+      : space_(space), opt_(opt), engine_(seed) {}
+  one_plus_one_evolution(const space_description& space, std::uint64_t seed)
+      : one_plus_one_evolution(space, options{}, seed) {}
+
+  [[nodiscard]] candidate ask() {
+    if (!best_) return detail::uniform_candidate(space_, engine_);
+    return detail::mutate(best_->first, space_, opt_.ordinal_step, engine_);
+  }
+
+  void tell(const candidate& c, double reward) {
+    detail::check_tell(c, reward, space_, "one_plus_one_evolution::tell");
+    if (!best_ || reward >= best_->second) best_ = {c, reward};
+  }
+
+  /// The parent of the next mutants: the best candidate so far and its reward.
+  [[nodiscard]] const std::optional<std::pair<candidate, double>>& best() const noexcept { return best_; }
+
+  [[nodiscard]] nlohmann::json save() const {
+    auto j = detail::save_header(name(), space_, engine_);
+    j["ordinal_step"] = opt_.ordinal_step;
+    j["best"] = best_ ? detail::scored_to_json(best_->first, best_->second) : nlohmann::json(nullptr);
+    return j;
+  }
+
+  void load(const nlohmann::json& j) {
+    engine_type e;
+    detail::load_header(j, name(), space_, e);
+    std::optional<std::pair<candidate, double>> b;
+    if (!j.at("best").is_null())
+      b = {detail::candidate_from_indices(j["best"].at("c"), space_, "one_plus_one_evolution::load"),
+           j["best"].at("r").get<double>()};
+    opt_.ordinal_step = j.at("ordinal_step").get<bool>();
+    engine_ = e;
+    best_ = std::move(b);
+  }
+
+  [[nodiscard]] std::string name() const { return "one_plus_one_evolution"; }
+  [[nodiscard]] const space_description& space() const noexcept { return space_; }
+
+ private:
+  space_description space_;
+  options opt_;
+  engine_type engine_;
+  std::optional<std::pair<candidate, double>> best_;
+};
+
+static_assert(strategy<regularized_evolution>);
+static_assert(strategy<one_plus_one_evolution>);
+
+}  // namespace qnas::search

@@ -1,0 +1,262 @@
+// reinforce: one independent softmax per decision trained by REINFORCE, as in TuNAS.
+//
+// Policy: logits start at 0 (uniform). Update after each tell (Bender et al., "Can weight
+// sharing outperform random architecture search?", CVPR 2020, the TuNAS paper):
+//   advantage A = reward - baseline, baseline an exponential moving average (momentum 0.95)
+//   gradient ascent on A * log pi(c) + entropy_weight * H(pi), with Adam (beta1 = 0,
+//   beta2 = 0.999); optional RL delay (the first `delay` tells only move the baseline) and an
+//   exponentially increasing learning rate that reaches 10x the initial one at `total_tells`.
+// The final architecture is the per-decision argmax of the logits (argmax()).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "qnas/search/strategy.hpp"
+
+namespace qnas::search {
+
+namespace detail {
+
+/// Adam over a flat parameter vector (ascent: params += step). Bias-corrected moments.
+struct adam {
+  double beta1 = 0.0;
+  double beta2 = 0.999;
+  double epsilon = 1e-8;
+  std::vector<double> m, v;
+  std::uint64_t t = 0;
+
+  void resize(std::size_t n) {
+    m.assign(n, 0.0);
+    v.assign(n, 0.0);
+    t = 0;
+  }
+  /// params += lr * mhat / (sqrt(vhat) + eps), with g the gradient to ascend.
+  void step(std::vector<double>& params, const std::vector<double>& g, double lr) {
+    ++t;
+    const double c1 = 1.0 - std::pow(beta1, static_cast<double>(t));
+    const double c2 = 1.0 - std::pow(beta2, static_cast<double>(t));
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      m[i] = beta1 * m[i] + (1.0 - beta1) * g[i];
+      v[i] = beta2 * v[i] + (1.0 - beta2) * g[i] * g[i];
+      params[i] += lr * (m[i] / c1) / (std::sqrt(v[i] / c2) + epsilon);
+    }
+  }
+  [[nodiscard]] nlohmann::json save() const { return {{"m", m}, {"v", v}, {"t", t}}; }
+  void load(const nlohmann::json& j, std::size_t n, std::string_view where) {
+    auto mm = j.at("m").get<std::vector<double>>();
+    auto vv = j.at("v").get<std::vector<double>>();
+    if (mm.size() != n || vv.size() != n)
+      throw invalid_argument(where, cat("optimizer state has ", mm.size(), "/", vv.size(), " entries, expected ", n));
+    m = std::move(mm);
+    v = std::move(vv);
+    t = j.at("t").get<std::uint64_t>();
+  }
+};
+
+/// Numerically stable softmax of logits[0..n) into p.
+inline void softmax(const double* logits, double* p, std::size_t n) noexcept {
+  double mx = logits[0];
+  for (std::size_t k = 1; k < n; ++k) mx = std::max(mx, logits[k]);
+  double s = 0.0;
+  for (std::size_t k = 0; k < n; ++k) s += (p[k] = std::exp(logits[k] - mx));
+  for (std::size_t k = 0; k < n; ++k) p[k] /= s;
+}
+
+/// Draws an index from probabilities p[0..n) with one uniform draw (inverse CDF).
+inline std::uint32_t sample_index(const double* p, std::size_t n, engine_type& e) noexcept {
+  double u = uniform01(e);
+  for (std::size_t k = 0; k + 1 < n; ++k) {
+    if (u < p[k]) return static_cast<std::uint32_t>(k);
+    u -= p[k];
+  }
+  return static_cast<std::uint32_t>(n - 1);
+}
+
+/// d/dlogits of (adv * log p[c] + beta * H(p)) for one softmax, accumulated into g.
+/// d log p_c / dz_k = [k == c] - p_k;  dH/dz_k = -p_k (log p_k + H).
+inline void policy_gradient(const double* p, std::size_t n, std::uint32_t c, double adv, double beta,
+                            double* g) noexcept {
+  double h = 0.0;
+  if (beta != 0.0)
+    for (std::size_t k = 0; k < n; ++k) h -= p[k] > 0 ? p[k] * std::log(p[k]) : 0.0;
+  for (std::size_t k = 0; k < n; ++k) {
+    g[k] += adv * ((k == c ? 1.0 : 0.0) - p[k]);
+    if (beta != 0.0 && p[k] > 0) g[k] += beta * (-p[k] * (std::log(p[k]) + h));
+  }
+}
+
+/// Reward baseline: an exponential moving average, initialised with the first reward (so the
+/// first advantage is 0 rather than the reward itself).
+struct ema_baseline {
+  double momentum = 0.95;
+  double value = 0.0;
+  bool initialised = false;
+  /// Returns the advantage of `reward` against the current baseline, then updates it.
+  double advantage(double reward) noexcept {
+    if (!initialised) {
+      value = reward;
+      initialised = true;
+    }
+    const double a = reward - value;
+    value = momentum * value + (1.0 - momentum) * reward;
+    return a;
+  }
+  [[nodiscard]] nlohmann::json save() const { return {{"value", value}, {"initialised", initialised}}; }
+  void load(const nlohmann::json& j) {
+    value = j.at("value").get<double>();
+    initialised = j.at("initialised").get<bool>();
+  }
+};
+
+/// learning_rate * 10^(step / total) (TuNAS's exponentially increasing RL learning rate), or the
+/// constant learning_rate when total == 0. Clamped at 10x past the end.
+inline double increasing_lr(double lr, std::uint64_t step, std::uint64_t total) noexcept {
+  if (total == 0) return lr;
+  return lr * std::pow(10.0, std::min(1.0, static_cast<double>(step) / static_cast<double>(total)));
+}
+
+}  // namespace detail
+
+/// REINFORCE over independent per-decision softmax distributions. A batch of asks before the
+/// tells is fine: each tell updates the current policy with its candidate's log-probability
+/// gradient under that policy.
+class reinforce {
+ public:
+  struct options {
+    double learning_rate = 0.05;     ///< Adam step (in logit units) at the start
+    double baseline_momentum = 0.95;
+    double entropy_weight = 0.0;     ///< entropy bonus coefficient (0: none)
+    std::uint64_t delay = 0;         ///< RL delay: tells before the policy starts to learn
+    std::uint64_t total_tells = 0;   ///< the lr grows to 10x at this many updates (0: constant lr)
+    double adam_beta1 = 0.0;
+    double adam_beta2 = 0.999;
+  };
+
+  reinforce(const space_description& space, options opt, std::uint64_t seed) : space_(space), opt_(opt), engine_(seed) {
+    if (!(opt_.learning_rate > 0) || !std::isfinite(opt_.learning_rate))
+      throw invalid_argument("reinforce", detail::cat("learning_rate must be finite and > 0, got ", opt_.learning_rate));
+    if (!(opt_.baseline_momentum >= 0 && opt_.baseline_momentum < 1))
+      throw invalid_argument("reinforce", detail::cat("baseline_momentum must be in [0, 1), got ", opt_.baseline_momentum));
+    std::size_t n = 0;
+    for (const auto& d : space_.decisions()) {
+      offsets_.push_back(n);
+      n += d.cardinality;
+    }
+    logits_.assign(n, 0.0);
+    probs_.assign(n, 0.0);
+    grad_.assign(n, 0.0);
+    adam_.beta1 = opt_.adam_beta1;
+    adam_.beta2 = opt_.adam_beta2;
+    adam_.resize(n);
+    baseline_.momentum = opt_.baseline_momentum;
+    refresh_probs();
+  }
+  reinforce(const space_description& space, std::uint64_t seed) : reinforce(space, options{}, seed) {}
+
+  [[nodiscard]] candidate ask() {
+    candidate c;
+    c.choices.resize(space_.num_decisions());
+    for (std::size_t i = 0; i < c.size(); ++i)
+      c[i] = detail::sample_index(&probs_[offsets_[i]], space_.cardinality(i), engine_);
+    return c;
+  }
+
+  void tell(const candidate& c, double reward) {
+    detail::check_tell(c, reward, space_, "reinforce::tell");
+    const double adv = baseline_.advantage(reward);
+    if (tells_++ < opt_.delay) return;
+    std::fill(grad_.begin(), grad_.end(), 0.0);
+    for (std::size_t i = 0; i < c.size(); ++i)
+      detail::policy_gradient(&probs_[offsets_[i]], space_.cardinality(i), c[i], adv, opt_.entropy_weight,
+                              &grad_[offsets_[i]]);
+    adam_.step(logits_, grad_, detail::increasing_lr(opt_.learning_rate, adam_.t, opt_.total_tells));
+    refresh_probs();
+  }
+
+  /// The final architecture: the most probable alternative of every decision (lowest index on ties).
+  [[nodiscard]] candidate argmax() const {
+    candidate c;
+    c.choices.resize(space_.num_decisions());
+    for (std::size_t i = 0; i < c.size(); ++i) {
+      const auto* l = &logits_[offsets_[i]];
+      c[i] = static_cast<std::uint32_t>(std::max_element(l, l + space_.cardinality(i)) - l);
+    }
+    return c;
+  }
+  /// The policy's probabilities for decision i.
+  [[nodiscard]] std::vector<double> probabilities(std::size_t i) const {
+    return {probs_.begin() + static_cast<std::ptrdiff_t>(offsets_[i]),
+            probs_.begin() + static_cast<std::ptrdiff_t>(offsets_[i] + space_.cardinality(i))};
+  }
+
+  [[nodiscard]] nlohmann::json save() const {
+    auto j = detail::save_header(name(), space_, engine_);
+    j["options"] = {{"learning_rate", opt_.learning_rate}, {"baseline_momentum", opt_.baseline_momentum},
+                    {"entropy_weight", opt_.entropy_weight}, {"delay", opt_.delay},
+                    {"total_tells", opt_.total_tells}, {"adam_beta1", opt_.adam_beta1},
+                    {"adam_beta2", opt_.adam_beta2}};
+    j["logits"] = logits_;
+    j["adam"] = adam_.save();
+    j["baseline"] = baseline_.save();
+    j["tells"] = tells_;
+    return j;
+  }
+
+  void load(const nlohmann::json& j) {
+    constexpr const char* where = "reinforce::load";
+    engine_type e;
+    detail::load_header(j, name(), space_, e);
+    const auto& o = j.at("options");
+    options opt{o.at("learning_rate").get<double>(), o.at("baseline_momentum").get<double>(),
+                o.at("entropy_weight").get<double>(),  o.at("delay").get<std::uint64_t>(),
+                o.at("total_tells").get<std::uint64_t>(), o.at("adam_beta1").get<double>(),
+                o.at("adam_beta2").get<double>()};
+    auto logits = j.at("logits").get<std::vector<double>>();
+    if (logits.size() != logits_.size())
+      throw invalid_argument(where, detail::cat("state has ", logits.size(), " logits, the space needs ", logits_.size()));
+    detail::adam a;
+    a.beta1 = opt.adam_beta1;
+    a.beta2 = opt.adam_beta2;
+    a.load(j.at("adam"), logits_.size(), where);
+    detail::ema_baseline b;
+    b.momentum = opt.baseline_momentum;
+    b.load(j.at("baseline"));
+    opt_ = opt;
+    engine_ = e;
+    logits_ = std::move(logits);
+    adam_ = std::move(a);
+    baseline_ = b;
+    tells_ = j.at("tells").get<std::uint64_t>();
+    refresh_probs();
+  }
+
+  [[nodiscard]] std::string name() const { return "reinforce"; }
+  [[nodiscard]] const space_description& space() const noexcept { return space_; }
+
+ private:
+  void refresh_probs() {
+    for (std::size_t i = 0; i < space_.num_decisions(); ++i)
+      detail::softmax(&logits_[offsets_[i]], &probs_[offsets_[i]], space_.cardinality(i));
+  }
+
+  space_description space_;
+  options opt_;
+  engine_type engine_;
+  std::vector<std::size_t> offsets_;  // first logit of each decision
+  std::vector<double> logits_, probs_, grad_;
+  detail::adam adam_;
+  detail::ema_baseline baseline_;
+  std::uint64_t tells_ = 0;
+};
+
+static_assert(strategy<reinforce>);
+
+}  // namespace qnas::search
