@@ -9,6 +9,9 @@
 
 namespace qnas::energy {
 
+/// Not constexpr on purpose: reaching it at compile time is the error the compiler names.
+inline void forgiving_factor_arguments_are_impossible() {}
+
 /// delta = (trial < ref ? delta_p : delta_n) / 100 * ln(ref / trial) / ln(rate) and
 /// score = metric * (1 + delta), with ref = reference * stress.
 ///
@@ -27,7 +30,7 @@ struct forgiving_factor {
   /// Throws qnas::invalid_argument when a parameter or cost is impossible.
   constexpr void check(double reference, double trial) const {
     if (!(rate > 1.0) || !(stress > 0.0) || !(reference > 0.0) || !(trial > 0.0)) {
-      if (std::is_constant_evaluated()) throw "forgiving_factor: rate must be > 1, stress, reference and trial > 0";
+      if (std::is_constant_evaluated()) forgiving_factor_arguments_are_impossible();
       throw invalid_argument("energy::forgiving_factor",
                              qnas::detail::cat("rate = ", rate, " (must be > 1), stress = ", stress,
                                                ", reference = ", reference, ", trial = ", trial,

@@ -59,6 +59,9 @@ struct layer_latency {
 };
 
 namespace detail {
+/// Not constexpr on purpose: reaching it at compile time is the error the compiler names.
+inline void accelerator_is_impossible() {}
+
 constexpr long long ceil_div(double a, double b) noexcept { return static_cast<long long>(detail::ceil(a / b)); }
 
 /// Width of an operand as the PE sees it.
@@ -76,7 +79,7 @@ constexpr layer_latency layer_cycles(const layer_desc& l, const accelerator& a, 
   validate(l);
   if (a.pe_rows < 1 || a.pe_cols < 1 || !(a.clock_hz > 0) || !(a.dram_bits_per_cycle > 0) || a.native_bits < 1 ||
       !(a.buffer_bits >= 0)) {
-    if (std::is_constant_evaluated()) throw "energy::layer_cycles: impossible accelerator";
+    if (std::is_constant_evaluated()) detail::accelerator_is_impossible();
     throw invalid_argument("energy::layer_cycles",
                            qnas::detail::cat("impossible accelerator: ", a.pe_rows, "x", a.pe_cols, " PEs, clock ",
                                              a.clock_hz, " Hz, ", a.dram_bits_per_cycle,

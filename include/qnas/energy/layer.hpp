@@ -207,6 +207,7 @@ constexpr layer_desc flatten(const char* name, tensor_shape in) noexcept {
 }
 
 namespace detail {
+[[noreturn]] inline void layer_description_is_impossible(const layer_desc& l, const std::string& what);
 inline void check_format_info(const layer_desc& l, const char* which, const format_info& f) {
   if (f.bits < 1 || f.bits > 64 || f.block_size < 1 || f.scale_bits < 0)
     throw invalid_argument(qnas::detail::cat("energy::validate(layer \"", l.name, "\")"),
@@ -214,8 +215,15 @@ inline void check_format_info(const layer_desc& l, const char* which, const form
                                        ", block_size = ", f.block_size, ", scale_bits = ", f.scale_bits,
                                        " (need bits in [1, 64], block_size >= 1, scale_bits >= 0)"));
 }
-[[noreturn]] inline void bad_layer(const layer_desc& l, const std::string& what) {
+[[noreturn]] inline void layer_description_is_impossible(const layer_desc& l, const std::string& what) {
   throw invalid_argument(qnas::detail::cat("energy::validate(layer \"", l.name, "\", ", to_string(l.kind), ")"), what);
+}
+/// Fails validate(): a readable exception at run time; a compile error naming
+/// layer_description_is_impossible (not constexpr) when a fixed network is priced at
+/// compile time.
+template <class... Ts>
+constexpr void fail_layer(const layer_desc& l, const Ts&... parts) {
+  layer_description_is_impossible(l, qnas::detail::cat(parts...));
 }
 inline std::string shape_str(const tensor_shape& s) { return qnas::detail::cat(s.h, "x", s.w, "x", s.c); }
 }  // namespace detail
@@ -224,13 +232,9 @@ inline std::string shape_str(const tensor_shape& s) { return qnas::detail::cat(s
 /// layer, what and why (zero fan-in, a shape that does not follow from the input, an
 /// impossible format...). In a constant expression a violation fails to compile.
 constexpr void validate(const layer_desc& l) {
-  auto fail = [&l](auto&&... parts) {
-    if (std::is_constant_evaluated()) throw "energy::validate: impossible layer description";
-    detail::bad_layer(l, qnas::detail::cat(parts...));
-  };
+  auto fail = [&l](const auto&... parts) constexpr { detail::fail_layer(l, parts...); };
   if (l.in.h < 1 || l.in.w < 1 || l.in.c < 1 || l.out.h < 1 || l.out.w < 1 || l.out.c < 1) {
-    if (std::is_constant_evaluated()) throw "energy::validate: empty tensor";
-    detail::bad_layer(l, qnas::detail::cat("empty tensor: input ", detail::shape_str(l.in), ", output ",
+    detail::fail_layer(l, qnas::detail::cat("empty tensor: input ", detail::shape_str(l.in), ", output ",
                                      detail::shape_str(l.out), " (every extent must be >= 1)"));
   }
   const bool windowed = l.kind == layer_kind::conv2d || l.kind == layer_kind::depthwise_conv2d ||
@@ -275,7 +279,6 @@ constexpr void validate(const layer_desc& l) {
   auto fmt_ok = [](const format_info& f) { return f.bits >= 1 && f.bits <= 64 && f.block_size >= 1 && f.scale_bits >= 0; };
   if (!fmt_ok(l.input) || !fmt_ok(l.output) || (l.has_weights() && !fmt_ok(l.weights)) ||
       (l.has_weights() && l.use_bias && !fmt_ok(l.bias))) {
-    if (std::is_constant_evaluated()) throw "energy::validate: impossible format";
     detail::check_format_info(l, "input", l.input);
     detail::check_format_info(l, "output", l.output);
     detail::check_format_info(l, "weight", l.weights);

@@ -1,0 +1,19 @@
+// expect-error: clause cost_table_constexpr failed
+// A cost table whose prices are not constexpr cannot price a network in a static_assert.
+#include <array>
+
+#include "qnas/energy.hpp"
+
+struct runtime_table {
+  static constexpr std::string_view name = "runtime";
+  static double add_pj(double b) { return 0.01 * b; }  // not constexpr
+  static constexpr double mul_pj(double b) { return 0.02 * b * b; }
+  static constexpr double float_add_pj(int) { return 0.5; }
+  static constexpr double float_mul_pj(int) { return 1.0; }
+  static constexpr int sram_word_bits = 64;
+  static constexpr double sram_access_pj(double) { return 5.0; }
+  static constexpr double dram_pj_per_bit = 10.0;
+};
+
+constexpr std::array<qnas::energy::layer_desc, 1> net{qnas::energy::dense("fc", {1, 1, 16}, 4)};
+auto e = qnas::energy::price_model<runtime_table>(net);
