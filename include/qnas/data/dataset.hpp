@@ -93,18 +93,15 @@ struct dataset {
   return subset(d, idx);
 }
 
-/// A training and a validation part of one data set.
-struct split_result {
-  dataset train;
-  dataset validation;
+/// Which images of a data set go to training and which to validation (each list ascending).
+struct split_indices_result {
+  std::vector<std::size_t> train;
+  std::vector<std::size_t> validation;
 };
 
-/// Splits `d` into `validation_size` validation images and the rest for training, chosen by a
-/// seeded permutation. Stratified: every class contributes to validation in proportion to its
-/// share of `d` (largest-remainder rounding, ties to the lower class), so a small validation
-/// set keeps the class balance. Both parts keep the order of `d`. The same seed gives the same
-/// split on every platform. Throws `invalid_argument` if `validation_size > d.size()`.
-[[nodiscard]] inline split_result split(const dataset& d, std::size_t validation_size, std::uint64_t seed) {
+/// The index sets of `split` (below), for callers that keep one data set and index into it.
+[[nodiscard]] inline split_indices_result split_indices(const dataset& d, std::size_t validation_size,
+                                                        std::uint64_t seed) {
   if (validation_size > d.size())
     throw invalid_argument("qnas::data::split", detail::cat("validation_size ", validation_size,
                                                            " exceeds the data set's ", d.size(), " images"));
@@ -118,17 +115,17 @@ struct split_result {
   }
   // Largest-remainder apportionment of validation_size over the classes.
   std::vector<std::size_t> quota(d.classes, 0);
-  std::vector<std::pair<double, std::size_t>> rem;  // (-remainder, class): sort puts largest first
+  std::vector<std::pair<double, std::size_t>> rem;  // (-remainder, class): sorting puts the largest first
   std::size_t given = 0;
   for (std::size_t c = 0; c < d.classes; ++c) {
-    const double exact = d.empty() ? 0.0
-                                   : static_cast<double>(validation_size) * static_cast<double>(by_class[c].size()) /
-                                         static_cast<double>(d.size());
-    quota[c] = static_cast<std::size_t>(std::floor(exact));
+    const double exact = static_cast<double>(validation_size) * static_cast<double>(by_class[c].size()) /
+                         static_cast<double>(std::max<std::size_t>(d.size(), 1));
+    quota[c] = std::min(by_class[c].size(), static_cast<std::size_t>(std::floor(exact)));
     given += quota[c];
     rem.emplace_back(-(exact - std::floor(exact)), c);
   }
   std::sort(rem.begin(), rem.end());
+  // given < validation_size <= d.size() guarantees a class with room, so this terminates.
   for (std::size_t k = 0; given < validation_size; ++k) {
     const std::size_t c = rem[k % rem.size()].second;
     if (quota[c] < by_class[c].size()) {
@@ -142,11 +139,27 @@ struct split_result {
     detail::shuffle(std::span<std::size_t>(by_class[c]), e);
     for (std::size_t k = 0; k < quota[c]; ++k) is_val[by_class[c][k]] = 1;
   }
-  std::vector<std::size_t> tr, va;
-  tr.reserve(d.size() - validation_size);
-  va.reserve(validation_size);
-  for (std::size_t i = 0; i < d.size(); ++i) (is_val[i] ? va : tr).push_back(i);
-  return {subset(d, tr), subset(d, va)};
+  split_indices_result r;
+  r.train.reserve(d.size() - validation_size);
+  r.validation.reserve(validation_size);
+  for (std::size_t i = 0; i < d.size(); ++i) (is_val[i] ? r.validation : r.train).push_back(i);
+  return r;
+}
+
+/// A training and a validation part of one data set.
+struct split_result {
+  dataset train;
+  dataset validation;
+};
+
+/// Splits `d` into `validation_size` validation images and the rest for training, chosen by a
+/// seeded permutation. Stratified: every class contributes to validation in proportion to its
+/// share of `d` (largest-remainder rounding), so a small validation set keeps the class
+/// balance. Both parts keep the order of `d`. The same seed gives the same split on every
+/// platform. Throws `invalid_argument` if `validation_size > d.size()` or a label is out of range.
+[[nodiscard]] inline split_result split(const dataset& d, std::size_t validation_size, std::uint64_t seed) {
+  const auto idx = split_indices(d, validation_size, seed);
+  return {subset(d, idx.train), subset(d, idx.validation)};
 }
 
 }  // namespace qnas::data

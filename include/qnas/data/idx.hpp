@@ -113,12 +113,13 @@ namespace qnas::data {
   if (bytes.size() < 4)
     throw io_error(name, detail::cat("file has ", bytes.size(), " bytes, too short for the 4-byte IDX magic number"));
   const std::uint32_t magic = detail::read_be32(bytes.data());
-  const std::uint8_t type = bytes[2], ndim = bytes[3];
+  const std::uint8_t type = bytes[2];
+  const std::size_t ndim = bytes[3];
   if (bytes[0] != 0 || bytes[1] != 0 || idx_element_size(type) == 0)
     throw io_error(name, detail::cat("bad IDX magic number 0x", std::hex, magic, std::dec,
                                      " at byte 0 (expected 0x0000TTDD with type TT in {08,09,0B,0C,0D,0E})"));
   if (ndim == 0) throw io_error(name, "IDX magic number declares 0 dimensions");
-  const std::size_t header = 4 + 4 * std::size_t{ndim};
+  const std::size_t header = 4 + 4 * ndim;
   if (bytes.size() < header)
     throw io_error(name, detail::cat("file is truncated in the header: ", ndim, " dimensions need ", header,
                                      " bytes, the file has ", bytes.size()));

@@ -33,13 +33,13 @@ inline constexpr std::array<std::string_view, synthetic_classes> synthetic_class
 /// The nuisances of the synthetic data set. The defaults make a 28x28 task that a small float
 /// CNN learns well but not perfectly, and on which low-bit quantization visibly costs accuracy.
 struct synthetic_options {
-  std::size_t size = 10000;        ///< number of images (classes are exactly balanced: label of
-                                   ///< a seeded permutation of i % 10)
+  std::size_t size = 10000;        ///< number of images (exactly balanced: every run of 10
+                                   ///< consecutive images holds each class once, in seeded order)
   std::size_t height = 28;         ///< image rows (>= 8)
   std::size_t width = 28;          ///< image columns (>= 8)
   std::uint64_t seed = 0;          ///< the same seed gives the same images on every platform
-  float noise = 0.08f;             ///< std. dev. of additive pixel noise (approximately Gaussian)
-  float clutter = 0.5f;            ///< probability that an image gets 1-2 distractor strokes
+  float noise = 0.10f;             ///< std. dev. of additive pixel noise (approximately Gaussian)
+  float clutter = 0.6f;            ///< probability that an image gets 1-3 distractor strokes
   float max_shift = 0.12f;         ///< centre offset, as a fraction of the image size, per axis
   float min_scale = 0.26f;         ///< shape radius range, as a fraction of min(height, width)
   float max_scale = 0.36f;
@@ -48,6 +48,10 @@ struct synthetic_options {
   float min_thickness = 1.2f;      ///< stroke width range in pixels (scaled with the image size
   float max_thickness = 2.8f;      ///< relative to 28 pixels)
   float jitter = 0.07f;            ///< random displacement of each vertex, fraction of the radius
+  float min_ink = 0.35f;           ///< stroke intensity range: faint strokes sit close to the
+  float max_ink = 1.0f;            ///< noise floor, which is where coarse quantization hurts
+  float occlusion = 0.25f;         ///< probability that a block hides part of the glyph (a ring
+                                   ///< may then look like an arc: the task is not separable)
 };
 
 }  // namespace qnas::data
@@ -60,54 +64,60 @@ struct vec2 {
   float x, y;
 };
 
-// A piece of a glyph in pixel coordinates: a segment a-b, or an arc of `radius` around `a`
-// starting at angle `start` and sweeping `sweep` radians (a full circle when sweep >= 2*pi).
-struct stroke {
-  bool is_arc;
-  vec2 a, b;
-  float radius, start, sweep;
+// A glyph in pixel coordinates: straight segments and circular arcs, stored with what the
+// per-pixel distance needs precomputed (no division or trigonometry per segment and pixel).
+struct segment {
+  float ax, ay, dx, dy, inv_len2;
+};
+struct arc {
+  float cx, cy, radius, start, sweep;
+  bool full;
+  vec2 e0, e1;  // end points (open arcs)
 };
 
 struct glyph {
-  std::array<stroke, 8> strokes;
-  std::size_t count = 0;
-  void add(const stroke& s) { strokes[count++] = s; }
+  std::array<segment, 8> segments{};
+  std::array<arc, 2> arcs{};
+  std::size_t n_segments = 0, n_arcs = 0;
+
+  void add_segment(vec2 a, vec2 b) {
+    const float dx = b.x - a.x, dy = b.y - a.y, len2 = dx * dx + dy * dy;
+    segments[n_segments++] = {a.x, a.y, dx, dy, len2 > 0.0f ? 1.0f / len2 : 0.0f};
+  }
+  // An arc of `radius` around c from angle `start` sweeping `sweep` radians (>= 2*pi: a circle).
+  void add_arc(vec2 c, float radius, float start, float sweep) {
+    const bool full = sweep >= 2.0f * std::numbers::pi_v<float>;
+    arcs[n_arcs++] = {c.x, c.y, radius, start, sweep, full,
+                      {c.x + radius * std::cos(start), c.y + radius * std::sin(start)},
+                      {c.x + radius * std::cos(start + sweep), c.y + radius * std::sin(start + sweep)}};
+  }
 };
 
-inline float segment_distance_sq(vec2 p, vec2 a, vec2 b) noexcept {
-  const float dx = b.x - a.x, dy = b.y - a.y, px = p.x - a.x, py = p.y - a.y;
-  const float len2 = dx * dx + dy * dy;
-  float t = len2 > 0.0f ? (px * dx + py * dy) / len2 : 0.0f;
-  t = std::clamp(t, 0.0f, 1.0f);
-  const float ex = px - t * dx, ey = py - t * dy;
+inline float segment_distance_sq(vec2 p, const segment& s) noexcept {
+  const float px = p.x - s.ax, py = p.y - s.ay;
+  const float t = std::clamp((px * s.dx + py * s.dy) * s.inv_len2, 0.0f, 1.0f);
+  const float ex = px - t * s.dx, ey = py - t * s.dy;
   return ex * ex + ey * ey;
 }
 
-inline float arc_distance(vec2 p, const stroke& s) noexcept {
+inline float arc_distance(vec2 p, const arc& s) noexcept {
   constexpr float two_pi = 2.0f * std::numbers::pi_v<float>;
-  const float dx = p.x - s.a.x, dy = p.y - s.a.y;
+  const float dx = p.x - s.cx, dy = p.y - s.cy;
   const float r = std::sqrt(dx * dx + dy * dy);
-  if (s.sweep >= two_pi) return std::abs(r - s.radius);
+  if (s.full) return std::abs(r - s.radius);
   float ang = std::atan2(dy, dx) - s.start;
   ang -= two_pi * std::floor(ang / two_pi);  // [0, 2*pi)
   if (ang <= s.sweep) return std::abs(r - s.radius);
-  const vec2 e0{s.a.x + s.radius * std::cos(s.start), s.a.y + s.radius * std::sin(s.start)};
-  const vec2 e1{s.a.x + s.radius * std::cos(s.start + s.sweep), s.a.y + s.radius * std::sin(s.start + s.sweep)};
-  const float d0 = (p.x - e0.x) * (p.x - e0.x) + (p.y - e0.y) * (p.y - e0.y);
-  const float d1 = (p.x - e1.x) * (p.x - e1.x) + (p.y - e1.y) * (p.y - e1.y);
+  const float d0 = (p.x - s.e0.x) * (p.x - s.e0.x) + (p.y - s.e0.y) * (p.y - s.e0.y);
+  const float d1 = (p.x - s.e1.x) * (p.x - s.e1.x) + (p.y - s.e1.y) * (p.y - s.e1.y);
   return std::sqrt(std::min(d0, d1));
 }
 
 // Distance from p to the nearest stroke centre line.
 inline float glyph_distance(vec2 p, const glyph& g) noexcept {
   float best_sq = 3.4e38f, best_arc = 3.4e38f;
-  for (std::size_t k = 0; k < g.count; ++k) {
-    const stroke& s = g.strokes[k];
-    if (s.is_arc)
-      best_arc = std::min(best_arc, arc_distance(p, s));
-    else
-      best_sq = std::min(best_sq, segment_distance_sq(p, s.a, s.b));
-  }
+  for (std::size_t k = 0; k < g.n_segments; ++k) best_sq = std::min(best_sq, segment_distance_sq(p, g.segments[k]));
+  for (std::size_t k = 0; k < g.n_arcs; ++k) best_arc = std::min(best_arc, arc_distance(p, g.arcs[k]));
   return std::min(std::sqrt(best_sq), best_arc);
 }
 
@@ -132,23 +142,22 @@ glyph make_glyph(std::size_t c, E& e, const synthetic_options& o, vec2 centre, f
     const float cs = std::cos(angle), sn = std::sin(angle);
     return vec2{centre.x + radius * (cs * jx - sn * jy), centre.y + radius * (sn * jx + cs * jy)};
   };
-  auto seg = [](vec2 a, vec2 b) { return stroke{false, a, b, 0.0f, 0.0f, 0.0f}; };
-  auto circle = [&](float r, float start, float sweep) {
+  auto circle = [&](glyph& g, float r, float start, float sweep) {
     const vec2 cc = place(0.0f, 0.0f);
     const float rr = radius * r * (1.0f + jit * static_cast<float>(uniform(e, -1.0, 1.0)));
-    return stroke{true, cc, cc, rr, start + angle, sweep};
+    g.add_arc(cc, rr, start + angle, sweep);
   };
   auto polygon = [&](glyph& g, std::span<const vec2> v, bool closed) {
     std::array<vec2, 8> p{};
     for (std::size_t k = 0; k < v.size(); ++k) p[k] = place(v[k].x, v[k].y);
-    for (std::size_t k = 0; k + 1 < v.size(); ++k) g.add(seg(p[k], p[k + 1]));
-    if (closed) g.add(seg(p[v.size() - 1], p[0]));
+    for (std::size_t k = 0; k + 1 < v.size(); ++k) g.add_segment(p[k], p[k + 1]);
+    if (closed) g.add_segment(p[v.size() - 1], p[0]);
   };
   constexpr float two_pi = 2.0f * std::numbers::pi_v<float>;
   constexpr float q = std::numbers::pi_v<float> / 4.0f;
   glyph g;
   switch (c) {
-    case 0: g.add(circle(0.9f, 0.0f, two_pi)); break;
+    case 0: circle(g, 0.9f, 0.0f, two_pi); break;
     case 1: {
       const vec2 v[] = {{-0.78f, -0.78f}, {0.78f, -0.78f}, {0.78f, 0.78f}, {-0.78f, 0.78f}};
       polygon(g, v, true);
@@ -176,14 +185,14 @@ glyph make_glyph(std::size_t c, E& e, const synthetic_options& o, vec2 centre, f
       }
       break;
     case 6:
-      g.add(circle(0.9f, 0.0f, two_pi));
-      g.add(circle(0.42f, 0.0f, two_pi));
+      circle(g, 0.9f, 0.0f, two_pi);
+      circle(g, 0.42f, 0.0f, two_pi);
       break;
     case 7: {
       // an open ring: gap of 70-110 degrees facing any direction
       const float gap = static_cast<float>(uniform(e, 70.0, 110.0)) * std::numbers::pi_v<float> / 180.0f;
       const float start = static_cast<float>(uniform(e, 0.0, two_pi));
-      g.add(circle(0.9f, start, two_pi - gap));
+      circle(g, 0.9f, start, two_pi - gap);
       break;
     }
     case 8: {
@@ -221,6 +230,11 @@ inline void check_options(const synthetic_options& o) {
     throw invalid_argument(where, detail::cat("thickness range [", o.min_thickness, ", ", o.max_thickness,
                                               "] must satisfy 0.1 <= min_thickness <= max_thickness"));
   if (!finite_in(o.jitter, 0.0f, 0.5f)) throw invalid_argument(where, detail::cat("jitter ", o.jitter, " is not in [0, 0.5]"));
+  if (!finite_in(o.min_ink, 0.0f, 1.0f) || !finite_in(o.max_ink, o.min_ink, 1.0f))
+    throw invalid_argument(where, detail::cat("ink range [", o.min_ink, ", ", o.max_ink,
+                                              "] must satisfy 0 <= min_ink <= max_ink <= 1"));
+  if (!finite_in(o.occlusion, 0.0f, 1.0f))
+    throw invalid_argument(where, detail::cat("occlusion ", o.occlusion, " is not a probability in [0, 1]"));
 }
 
 }  // namespace qnas::detail::synth
@@ -245,7 +259,7 @@ inline void render_synthetic(std::size_t cls, std::uint64_t item_seed, const syn
   const float angle = static_cast<float>(detail::uniform(e, -1.0, 1.0)) * o.max_rotation_deg *
                       std::numbers::pi_v<float> / 180.0f;
   const float half_t = 0.5f * px_scale * static_cast<float>(detail::uniform(e, o.min_thickness, o.max_thickness));
-  const float ink = static_cast<float>(detail::uniform(e, 0.55, 1.0));
+  const float ink = static_cast<float>(detail::uniform(e, o.min_ink, o.max_ink));
   // Background: a faint level plus a linear gradient in a random direction.
   const float bg = static_cast<float>(detail::uniform(e, 0.0, 0.12));
   const float gdir = static_cast<float>(detail::uniform(e, 0.0, 2.0 * std::numbers::pi));
@@ -254,18 +268,40 @@ inline void render_synthetic(std::size_t cls, std::uint64_t item_seed, const syn
 
   const glyph g = make_glyph(cls, e, o, centre, radius, angle);
 
-  // Distractors: short thin strokes anywhere, dimmer than the glyph on average.
-  glyph clutter;
+  // Occluder: an axis-aligned block over part of the outline, painted with the background.
+  float ox0 = 0.0f, ox1 = -1.0f, oy0 = 0.0f, oy1 = -1.0f;
+  if (detail::uniform01(e) < o.occlusion) {
+    const float dir = static_cast<float>(detail::uniform(e, 0.0, 2.0 * std::numbers::pi));
+    const float dist = radius * static_cast<float>(detail::uniform(e, 0.5, 1.0));
+    const float hw = radius * static_cast<float>(detail::uniform(e, 0.2, 0.4));
+    const float hh = radius * static_cast<float>(detail::uniform(e, 0.2, 0.4));
+    const float bx = centre.x + dist * std::cos(dir), by = centre.y + dist * std::sin(dir);
+    ox0 = bx - hw, ox1 = bx + hw, oy0 = by - hh, oy1 = by + hh;
+  }
+
+  // Distractors: short thin strokes anywhere, dimmer than the glyph on average. Each is only
+  // evaluated inside its bounding box.
+  struct distractor {
+    segment s;
+    float x0, x1, y0, y1;
+  };
+  std::array<distractor, 3> clutter{};
+  std::size_t clutter_count = 0;
   float clutter_ink = 0.0f, clutter_half_t = 0.5f * px_scale;
   if (detail::uniform01(e) < o.clutter) {
-    const std::size_t n = 1 + detail::uniform_below(e, 2);
+    clutter_count = 1 + detail::uniform_below(e, 3);
     clutter_ink = static_cast<float>(detail::uniform(e, 0.3, 0.8));
     clutter_half_t = 0.5f * px_scale * static_cast<float>(detail::uniform(e, 0.8, 1.6));
-    for (std::size_t k = 0; k < n; ++k) {
+    for (std::size_t k = 0; k < clutter_count; ++k) {
       const vec2 a{static_cast<float>(detail::uniform(e, 0.0, W)), static_cast<float>(detail::uniform(e, 0.0, H))};
       const float len = side * static_cast<float>(detail::uniform(e, 0.1, 0.3));
       const float dir = static_cast<float>(detail::uniform(e, 0.0, 2.0 * std::numbers::pi));
-      clutter.add(stroke{false, a, {a.x + len * std::cos(dir), a.y + len * std::sin(dir)}, 0.0f, 0.0f, 0.0f});
+      const vec2 b{a.x + len * std::cos(dir), a.y + len * std::sin(dir)};
+      const float m = clutter_half_t + 1.0f;
+      glyph one;
+      one.add_segment(a, b);
+      clutter[k] = {one.segments[0], std::min(a.x, b.x) - m, std::max(a.x, b.x) + m, std::min(a.y, b.y) - m,
+                    std::max(a.y, b.y) + m};
     }
   }
 
@@ -273,25 +309,28 @@ inline void render_synthetic(std::size_t cls, std::uint64_t item_seed, const syn
   // stroke width included), so most of the image skips the distance evaluation.
   const float reach = radius * (1.0f + 3.0f * o.jitter) + half_t + 1.0f;
   const std::uint64_t noise_seed = detail::bits64(e);
-  std::uint64_t ns = noise_seed;
   const float sigma = o.noise;
   for (std::size_t y = 0; y < o.height; ++y) {
+    const float py = static_cast<float>(y) + 0.5f;
     for (std::size_t x = 0; x < o.width; ++x) {
-      const vec2 p{static_cast<float>(x) + 0.5f, static_cast<float>(y) + 0.5f};
+      const vec2 p{static_cast<float>(x) + 0.5f, py};
       float v = bg + gx * (p.x - W * 0.5f) + gy * (p.y - H * 0.5f);
       const float cx = p.x - centre.x, cy = p.y - centre.y;
-      if (cx * cx + cy * cy <= reach * reach) {
+      const bool hidden = p.x >= ox0 && p.x <= ox1 && p.y >= oy0 && p.y <= oy1;
+      if (!hidden && cx * cx + cy * cy <= reach * reach) {
         // Box-filter anti-aliasing: coverage falls linearly over the pixel at the stroke edge.
         const float cov = std::clamp(half_t + 0.5f - glyph_distance(p, g), 0.0f, 1.0f);
         v = std::max(v, ink * cov);
       }
-      if (clutter.count != 0) {
-        const float cov = std::clamp(clutter_half_t + 0.5f - glyph_distance(p, clutter), 0.0f, 1.0f);
+      for (std::size_t k = 0; k < clutter_count; ++k) {
+        const distractor& c = clutter[k];
+        if (p.x < c.x0 || p.x > c.x1 || p.y < c.y0 || p.y > c.y1) continue;
+        const float cov = std::clamp(clutter_half_t + 0.5f - std::sqrt(segment_distance_sq(p, c.s)), 0.0f, 1.0f);
         v = std::max(v, clutter_ink * cov);
       }
       if (sigma > 0.0f) {
-        ns = detail::mix_seed(noise_seed, ns);  // cheap per-pixel stream, still seed-determined
-        v += sigma * fast_normal(ns);
+        // Hash of (seed, pixel): independent per pixel, so the loop has no serial dependency.
+        v += sigma * fast_normal(detail::mix_seed(noise_seed, y * o.width + x));
       }
       out[y * o.width + x] = std::clamp(v, 0.0f, 1.0f);
     }
