@@ -1,0 +1,367 @@
+// 2-D convolutions on NHWC: im2col + one BLAS GEMM (conv2d), and a direct depthwise kernel.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <memory>
+
+#include "qnas/nn/blas.hpp"
+#include "qnas/nn/layer.hpp"
+#include "qnas/nn/spec.hpp"
+
+namespace qnas::nn {
+
+namespace detail {
+
+/// im2col for NHWC: row (n, oy, ox) of `cols` holds the kh x kw x c window in HWC order, so
+/// cols[n*oh*ow, kh*kw*c] x W[kh*kw*c, cout] (HWIO weights) is the NHWC output directly.
+/// A kernel row of an NHWC image is kw*c contiguous floats, copied in one go when in bounds.
+inline void im2col(const float* x, std::size_t n, const window_geometry& g, float* cols) {
+  const std::size_t c = g.channels, kw = g.kernel_w, kh = g.kernel_h;
+  const std::size_t row_len = kw * c;
+  for (std::size_t b = 0; b < n; ++b) {
+    const float* img = x + b * g.in_h * g.in_w * c;
+    for (std::size_t oy = 0; oy < g.out_h; ++oy)
+      for (std::size_t ox = 0; ox < g.out_w; ++ox) {
+        const auto x0 = static_cast<std::ptrdiff_t>(ox * g.stride) - static_cast<std::ptrdiff_t>(g.pad_left);
+        const bool inside_w = x0 >= 0 && x0 + static_cast<std::ptrdiff_t>(kw) <= static_cast<std::ptrdiff_t>(g.in_w);
+        for (std::size_t ky = 0; ky < kh; ++ky, cols += row_len) {
+          const auto iy = static_cast<std::ptrdiff_t>(oy * g.stride + ky) - static_cast<std::ptrdiff_t>(g.pad_top);
+          if (iy < 0 || iy >= static_cast<std::ptrdiff_t>(g.in_h)) {
+            std::fill(cols, cols + row_len, 0.0f);
+            continue;
+          }
+          const float* src = img + static_cast<std::size_t>(iy) * g.in_w * c;
+          if (inside_w) {
+            std::memcpy(cols, src + static_cast<std::size_t>(x0) * c, row_len * sizeof(float));
+            continue;
+          }
+          for (std::size_t kx = 0; kx < kw; ++kx) {
+            const std::ptrdiff_t ix = x0 + static_cast<std::ptrdiff_t>(kx);
+            if (ix < 0 || ix >= static_cast<std::ptrdiff_t>(g.in_w))
+              std::fill(cols + kx * c, cols + (kx + 1) * c, 0.0f);
+            else
+              std::memcpy(cols + kx * c, src + static_cast<std::size_t>(ix) * c, c * sizeof(float));
+          }
+        }
+      }
+  }
+}
+
+/// The adjoint of im2col: adds every window row of `cols` back into dx (which it zeroes first).
+inline void col2im(const float* cols, std::size_t n, const window_geometry& g, float* dx) {
+  const std::size_t c = g.channels, kw = g.kernel_w, kh = g.kernel_h;
+  const std::size_t row_len = kw * c;
+  std::fill(dx, dx + n * g.in_h * g.in_w * c, 0.0f);
+  for (std::size_t b = 0; b < n; ++b) {
+    float* img = dx + b * g.in_h * g.in_w * c;
+    for (std::size_t oy = 0; oy < g.out_h; ++oy)
+      for (std::size_t ox = 0; ox < g.out_w; ++ox) {
+        const auto x0 = static_cast<std::ptrdiff_t>(ox * g.stride) - static_cast<std::ptrdiff_t>(g.pad_left);
+        for (std::size_t ky = 0; ky < kh; ++ky, cols += row_len) {
+          const auto iy = static_cast<std::ptrdiff_t>(oy * g.stride + ky) - static_cast<std::ptrdiff_t>(g.pad_top);
+          if (iy < 0 || iy >= static_cast<std::ptrdiff_t>(g.in_h)) continue;
+          float* dst = img + static_cast<std::size_t>(iy) * g.in_w * c;
+          for (std::size_t kx = 0; kx < kw; ++kx) {
+            const std::ptrdiff_t ix = x0 + static_cast<std::ptrdiff_t>(kx);
+            if (ix < 0 || ix >= static_cast<std::ptrdiff_t>(g.in_w)) continue;
+            float* d = dst + static_cast<std::size_t>(ix) * c;
+            const float* s = cols + kx * c;
+            for (std::size_t j = 0; j < c; ++j) d[j] += s[j];
+          }
+        }
+      }
+  }
+}
+
+inline std::string window_config(std::size_t k, std::size_t s, padding p) {
+  return std::to_string(k) + "x" + std::to_string(k) + "/" + std::to_string(s) + " " + to_string(p);
+}
+
+inline void check_window(const char* where, const tensor_shape& in, std::size_t kernel, std::size_t stride, padding p) {
+  if (!in.is_image() || !in.valid())
+    throw invalid_argument(where, "needs a non-empty image input [h,w,c], got " + to_string(in));
+  if (kernel == 0 || stride == 0) throw invalid_argument(where, "kernel and stride must be > 0");
+  if (conv_output_size(in.h, kernel, stride, p) == 0 || conv_output_size(in.w, kernel, stride, p) == 0)
+    throw invalid_argument(where, qnas::detail::cat("a ", kernel, "x", kernel, " valid window does not fit the input ",
+                                              to_string(in)));
+}
+
+}  // namespace detail
+
+/// Run-time 2-D convolution. Weights are HWIO [k, k, cin, filters]; output [oh, ow, filters].
+class conv2d_layer : public weighted_layer {
+ public:
+  conv2d_layer(tensor_shape in, std::size_t filters, std::size_t kernel, std::size_t stride = 1,
+               padding pad = padding::same, layer_formats f = {}, bool use_bias = true)
+      : weighted_layer("conv2d", in, out_shape(in, filters, kernel, stride, pad), std::move(f)),
+        g_(window_geometry::of(in, kernel, stride, pad)), filters_(filters), pad_(pad) {
+    if (filters == 0) throw invalid_argument("qnas::nn::conv2d", "filters must be > 0");
+    init_params({kernel, kernel, in.c, filters}, filters, use_bias);
+  }
+
+  [[nodiscard]] std::size_t filters() const noexcept { return filters_; }
+  [[nodiscard]] const window_geometry& geometry() const noexcept { return g_; }
+  void initialize(std::mt19937_64& engine) override { he_normal(engine, patch()); }
+
+  [[nodiscard]] layer_description describe() const override {
+    layer_description d = weighted_layer::describe();
+    d.config = std::to_string(filters_) + " " + detail::window_config(g_.kernel_h, g_.stride, pad_);
+    d.macs = g_.out_h * g_.out_w * patch() * filters_;
+    return d;
+  }
+
+ protected:
+  const xt::xarray<float>& forward_impl(const xt::xarray<float>& x, bool) override {
+    const std::size_t n = check_input(x);
+    const std::size_t m = n * g_.out_h * g_.out_w;
+    detail::ensure_batch(y_, n, output_shape());
+    quantize_params();
+    if (g_.pointwise()) {
+      cols_ptr_ = x.data();
+    } else {
+      detail::ensure_shape(cols_, std::array<std::size_t, 2>{m, patch()});
+      detail::im2col(x.data(), n, g_, cols_.data());
+      cols_ptr_ = cols_.data();
+    }
+    float beta = 0.0f;
+    if (use_bias_) {
+      detail::broadcast_rows(bq(), m, filters_, y_.data());
+      beta = 1.0f;
+    }
+    detail::gemm(false, false, m, filters_, patch(), 1.0f, cols_ptr_, wq(), beta, y_.data());
+    return y_;
+  }
+
+  const xt::xarray<float>& backward_impl(const xt::xarray<float>& dy, bool need_dx) override {
+    const std::size_t n = dy.shape()[0];
+    const std::size_t m = n * g_.out_h * g_.out_w, k = patch();
+    if (float* g = direct_weight_grad()) {
+      detail::gemm(true, false, k, filters_, m, 1.0f, cols_ptr_, dy.data(), 1.0f, g);
+    } else {
+      detail::gemm(true, false, k, filters_, m, 1.0f, cols_ptr_, dy.data(), 0.0f, weight_grad_scratch());
+      accumulate_weight_scratch();
+    }
+    if (use_bias_) {
+      detail::ensure_shape(gb_, b_.value.shape());
+      std::fill(gb_.begin(), gb_.end(), 0.0f);
+      detail::add_column_sums(dy.data(), m, filters_, gb_.data());
+      accumulate_bias_grad(gb_.data());
+    }
+    if (!need_dx) return empty_;
+    detail::ensure_batch(dx_, n, input_shape());
+    if (g_.pointwise()) {
+      detail::gemm(false, true, m, k, filters_, 1.0f, dy.data(), wq(), 0.0f, dx_.data());
+    } else {
+      detail::ensure_shape(dcols_, std::array<std::size_t, 2>{m, k});
+      detail::gemm(false, true, m, k, filters_, 1.0f, dy.data(), wq(), 0.0f, dcols_.data());
+      detail::col2im(dcols_.data(), n, g_, dx_.data());
+    }
+    return dx_;
+  }
+
+ private:
+  static tensor_shape out_shape(tensor_shape in, std::size_t filters, std::size_t k, std::size_t s, padding p) {
+    detail::check_window("qnas::nn::conv2d", in, k, s, p);
+    return image(conv_output_size(in.h, k, s, p), conv_output_size(in.w, k, s, p), filters);
+  }
+  [[nodiscard]] std::size_t patch() const noexcept { return g_.kernel_h * g_.kernel_w * g_.channels; }
+
+  window_geometry g_;
+  std::size_t filters_;
+  padding pad_;
+  const float* cols_ptr_ = nullptr;
+  xt::xarray<float> y_, dx_, cols_, dcols_, gb_;
+};
+
+/// Run-time depthwise convolution (one k x k filter per channel, channel multiplier 1).
+/// Weights are [k, k, c]. Channels are contiguous in NHWC, so the inner loop runs over them.
+class depthwise_conv2d_layer : public weighted_layer {
+ public:
+  depthwise_conv2d_layer(tensor_shape in, std::size_t kernel, std::size_t stride = 1, padding pad = padding::same,
+                         layer_formats f = {}, bool use_bias = true)
+      : weighted_layer("depthwise_conv2d", in, out_shape(in, kernel, stride, pad), std::move(f)),
+        g_(window_geometry::of(in, kernel, stride, pad)), pad_(pad) {
+    init_params({kernel, kernel, in.c}, in.c, use_bias);
+  }
+
+  [[nodiscard]] const window_geometry& geometry() const noexcept { return g_; }
+  void initialize(std::mt19937_64& engine) override { he_normal(engine, g_.kernel_h * g_.kernel_w); }
+
+  [[nodiscard]] layer_description describe() const override {
+    layer_description d = weighted_layer::describe();
+    d.config = detail::window_config(g_.kernel_h, g_.stride, pad_);
+    d.macs = g_.out_h * g_.out_w * g_.kernel_h * g_.kernel_w * g_.channels;
+    return d;
+  }
+
+ protected:
+  const xt::xarray<float>& forward_impl(const xt::xarray<float>& x, bool) override {
+    const std::size_t n = check_input(x);
+    x_ = &x;
+    detail::ensure_batch(y_, n, output_shape());
+    quantize_params();
+    const std::size_t c = g_.channels;
+    const float* w = wq();
+    const float* bias = use_bias_ ? bq() : nullptr;
+    float* y = y_.data();
+    for_each_tap(n, [&](std::size_t out_off, std::size_t in_off, std::size_t w_off) {
+      float* yo = y + out_off;
+      const float* xi = x.data() + in_off;
+      const float* wk = w + w_off;
+      for (std::size_t j = 0; j < c; ++j) yo[j] += xi[j] * wk[j];
+    }, [&](std::size_t out_off) {
+      float* yo = y + out_off;
+      for (std::size_t j = 0; j < c; ++j) yo[j] = bias ? bias[j] : 0.0f;
+    });
+    return y_;
+  }
+
+  const xt::xarray<float>& backward_impl(const xt::xarray<float>& dy, bool need_dx) override {
+    const std::size_t n = dy.shape()[0];
+    const std::size_t c = g_.channels;
+    float* gw = direct_weight_grad();
+    if (gw == nullptr) {
+      gw = weight_grad_scratch();
+      std::fill(gw, gw + w_.value.size(), 0.0f);
+    }
+    if (need_dx) {
+      detail::ensure_batch(dx_, n, input_shape());
+      std::fill(dx_.begin(), dx_.end(), 0.0f);
+    }
+    const float* w = wq();
+    const float* x = x_->data();
+    const float* g = dy.data();
+    float* dx = need_dx ? dx_.data() : nullptr;
+    for_each_tap(n, [&](std::size_t out_off, std::size_t in_off, std::size_t w_off) {
+      const float* go = g + out_off;
+      const float* xi = x + in_off;
+      float* gwk = gw + w_off;
+      for (std::size_t j = 0; j < c; ++j) gwk[j] += go[j] * xi[j];
+      if (dx) {
+        float* dxi = dx + in_off;
+        const float* wk = w + w_off;
+        for (std::size_t j = 0; j < c; ++j) dxi[j] += go[j] * wk[j];
+      }
+    }, [](std::size_t) {});
+    if (weights_quantized()) accumulate_weight_scratch();
+    if (use_bias_) {
+      detail::ensure_shape(gb_, b_.value.shape());
+      std::fill(gb_.begin(), gb_.end(), 0.0f);
+      detail::add_column_sums(g, n * g_.out_h * g_.out_w, c, gb_.data());
+      accumulate_bias_grad(gb_.data());
+    }
+    return need_dx ? dx_ : empty_;
+  }
+
+ private:
+  static tensor_shape out_shape(tensor_shape in, std::size_t k, std::size_t s, padding p) {
+    detail::check_window("qnas::nn::depthwise_conv2d", in, k, s, p);
+    return image(conv_output_size(in.h, k, s, p), conv_output_size(in.w, k, s, p), in.c);
+  }
+
+  /// Calls start(out_offset) per output pixel, then tap(out_offset, in_offset, weight_offset)
+  /// for every kernel tap inside the image (padding taps contribute nothing).
+  template <class Tap, class Start>
+  void for_each_tap(std::size_t n, Tap&& tap, Start&& start) const {
+    const std::size_t c = g_.channels;
+    for (std::size_t b = 0; b < n; ++b)
+      for (std::size_t oy = 0; oy < g_.out_h; ++oy)
+        for (std::size_t ox = 0; ox < g_.out_w; ++ox) {
+          const std::size_t out_off = ((b * g_.out_h + oy) * g_.out_w + ox) * c;
+          start(out_off);
+          for (std::size_t ky = 0; ky < g_.kernel_h; ++ky) {
+            const auto iy = static_cast<std::ptrdiff_t>(oy * g_.stride + ky) - static_cast<std::ptrdiff_t>(g_.pad_top);
+            if (iy < 0 || iy >= static_cast<std::ptrdiff_t>(g_.in_h)) continue;
+            for (std::size_t kx = 0; kx < g_.kernel_w; ++kx) {
+              const auto ix = static_cast<std::ptrdiff_t>(ox * g_.stride + kx) - static_cast<std::ptrdiff_t>(g_.pad_left);
+              if (ix < 0 || ix >= static_cast<std::ptrdiff_t>(g_.in_w)) continue;
+              const std::size_t in_off =
+                  ((b * g_.in_h + static_cast<std::size_t>(iy)) * g_.in_w + static_cast<std::size_t>(ix)) * c;
+              tap(out_off, in_off, (ky * g_.kernel_w + kx) * c);
+            }
+          }
+        }
+  }
+
+  window_geometry g_;
+  padding pad_;
+  const xt::xarray<float>* x_ = nullptr;
+  xt::xarray<float> y_, dx_, gb_;
+};
+
+namespace detail {
+template <std::size_t Kernel, std::size_t Stride, padding Pad, std::size_t Index, tensor_shape In>
+constexpr void check_window_spec() {
+  static_assert(In.rank == 3,
+                "qnas::nn: a convolution or pool needs an image input [h, w, c] (see the layer Index and input "
+                "shape In in this instantiation)");
+  static_assert(conv_output_size(In.h, Kernel, Stride, Pad) > 0 && conv_output_size(In.w, Kernel, Stride, Pad) > 0,
+                "qnas::nn: the Kernel of a valid-padding convolution or pool is larger than its input (see the "
+                "layer Index and input shape In in this instantiation)");
+}
+}  // namespace detail
+
+/// Compile-time convolution: `conv2d<16, 3, 2>` (16 filters, 3x3, stride 2, same padding).
+template <std::size_t Filters, std::size_t Kernel, std::size_t Stride = 1, padding Padding = padding::same,
+          class Weights = unquantized, class Bias = unquantized, class Output = unquantized, bool UseBias = true>
+struct conv2d {
+  static_assert(Filters > 0, "qnas::nn::conv2d<Filters, ...>: Filters must be > 0");
+  static_assert(Kernel > 0, "qnas::nn::conv2d<Filters, Kernel, ...>: Kernel must be > 0");
+  static_assert(Stride > 0, "qnas::nn::conv2d<Filters, Kernel, Stride, ...>: Stride must be > 0");
+  static_assert(format_argument<Weights> && format_argument<Bias> && format_argument<Output>,
+                "qnas::nn::conv2d<..., Weights, Bias, Output>: formats must be number_formats or unquantized");
+
+  static constexpr const char* name() { return "conv2d"; }
+  static constexpr tensor_shape output_shape(tensor_shape in) {
+    return image(conv_output_size(in.h, Kernel, Stride, Padding), conv_output_size(in.w, Kernel, Stride, Padding),
+                 Filters);
+  }
+  static constexpr std::size_t params(tensor_shape in) {
+    return Kernel * Kernel * in.c * Filters + (UseBias ? Filters : 0);
+  }
+  static constexpr std::size_t macs(tensor_shape in) {
+    const tensor_shape o = output_shape(in);
+    return o.h * o.w * Kernel * Kernel * in.c * Filters;
+  }
+  template <std::size_t Index, tensor_shape In>
+  static constexpr void check() {
+    detail::check_window_spec<Kernel, Stride, Padding, Index, In>();
+  }
+  static std::unique_ptr<layer> make(tensor_shape in) {
+    return std::make_unique<conv2d_layer>(in, Filters, Kernel, Stride, Padding,
+                                          detail::formats_of<Weights, Bias, Output>(), UseBias);
+  }
+};
+
+/// Compile-time depthwise convolution: `depthwise_conv2d<3, 1>`.
+template <std::size_t Kernel, std::size_t Stride = 1, padding Padding = padding::same, class Weights = unquantized,
+          class Bias = unquantized, class Output = unquantized, bool UseBias = true>
+struct depthwise_conv2d {
+  static_assert(Kernel > 0, "qnas::nn::depthwise_conv2d<Kernel, ...>: Kernel must be > 0");
+  static_assert(Stride > 0, "qnas::nn::depthwise_conv2d<Kernel, Stride, ...>: Stride must be > 0");
+  static_assert(format_argument<Weights> && format_argument<Bias> && format_argument<Output>,
+                "qnas::nn::depthwise_conv2d<..., Weights, Bias, Output>: formats must be number_formats or unquantized");
+
+  static constexpr const char* name() { return "depthwise_conv2d"; }
+  static constexpr tensor_shape output_shape(tensor_shape in) {
+    return image(conv_output_size(in.h, Kernel, Stride, Padding), conv_output_size(in.w, Kernel, Stride, Padding),
+                 in.c);
+  }
+  static constexpr std::size_t params(tensor_shape in) { return Kernel * Kernel * in.c + (UseBias ? in.c : 0); }
+  static constexpr std::size_t macs(tensor_shape in) {
+    const tensor_shape o = output_shape(in);
+    return o.h * o.w * Kernel * Kernel * in.c;
+  }
+  template <std::size_t Index, tensor_shape In>
+  static constexpr void check() {
+    detail::check_window_spec<Kernel, Stride, Padding, Index, In>();
+  }
+  static std::unique_ptr<layer> make(tensor_shape in) {
+    return std::make_unique<depthwise_conv2d_layer>(in, Kernel, Stride, Padding,
+                                                    detail::formats_of<Weights, Bias, Output>(), UseBias);
+  }
+};
+
+}  // namespace qnas::nn

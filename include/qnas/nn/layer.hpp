@@ -1,0 +1,273 @@
+// The run-time layer interface: forward/backward on NHWC xtensor buffers with quantized outputs.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <memory>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <xtensor/xarray.hpp>
+
+#include "qnas/core/diagnostics.hpp"
+#include "qnas/formats/quantizer.hpp"
+#include "qnas/nn/parameter.hpp"
+#include "qnas/nn/shape.hpp"
+
+namespace qnas::nn {
+
+/// The quantizers of one computational layer. Each defaults to float32 (identity).
+/// `weights` and `bias` quantize the parameters on every forward pass (the float master copy
+/// is what the optimizer updates); `output` quantizes the layer's output activations.
+struct layer_formats {
+  quantizer weights{};
+  quantizer bias{};
+  quantizer output{};
+};
+
+/// What a layer is, as plain data: the summary prints it, and the energy model reads it (a
+/// layer's MACs and the formats of the operands are what an operator-level cost needs).
+struct layer_description {
+  std::string kind;              ///< "conv2d", "dense", "relu", ...
+  std::string config;            ///< short human-readable hyper-parameters ("3x3/2 same")
+  tensor_shape input{};
+  tensor_shape output{};
+  std::size_t params = 0;        ///< trainable scalars
+  std::size_t macs = 0;          ///< multiply-accumulates per sample (forward)
+  format_info weight_format = float32_info;
+  format_info bias_format = float32_info;
+  format_info output_format = float32_info;
+  std::string weight_format_name = "float32";
+  std::string output_format_name = "float32";
+  int depth = 0;                 ///< nesting level inside composite layers (0 = top level)
+};
+
+namespace detail {
+
+/// Resizes `a` to `shape` only when the shape differs: buffers are kept across steps with the
+/// same batch size, so a training step allocates nothing once warm.
+template <class Shape>
+void ensure_shape(xt::xarray<float>& a, const Shape& shape) {
+  if (a.dimension() == shape.size() && std::equal(shape.begin(), shape.end(), a.shape().begin())) return;
+  a.resize(std::vector<std::size_t>(shape.begin(), shape.end()));
+}
+
+inline std::vector<std::size_t> batch_shape(std::size_t n, const tensor_shape& s) {
+  if (s.rank == 1) return {n, s.c};
+  return {n, s.h, s.w, s.c};
+}
+
+inline void ensure_batch(xt::xarray<float>& a, std::size_t n, const tensor_shape& s) {
+  const std::size_t rank = s.rank == 1 ? 2 : 4;
+  if (a.dimension() == rank && a.shape()[0] == n && a.size() == n * s.size()) return;
+  a.resize(batch_shape(n, s));
+}
+
+/// Quantizes a whole buffer with `q` (last axis = blocking axis, so block formats block along
+/// channels for NHWC tensors and along output units for [in, out] weights).
+inline void quantize_into(const quantizer& q, const xt::xarray<float>& in, xt::xarray<float>& out,
+                          quantizer::engine_type* engine) {
+  ensure_shape(out, in.shape());
+  const std::span<const std::size_t> shape(in.shape().data(), in.shape().size());
+  q(std::span<const float>(in.data(), in.size()), std::span<float>(out.data(), out.size()), shape, last_axis, engine);
+}
+
+/// Straight-through estimator clipped to the format's range: the gradient passes where the
+/// unquantized value was inside [min_value, max_value] and is zero where it was clipped.
+inline void ste_mask(const format_info& f, const float* pre, const float* g, float* out, std::size_t n) {
+  const float lo = static_cast<float>(f.min_value), hi = static_cast<float>(f.max_value);
+  for (std::size_t i = 0; i < n; ++i) out[i] = (pre[i] >= lo && pre[i] <= hi) ? g[i] : 0.0f;
+}
+inline void ste_mask_accumulate(const format_info& f, const float* pre, const float* g, float* acc, std::size_t n) {
+  const float lo = static_cast<float>(f.min_value), hi = static_cast<float>(f.max_value);
+  for (std::size_t i = 0; i < n; ++i) acc[i] += (pre[i] >= lo && pre[i] <= hi) ? g[i] : 0.0f;
+}
+
+}  // namespace detail
+
+/// A layer of a run-time network. Activations are row-major NHWC `[n, h, w, c]` (rank-4) or
+/// `[n, c]` (rank-2) xtensor arrays. Every layer owns its output and input-gradient buffers
+/// (reused while the batch size stays the same); `forward` keeps a pointer to its input, which
+/// must stay alive until the matching `backward`.
+///
+/// The output quantizer is applied here, for every layer kind: forward computes the float
+/// output, then fake-quantizes it; backward masks the incoming gradient with the clipped
+/// straight-through estimator before the layer's own backward.
+class layer {
+ public:
+  layer(std::string kind, tensor_shape in, tensor_shape out) : kind_(std::move(kind)), in_(in), out_(out) {}
+  virtual ~layer() = default;
+  layer(const layer&) = delete;
+  layer& operator=(const layer&) = delete;
+
+  [[nodiscard]] const std::string& kind() const noexcept { return kind_; }
+  [[nodiscard]] const tensor_shape& input_shape() const noexcept { return in_; }
+  [[nodiscard]] const tensor_shape& output_shape() const noexcept { return out_; }
+
+  /// Forward pass on a batch `x` of shape [n, input_shape()]. `training` selects batch
+  /// statistics (batch norm) and keeps what backward needs.
+  const xt::xarray<float>& forward(const xt::xarray<float>& x, bool training) {
+    const xt::xarray<float>& y = forward_impl(x, training);
+    if (out_q_.is_identity()) return y;
+    y_pre_ = &y;
+    detail::quantize_into(out_q_, y, yq_, engine_);
+    return yq_;
+  }
+
+  /// Backward pass: `dy` is d(loss)/d(output) for the last forward batch. Accumulates into the
+  /// parameters' `grad` and returns d(loss)/d(input), or an empty array when `need_input_grad`
+  /// is false (the first layer of a network: the images need no gradient).
+  const xt::xarray<float>& backward(const xt::xarray<float>& dy, bool need_input_grad = true) {
+    if (out_q_.is_identity()) return backward_impl(dy, need_input_grad);
+    detail::ensure_shape(dyq_, dy.shape());
+    detail::ste_mask(out_q_.info(), y_pre_->data(), dy.data(), dyq_.data(), dy.size());
+    return backward_impl(dyq_, need_input_grad);
+  }
+
+  /// Trainable parameters (owned by the layer; pointers stay valid for its lifetime).
+  virtual std::vector<parameter*> parameters() { return {}; }
+  /// Draws initial parameter values (He for weights followed by rectifiers, ones/zeros for
+  /// batch-norm scales/shifts, zero biases).
+  virtual void initialize(std::mt19937_64& /*engine*/) {}
+  /// Sub-layers of a composite layer (residual, block, sequential); empty for leaves.
+  virtual std::vector<layer*> children() { return {}; }
+
+  /// The description printed by summaries and read by the energy model.
+  [[nodiscard]] virtual layer_description describe() const {
+    layer_description d;
+    d.kind = kind_;
+    d.input = in_;
+    d.output = out_;
+    d.output_format = out_q_.info();
+    d.output_format_name = out_q_.name();
+    return d;
+  }
+
+  void set_output_quantizer(quantizer q) { out_q_ = std::move(q); }
+  [[nodiscard]] const quantizer& output_quantizer() const noexcept { return out_q_; }
+  /// Engine for stochastic-rounding quantizers (owned by the network).
+  virtual void set_engine(quantizer::engine_type* engine) { engine_ = engine; }
+
+ protected:
+  virtual const xt::xarray<float>& forward_impl(const xt::xarray<float>& x, bool training) = 0;
+  virtual const xt::xarray<float>& backward_impl(const xt::xarray<float>& dy, bool need_input_grad) = 0;
+
+  /// Checks that `x` is a batch of this layer's input shape; returns the batch size.
+  std::size_t check_input(const xt::xarray<float>& x) const {
+    const std::size_t rank = in_.rank == 1 ? 2 : 4;
+    const bool ok = x.dimension() == rank && x.size() == x.shape()[0] * in_.size() &&
+                    (rank == 2 || (x.shape()[1] == in_.h && x.shape()[2] == in_.w && x.shape()[3] == in_.c));
+    if (!ok) {
+      std::string got = "[";
+      for (std::size_t i = 0; i < x.dimension(); ++i) got += (i ? "," : "") + std::to_string(x.shape()[i]);
+      throw invalid_argument("qnas::nn::" + kind_, qnas::detail::cat("expected a batch of shape [n,", to_string(in_).substr(1),
+                                                                " but got ", got, "]"));
+    }
+    return x.shape()[0];
+  }
+
+  /// Composite layers (sequential) grow their output shape as layers are appended.
+  void set_output_shape(tensor_shape s) noexcept { out_ = s; }
+
+  quantizer::engine_type* engine_ = nullptr;
+  xt::xarray<float> empty_{};  // returned by backward when no input gradient is wanted
+
+ private:
+  std::string kind_;
+  tensor_shape in_, out_;
+  quantizer out_q_{};
+  const xt::xarray<float>* y_pre_ = nullptr;
+  xt::xarray<float> yq_, dyq_;
+};
+
+/// A layer with a weight tensor and an optional bias, each fake-quantized on every forward pass.
+/// Derived classes use `wq()` / `bq()` (the quantized values) in their arithmetic and call
+/// `accumulate_weight_grad` / `accumulate_bias_grad` with gradients w.r.t. those values.
+class weighted_layer : public layer {
+ public:
+  weighted_layer(std::string kind, tensor_shape in, tensor_shape out, layer_formats f)
+      : layer(std::move(kind), in, out), wq_fmt_(std::move(f.weights)), bq_fmt_(std::move(f.bias)) {
+    set_output_quantizer(std::move(f.output));
+  }
+
+  parameter& weights() noexcept { return w_; }
+  parameter& bias() noexcept { return b_; }
+  [[nodiscard]] bool has_bias() const noexcept { return use_bias_; }
+  std::vector<parameter*> parameters() override {
+    if (use_bias_) return {&w_, &b_};
+    return {&w_};
+  }
+  void set_weight_quantizer(quantizer q) { wq_fmt_ = std::move(q); }
+  void set_bias_quantizer(quantizer q) { bq_fmt_ = std::move(q); }
+  [[nodiscard]] const quantizer& weight_quantizer() const noexcept { return wq_fmt_; }
+  [[nodiscard]] const quantizer& bias_quantizer() const noexcept { return bq_fmt_; }
+
+  [[nodiscard]] layer_description describe() const override {
+    layer_description d = layer::describe();
+    d.params = w_.value.size() + (use_bias_ ? b_.value.size() : 0);
+    d.weight_format = wq_fmt_.info();
+    d.weight_format_name = wq_fmt_.name();
+    d.bias_format = bq_fmt_.info();
+    return d;
+  }
+
+ protected:
+  void init_params(std::vector<std::size_t> wshape, std::size_t bias_size, bool use_bias) {
+    w_.name = kind() + ".weights";
+    w_.value = xt::zeros<float>(wshape);
+    w_.grad = xt::zeros<float>(wshape);
+    w_.decay = true;
+    use_bias_ = use_bias;
+    b_.name = kind() + ".bias";
+    b_.value = xt::zeros<float>({use_bias ? bias_size : std::size_t{0}});
+    b_.grad = xt::zeros<float>({use_bias ? bias_size : std::size_t{0}});
+    b_.decay = false;
+  }
+
+  /// He-normal draw (std = sqrt(2 / fan_in)), the usual start for layers followed by ReLU.
+  void he_normal(std::mt19937_64& engine, std::size_t fan_in) {
+    std::normal_distribution<float> d(0.0f, std::sqrt(2.0f / static_cast<float>(fan_in)));
+    for (auto& v : w_.value) v = d(engine);
+    std::fill(b_.value.begin(), b_.value.end(), 0.0f);
+  }
+
+  /// Quantizes the weights and bias for this forward pass (a no-op for float32).
+  void quantize_params() {
+    if (!wq_fmt_.is_identity()) detail::quantize_into(wq_fmt_, w_.value, wq_buf_, engine_);
+    if (use_bias_ && !bq_fmt_.is_identity()) detail::quantize_into(bq_fmt_, b_.value, bq_buf_, engine_);
+  }
+  [[nodiscard]] const float* wq() const noexcept { return wq_fmt_.is_identity() ? w_.value.data() : wq_buf_.data(); }
+  [[nodiscard]] const float* bq() const noexcept { return bq_fmt_.is_identity() ? b_.value.data() : bq_buf_.data(); }
+  [[nodiscard]] bool weights_quantized() const noexcept { return !wq_fmt_.is_identity(); }
+
+  /// Where the weight-gradient GEMM may write with beta = 1 (float32: straight into grad), or
+  /// nullptr when it must go to a scratch buffer first (quantized: the STE mask is applied).
+  float* direct_weight_grad() noexcept { return wq_fmt_.is_identity() ? w_.grad.data() : nullptr; }
+  float* weight_grad_scratch() {
+    detail::ensure_shape(gw_buf_, w_.value.shape());
+    return gw_buf_.data();
+  }
+  /// Adds the scratch gradient (w.r.t. the quantized weights) to grad through the STE mask.
+  void accumulate_weight_scratch() {
+    detail::ste_mask_accumulate(wq_fmt_.info(), w_.value.data(), gw_buf_.data(), w_.grad.data(), w_.grad.size());
+  }
+  /// Adds d(loss)/d(bias_q) (one value per bias element) to the bias grad through the STE mask.
+  void accumulate_bias_grad(const float* g) {
+    if (!use_bias_) return;
+    if (bq_fmt_.is_identity()) {
+      float* acc = b_.grad.data();
+      for (std::size_t i = 0; i < b_.grad.size(); ++i) acc[i] += g[i];
+    } else {
+      detail::ste_mask_accumulate(bq_fmt_.info(), b_.value.data(), g, b_.grad.data(), b_.grad.size());
+    }
+  }
+
+  parameter w_, b_;
+  bool use_bias_ = true;
+  quantizer wq_fmt_, bq_fmt_;
+  xt::xarray<float> wq_buf_, bq_buf_, gw_buf_;
+};
+
+}  // namespace qnas::nn
