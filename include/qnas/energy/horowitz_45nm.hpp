@@ -17,8 +17,8 @@
 // k = 0.5 between 8 and 32 KB and k = log(5)/log(32) = 0.464 between 32 KB and 1 MB: an
 // access costs about the square root of the array size, because it is dominated by driving
 // word and bit lines whose length grows with the side of the array. sram_access_pj(S)
-// interpolates linearly in log(S)-log(E) between the points (exact at them) and extends
-// with the square-root law below 8 KB and above 1 MB. The array size is the size of the
+// interpolates linearly in log(S)-log(E) between the points (exact at them: a power law per
+// segment) and extends with the square-root law below 8 KB and above 1 MB. The array size is the size of the
 // buffer that holds the tensor: max(tensor bits, energy_options::min_sram_size).
 #pragma once
 
@@ -52,23 +52,15 @@ struct horowitz_45nm {
   static constexpr double dram_pj_per_bit = 1300.0 / 64.0;  // 20.3125
 
   /// One 64-bit access from an SRAM array of `array_bits` bits (see the header comment).
+  /// Below 32 KB and above 1 MB the law is exactly the square root (one sqrt); between 32 KB
+  /// and 1 MB the exponent is log2(5)/5, evaluated as exp2(k log2(S / 32 KB)).
   static constexpr double sram_access_pj(double array_bits) {
     if (!(array_bits > 0)) return 0.0;
-    const double x = detail::log2(array_bits);
-    const double x0 = detail::log2(sram_size_bits[0]), x1 = detail::log2(sram_size_bits[1]),
-                 x2 = detail::log2(sram_size_bits[2]);
-    const double y0 = detail::log2(sram_word_pj[0]), y1 = detail::log2(sram_word_pj[1]),
-                 y2 = detail::log2(sram_word_pj[2]);
-    double y;
-    if (x < x0)
-      y = y0 + 0.5 * (x - x0);
-    else if (x <= x1)
-      y = y0 + (y1 - y0) * (x - x0) / (x1 - x0);
-    else if (x <= x2)
-      y = y1 + (y2 - y1) * (x - x1) / (x2 - x1);
-    else
-      y = y2 + 0.5 * (x - x2);
-    return detail::exp2(y);
+    if (array_bits <= sram_size_bits[1]) return sram_word_pj[0] * detail::sqrt(array_bits / sram_size_bits[0]);
+    if (array_bits >= sram_size_bits[2]) return sram_word_pj[2] * detail::sqrt(array_bits / sram_size_bits[2]);
+    constexpr double k = detail::log2(sram_word_pj[2] / sram_word_pj[1]) /
+                         detail::log2(sram_size_bits[2] / sram_size_bits[1]);  // log2(5) / 5
+    return sram_word_pj[1] * detail::exp2(k * detail::log2(array_bits / sram_size_bits[1]));
   }
 
   static constexpr bool charges_bias_add = true;
