@@ -4,6 +4,7 @@
 #include <concepts>
 #include <cstdint>
 #include <limits>
+#include <random>
 #include <type_traits>
 
 #include "qnas/core/config.hpp"
