@@ -63,14 +63,21 @@ class lstm_controller {
     candidate c;
     c.choices.resize(space_.num_decisions());
     run(c, true);
+    sampled_ = c;  // the activations of this sample stay valid for its tell until the next run
+    sampled_valid_ = true;
     return c;
   }
 
   void tell(const candidate& c, double reward) {
     detail::check_tell(c, reward, space_, "lstm_controller::tell");
     const double adv = baseline_.advantage(reward);
-    objective_gradient(c, adv, opt_.entropy_weight, grad_);
+    // The usual sequence ask(); tell() reuses ask's forward pass; otherwise run it again.
+    if (sampled_valid_ && sampled_ == c)
+      backward(c, adv, opt_.entropy_weight, grad_);
+    else
+      objective_gradient(c, adv, opt_.entropy_weight, grad_);
     adam_.step(params_, grad_, opt_.learning_rate);
+    sampled_valid_ = false;
   }
 
   /// The most probable candidate by greedy decoding (argmax at every step).
@@ -105,7 +112,12 @@ class lstm_controller {
   }
 
   /// All trainable parameters (start vector, embeddings, LSTM weights, heads), flat.
-  [[nodiscard]] std::vector<double>& parameters() noexcept { return params_; }
+  /// Writing through the non-const reference is for gradient checks; it forgets the cached
+  /// forward pass of the last ask (so a following tell recomputes it).
+  [[nodiscard]] std::vector<double>& parameters() noexcept {
+    sampled_valid_ = false;
+    return params_;
+  }
   [[nodiscard]] const std::vector<double>& parameters() const noexcept { return params_; }
 
   [[nodiscard]] nlohmann::json save() const {
@@ -146,6 +158,7 @@ class lstm_controller {
     opt_ = opt;
     engine_ = e;
     params_ = std::move(p);
+    sampled_valid_ = false;
     adam_ = std::move(a);
     baseline_ = b;
   }
@@ -191,10 +204,23 @@ class lstm_controller {
 
   static double sigmoid(double x) noexcept { return 1.0 / (1.0 + std::exp(-x)); }
 
+  // A dot product with 8 independent partial sums: a single running sum is bound by the
+  // latency of one add per element (and may not be reordered without -ffast-math); eight
+  // chains keep the FPU busy. The summation order is fixed, so results stay deterministic.
+  static double dot(const double* a, const double* b, std::size_t n) noexcept {
+    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::size_t j = 0;
+    for (; j + 8 <= n; j += 8)
+      for (std::size_t l = 0; l < 8; ++l) s[l] += a[j + l] * b[j + l];
+    for (; j < n; ++j) s[j % 8] += a[j] * b[j];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  }
+
   // Runs the LSTM over all steps, caching activations for backward(). With `sample`, each
   // choice is drawn from its softmax and written into c; with `greedy`, the argmax is written;
   // otherwise c is read (teacher forcing).
   void run(candidate& c, bool sample, bool greedy = false) {
+    sampled_valid_ = false;
     const std::size_t H = opt_.hidden_size, T = space_.num_decisions();
     const double* P = params_.data();
     for (std::size_t t = 0; t < T; ++t) {
@@ -203,12 +229,7 @@ class lstm_controller {
       for (std::size_t j = 0; j < H; ++j) xh[j] = x[j];
       for (std::size_t j = 0; j < H; ++j) xh[H + j] = t == 0 ? 0.0 : hidden_[(t - 1) * H + j];
       double* z = &gates_[t * 4 * H];
-      for (std::size_t r = 0; r < 4 * H; ++r) {
-        const double* w = P + w_ + r * 2 * H;
-        double s = P[b_ + r];
-        for (std::size_t j = 0; j < 2 * H; ++j) s += w[j] * xh[j];
-        z[r] = s;
-      }
+      for (std::size_t r = 0; r < 4 * H; ++r) z[r] = P[b_ + r] + dot(P + w_ + r * 2 * H, xh, 2 * H);
       for (std::size_t j = 0; j < H; ++j) {
         const double i = sigmoid(z[j]), f = sigmoid(z[H + j]), g = std::tanh(z[2 * H + j]), o = sigmoid(z[3 * H + j]);
         z[j] = i, z[H + j] = f, z[2 * H + j] = g, z[3 * H + j] = o;  // keep activations, not pre-activations
@@ -221,12 +242,7 @@ class lstm_controller {
       const std::size_t K = space_.cardinality(t);
       double* p = &probs_[head_off_[t]];
       const double* h = &hidden_[t * H];
-      for (std::size_t k = 0; k < K; ++k) {
-        const double* w = P + head_w_[t] + k * H;
-        double s = P[head_b_[t] + k];
-        for (std::size_t j = 0; j < H; ++j) s += w[j] * h[j];
-        p[k] = s;
-      }
+      for (std::size_t k = 0; k < K; ++k) p[k] = P[head_b_[t] + k] + dot(P + head_w_[t] + k * H, h, H);
       detail::softmax(p, p, K);
       if (sample)
         c[t] = detail::sample_index(p, K, engine_);
@@ -298,6 +314,8 @@ class lstm_controller {
   std::vector<std::size_t> emb_, head_w_, head_b_, head_off_;
   // Activations of the last run(), per step.
   std::vector<double> xh_, gates_, cell_, tanh_cell_, hidden_, probs_;
+  candidate sampled_;  // the last ask()'s candidate, whose activations are cached while valid
+  bool sampled_valid_ = false;
   detail::adam adam_;
   detail::ema_baseline baseline_;
 };
