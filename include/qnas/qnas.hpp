@@ -4,4 +4,5 @@
 #include "qnas/core/config.hpp"
 #include "qnas/core/diagnostics.hpp"
 #include "qnas/core/fixed_string.hpp"
+#include "qnas/energy.hpp"
 #include "qnas/formats.hpp"
