@@ -12,6 +12,11 @@
 
 #include <zlib.h>
 
+// Other headers may open qnas::train::detail or qnas::data::detail before these are included;
+// qualified lookups inside the headers must still reach qnas::detail.
+namespace qnas::train::detail {}
+namespace qnas::data::detail {}
+
 #include "qnas/data/idx.hpp"
 
 using namespace qnas;

@@ -6,6 +6,11 @@
 #include <cmath>
 #include <vector>
 
+// Other headers may open qnas::train::detail or qnas::data::detail before these are included;
+// qualified lookups inside the headers must still reach qnas::detail.
+namespace qnas::train::detail {}
+namespace qnas::data::detail {}
+
 #include "qnas/data/synthetic.hpp"
 
 using namespace qnas;

@@ -8,6 +8,11 @@
 
 #include <xtensor/xarray.hpp>
 
+// Other headers may open qnas::train::detail or qnas::data::detail before these are included;
+// qualified lookups inside the headers must still reach qnas::detail.
+namespace qnas::train::detail {}
+namespace qnas::data::detail {}
+
 #include "qnas/train/optimizer.hpp"
 
 using namespace qnas;

@@ -52,7 +52,7 @@ class batcher {
   batcher(const dataset& d, batch_options options) : data_(&d), options_(options) {
     if (options_.batch_size == 0) throw invalid_argument("qnas::data::batcher", "batch_size must be > 0");
     if (d.images.shape()[0] != d.labels.size())
-      throw invalid_argument("qnas::data::batcher", detail::cat("data set has ", d.images.shape()[0], " images but ",
+      throw invalid_argument("qnas::data::batcher", qnas::detail::cat("data set has ", d.images.shape()[0], " images but ",
                                                                d.labels.size(), " labels"));
     order_.resize(d.size());
     start_epoch(0);
@@ -73,8 +73,8 @@ class batcher {
     pos_ = 0;
     std::iota(order_.begin(), order_.end(), std::size_t{0});
     if (options_.shuffle) {
-      random_engine e(detail::mix_seed(options_.seed, epoch));
-      detail::shuffle(std::span<std::size_t>(order_), e);
+      random_engine e(qnas::detail::mix_seed(options_.seed, epoch));
+      qnas::detail::shuffle(std::span<std::size_t>(order_), e);
     }
   }
 

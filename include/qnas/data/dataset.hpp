@@ -54,16 +54,16 @@ struct dataset {
   /// a label is outside [0, classes), or a pixel is not a finite value in [0, 1].
   void validate(std::string_view where = "qnas::data::dataset") const {
     if (images.shape()[0] != labels.size())
-      throw invalid_argument(where, detail::cat("dataset has ", images.shape()[0], " images but ", labels.size(),
+      throw invalid_argument(where, qnas::detail::cat("dataset has ", images.shape()[0], " images but ", labels.size(),
                                                 " labels"));
     if (classes == 0) throw invalid_argument(where, "dataset has 0 classes");
     for (std::size_t i = 0; i < labels.size(); ++i)
       if (labels[i] < 0 || static_cast<std::size_t>(labels[i]) >= classes)
-        throw invalid_argument(where, detail::cat("label ", i, " is ", labels[i], ", outside [0, ", classes, ")"));
+        throw invalid_argument(where, qnas::detail::cat("label ", i, " is ", labels[i], ", outside [0, ", classes, ")"));
     const float* p = images.data();
     for (std::size_t k = 0; k < images.size(); ++k)
       if (!(p[k] >= 0.0f && p[k] <= 1.0f))
-        throw invalid_argument(where, detail::cat("pixel ", k, " (image ", k / std::max<std::size_t>(image_size(), 1),
+        throw invalid_argument(where, qnas::detail::cat("pixel ", k, " (image ", k / std::max<std::size_t>(image_size(), 1),
                                                   ") is ", p[k], ", outside [0, 1]"));
   }
 };
@@ -79,7 +79,7 @@ struct dataset {
     const std::size_t i = indices[k];
     if (i >= d.size())
       throw invalid_argument("qnas::data::subset",
-                             detail::cat("index ", i, " (position ", k, ") is outside a data set of ", d.size()));
+                             qnas::detail::cat("index ", i, " (position ", k, ") is outside a data set of ", d.size()));
     std::copy_n(d.images.data() + i * n, n, out.images.data() + k * n);
     out.labels[k] = d.labels[i];
   }
@@ -103,14 +103,14 @@ struct split_indices_result {
 [[nodiscard]] inline split_indices_result split_indices(const dataset& d, std::size_t validation_size,
                                                         std::uint64_t seed) {
   if (validation_size > d.size())
-    throw invalid_argument("qnas::data::split", detail::cat("validation_size ", validation_size,
+    throw invalid_argument("qnas::data::split", qnas::detail::cat("validation_size ", validation_size,
                                                            " exceeds the data set's ", d.size(), " images"));
   // Indices of each class, in order.
   std::vector<std::vector<std::size_t>> by_class(d.classes);
   for (std::size_t i = 0; i < d.size(); ++i) {
     const label_t l = d.labels[i];
     if (l < 0 || static_cast<std::size_t>(l) >= d.classes)
-      throw invalid_argument("qnas::data::split", detail::cat("label ", i, " is ", l, ", outside [0, ", d.classes, ")"));
+      throw invalid_argument("qnas::data::split", qnas::detail::cat("label ", i, " is ", l, ", outside [0, ", d.classes, ")"));
     by_class[static_cast<std::size_t>(l)].push_back(i);
   }
   // Largest-remainder apportionment of validation_size over the classes.
@@ -134,9 +134,9 @@ struct split_indices_result {
     }
   }
   std::vector<char> is_val(d.size(), 0);
-  random_engine e(detail::mix_seed(seed, 0x5b1170));
+  random_engine e(qnas::detail::mix_seed(seed, 0x5b1170));
   for (std::size_t c = 0; c < d.classes; ++c) {
-    detail::shuffle(std::span<std::size_t>(by_class[c]), e);
+    qnas::detail::shuffle(std::span<std::size_t>(by_class[c]), e);
     for (std::size_t k = 0; k < quota[c]; ++k) is_val[by_class[c][k]] = 1;
   }
   split_indices_result r;

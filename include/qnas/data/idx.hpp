@@ -85,7 +85,7 @@ inline std::vector<std::uint8_t> read_maybe_gzip(const std::filesystem::path& fi
       int code = 0;
       std::string msg = gzerror(f, &code);
       gzclose(f);
-      throw io_error(name, detail::cat("gzip data is corrupt after ", out.size(), " decompressed bytes (zlib: ", msg, ")"));
+      throw io_error(name, qnas::detail::cat("gzip data is corrupt after ", out.size(), " decompressed bytes (zlib: ", msg, ")"));
     }
     if (got == 0) break;
     out.insert(out.end(), chunk.data(), chunk.data() + got);
@@ -96,7 +96,7 @@ inline std::vector<std::uint8_t> read_maybe_gzip(const std::filesystem::path& fi
   const std::string text = msg ? msg : "";
   gzclose(f);
   if (code != Z_OK && code != Z_STREAM_END)
-    throw io_error(name, detail::cat("gzip stream is truncated or corrupt after ", out.size(),
+    throw io_error(name, qnas::detail::cat("gzip stream is truncated or corrupt after ", out.size(),
                                      " decompressed bytes (zlib: ", text, ")"));
   return out;
 }
@@ -111,36 +111,36 @@ namespace qnas::data {
 /// are errors, with the byte offset where the file and the header disagree).
 [[nodiscard]] inline idx_array parse_idx(std::span<const std::uint8_t> bytes, const std::string& name) {
   if (bytes.size() < 4)
-    throw io_error(name, detail::cat("file has ", bytes.size(), " bytes, too short for the 4-byte IDX magic number"));
-  const std::uint32_t magic = detail::read_be32(bytes.data());
+    throw io_error(name, qnas::detail::cat("file has ", bytes.size(), " bytes, too short for the 4-byte IDX magic number"));
+  const std::uint32_t magic = qnas::detail::read_be32(bytes.data());
   const std::uint8_t type = bytes[2];
   const std::size_t ndim = bytes[3];
   if (bytes[0] != 0 || bytes[1] != 0 || idx_element_size(type) == 0)
-    throw io_error(name, detail::cat("bad IDX magic number 0x", std::hex, magic, std::dec,
+    throw io_error(name, qnas::detail::cat("bad IDX magic number 0x", std::hex, magic, std::dec,
                                      " at byte 0 (expected 0x0000TTDD with type TT in {08,09,0B,0C,0D,0E})"));
   if (ndim == 0) throw io_error(name, "IDX magic number declares 0 dimensions");
   const std::size_t header = 4 + 4 * ndim;
   if (bytes.size() < header)
-    throw io_error(name, detail::cat("file is truncated in the header: ", ndim, " dimensions need ", header,
+    throw io_error(name, qnas::detail::cat("file is truncated in the header: ", ndim, " dimensions need ", header,
                                      " bytes, the file has ", bytes.size()));
   idx_array out;
   out.type = static_cast<idx_type>(type);
   out.dims.resize(ndim);
   std::size_t count = 1;
   for (std::size_t k = 0; k < ndim; ++k) {
-    out.dims[k] = detail::read_be32(bytes.data() + 4 + 4 * k);
+    out.dims[k] = qnas::detail::read_be32(bytes.data() + 4 + 4 * k);
     if (out.dims[k] != 0 && count > std::numeric_limits<std::size_t>::max() / 8 / out.dims[k])
-      throw io_error(name, detail::cat("dimension ", k, " (", out.dims[k], ", at byte ", 4 + 4 * k,
+      throw io_error(name, qnas::detail::cat("dimension ", k, " (", out.dims[k], ", at byte ", 4 + 4 * k,
                                        ") makes the array too large to address"));
     count *= out.dims[k];
   }
   const std::size_t expected = count * idx_element_size(type);
   const std::size_t actual = bytes.size() - header;
   if (actual < expected)
-    throw io_error(name, detail::cat("file is truncated: the header declares ", expected, " payload bytes, the file has ",
+    throw io_error(name, qnas::detail::cat("file is truncated: the header declares ", expected, " payload bytes, the file has ",
                                      actual, " (data ends at byte ", bytes.size(), ", expected ", header + expected, ")"));
   if (actual > expected)
-    throw io_error(name, detail::cat("file has ", actual - expected, " bytes after the declared payload (from byte ",
+    throw io_error(name, qnas::detail::cat("file has ", actual - expected, " bytes after the declared payload (from byte ",
                                      header + expected, "): the dimensions do not match the data"));
   out.payload.assign(bytes.begin() + static_cast<std::ptrdiff_t>(header), bytes.end());
   return out;
@@ -148,7 +148,7 @@ namespace qnas::data {
 
 /// Reads and parses an IDX file, plain or gzip-compressed (detected from its content).
 [[nodiscard]] inline idx_array read_idx(const std::filesystem::path& file) {
-  const auto bytes = detail::read_maybe_gzip(file);
+  const auto bytes = qnas::detail::read_maybe_gzip(file);
   return parse_idx(bytes, file.string());
 }
 
@@ -157,10 +157,10 @@ namespace qnas::data {
 [[nodiscard]] inline xt::xtensor<float, 4> read_idx_images(const std::filesystem::path& file) {
   const idx_array a = read_idx(file);
   if (a.magic() != idx_images_magic)
-    throw io_error(file.string(), detail::cat("magic number 0x", std::hex, a.magic(), std::dec,
+    throw io_error(file.string(), qnas::detail::cat("magic number 0x", std::hex, a.magic(), std::dec,
                                               " is not an image file's 0x00000803 (unsigned bytes, 3 dimensions)"));
   if (a.dims[1] == 0 || a.dims[2] == 0)
-    throw io_error(file.string(), detail::cat("image size ", a.dims[1], "x", a.dims[2], " is empty"));
+    throw io_error(file.string(), qnas::detail::cat("image size ", a.dims[1], "x", a.dims[2], " is empty"));
   xt::xtensor<float, 4> images;
   images.resize({a.dims[0], a.dims[1], a.dims[2], 1});
   float* dst = images.data();
@@ -173,12 +173,12 @@ namespace qnas::data {
 [[nodiscard]] inline std::vector<label_t> read_idx_labels(const std::filesystem::path& file, std::size_t classes) {
   const idx_array a = read_idx(file);
   if (a.magic() != idx_labels_magic)
-    throw io_error(file.string(), detail::cat("magic number 0x", std::hex, a.magic(), std::dec,
+    throw io_error(file.string(), qnas::detail::cat("magic number 0x", std::hex, a.magic(), std::dec,
                                               " is not a label file's 0x00000801 (unsigned bytes, 1 dimension)"));
   std::vector<label_t> labels(a.payload.size());
   for (std::size_t k = 0; k < labels.size(); ++k) {
     if (a.payload[k] >= classes)
-      throw io_error(file.string(), detail::cat("label ", k, " (byte ", 8 + k, ") is ", int{a.payload[k]},
+      throw io_error(file.string(), qnas::detail::cat("label ", k, " (byte ", 8 + k, ") is ", int{a.payload[k]},
                                                 ", not below the ", classes, " classes"));
     labels[k] = a.payload[k];
   }
@@ -190,13 +190,13 @@ namespace qnas::data {
 [[nodiscard]] inline dataset load_idx(const std::filesystem::path& images_file, const std::filesystem::path& labels_file,
                                       std::size_t classes = 10) {
   if (classes == 0 || classes > 256)
-    throw invalid_argument("qnas::data::load_idx", detail::cat("classes is ", classes, "; byte labels allow 1..256"));
+    throw invalid_argument("qnas::data::load_idx", qnas::detail::cat("classes is ", classes, "; byte labels allow 1..256"));
   dataset d;
   d.images = read_idx_images(images_file);
   d.labels = read_idx_labels(labels_file, classes);
   d.classes = classes;
   if (d.labels.size() != d.images.shape()[0])
-    throw io_error(labels_file.string(), detail::cat("has ", d.labels.size(), " labels but ", images_file.string(),
+    throw io_error(labels_file.string(), qnas::detail::cat("has ", d.labels.size(), " labels but ", images_file.string(),
                                                      " has ", d.images.shape()[0], " images"));
   return d;
 }

@@ -214,27 +214,27 @@ inline void check_options(const synthetic_options& o) {
   constexpr const char* where = "qnas::data::make_synthetic";
   auto finite_in = [](float v, float lo, float hi) { return std::isfinite(v) && v >= lo && v <= hi; };
   if (o.height < 8 || o.width < 8)
-    throw invalid_argument(where, detail::cat("image size ", o.height, "x", o.width, " is below the minimum 8x8"));
-  if (!finite_in(o.noise, 0.0f, 1.0f)) throw invalid_argument(where, detail::cat("noise ", o.noise, " is not in [0, 1]"));
+    throw invalid_argument(where, qnas::detail::cat("image size ", o.height, "x", o.width, " is below the minimum 8x8"));
+  if (!finite_in(o.noise, 0.0f, 1.0f)) throw invalid_argument(where, qnas::detail::cat("noise ", o.noise, " is not in [0, 1]"));
   if (!finite_in(o.clutter, 0.0f, 1.0f))
-    throw invalid_argument(where, detail::cat("clutter ", o.clutter, " is not a probability in [0, 1]"));
+    throw invalid_argument(where, qnas::detail::cat("clutter ", o.clutter, " is not a probability in [0, 1]"));
   if (!finite_in(o.max_shift, 0.0f, 0.5f))
-    throw invalid_argument(where, detail::cat("max_shift ", o.max_shift, " is not in [0, 0.5]"));
+    throw invalid_argument(where, qnas::detail::cat("max_shift ", o.max_shift, " is not in [0, 0.5]"));
   if (!finite_in(o.min_scale, 0.01f, 1.0f) || !finite_in(o.max_scale, o.min_scale, 1.0f))
-    throw invalid_argument(where, detail::cat("scale range [", o.min_scale, ", ", o.max_scale,
+    throw invalid_argument(where, qnas::detail::cat("scale range [", o.min_scale, ", ", o.max_scale,
                                               "] must satisfy 0.01 <= min_scale <= max_scale <= 1"));
   if (!finite_in(o.max_rotation_deg, 0.0f, 22.5f))
-    throw invalid_argument(where, detail::cat("max_rotation_deg ", o.max_rotation_deg,
+    throw invalid_argument(where, qnas::detail::cat("max_rotation_deg ", o.max_rotation_deg,
                                               " is not in [0, 22.5] (plus/cross and square/diamond would overlap)"));
   if (!finite_in(o.min_thickness, 0.1f, 100.0f) || !finite_in(o.max_thickness, o.min_thickness, 100.0f))
-    throw invalid_argument(where, detail::cat("thickness range [", o.min_thickness, ", ", o.max_thickness,
+    throw invalid_argument(where, qnas::detail::cat("thickness range [", o.min_thickness, ", ", o.max_thickness,
                                               "] must satisfy 0.1 <= min_thickness <= max_thickness"));
-  if (!finite_in(o.jitter, 0.0f, 0.5f)) throw invalid_argument(where, detail::cat("jitter ", o.jitter, " is not in [0, 0.5]"));
+  if (!finite_in(o.jitter, 0.0f, 0.5f)) throw invalid_argument(where, qnas::detail::cat("jitter ", o.jitter, " is not in [0, 0.5]"));
   if (!finite_in(o.min_ink, 0.0f, 1.0f) || !finite_in(o.max_ink, o.min_ink, 1.0f))
-    throw invalid_argument(where, detail::cat("ink range [", o.min_ink, ", ", o.max_ink,
+    throw invalid_argument(where, qnas::detail::cat("ink range [", o.min_ink, ", ", o.max_ink,
                                               "] must satisfy 0 <= min_ink <= max_ink <= 1"));
   if (!finite_in(o.occlusion, 0.0f, 1.0f))
-    throw invalid_argument(where, detail::cat("occlusion ", o.occlusion, " is not a probability in [0, 1]"));
+    throw invalid_argument(where, qnas::detail::cat("occlusion ", o.occlusion, " is not a probability in [0, 1]"));
 }
 
 }  // namespace qnas::detail::synth
@@ -244,37 +244,37 @@ namespace qnas::data {
 /// Renders one synthetic image of class `cls` into `out` (height * width floats, row-major, in
 /// [0, 1]). Every random choice comes from `item_seed`, so any image can be regenerated alone.
 inline void render_synthetic(std::size_t cls, std::uint64_t item_seed, const synthetic_options& o, std::span<float> out) {
-  using namespace detail::synth;
+  using namespace qnas::detail::synth;
   if (cls >= synthetic_classes)
-    throw invalid_argument("qnas::data::render_synthetic", detail::cat("class ", cls, " is not below ", synthetic_classes));
+    throw invalid_argument("qnas::data::render_synthetic", qnas::detail::cat("class ", cls, " is not below ", synthetic_classes));
   if (out.size() != o.height * o.width)
     throw invalid_argument("qnas::data::render_synthetic",
-                           detail::cat("output has ", out.size(), " floats, the image needs ", o.height * o.width));
+                           qnas::detail::cat("output has ", out.size(), " floats, the image needs ", o.height * o.width));
   random_engine e(item_seed);
   const auto H = static_cast<float>(o.height), W = static_cast<float>(o.width), side = std::min(H, W);
   const float px_scale = side / 28.0f;
-  const vec2 centre{W * 0.5f + W * o.max_shift * static_cast<float>(detail::uniform(e, -1.0, 1.0)),
-                    H * 0.5f + H * o.max_shift * static_cast<float>(detail::uniform(e, -1.0, 1.0))};
-  const float radius = side * static_cast<float>(detail::uniform(e, o.min_scale, o.max_scale));
-  const float angle = static_cast<float>(detail::uniform(e, -1.0, 1.0)) * o.max_rotation_deg *
+  const vec2 centre{W * 0.5f + W * o.max_shift * static_cast<float>(qnas::detail::uniform(e, -1.0, 1.0)),
+                    H * 0.5f + H * o.max_shift * static_cast<float>(qnas::detail::uniform(e, -1.0, 1.0))};
+  const float radius = side * static_cast<float>(qnas::detail::uniform(e, o.min_scale, o.max_scale));
+  const float angle = static_cast<float>(qnas::detail::uniform(e, -1.0, 1.0)) * o.max_rotation_deg *
                       std::numbers::pi_v<float> / 180.0f;
-  const float half_t = 0.5f * px_scale * static_cast<float>(detail::uniform(e, o.min_thickness, o.max_thickness));
-  const float ink = static_cast<float>(detail::uniform(e, o.min_ink, o.max_ink));
+  const float half_t = 0.5f * px_scale * static_cast<float>(qnas::detail::uniform(e, o.min_thickness, o.max_thickness));
+  const float ink = static_cast<float>(qnas::detail::uniform(e, o.min_ink, o.max_ink));
   // Background: a faint level plus a linear gradient in a random direction.
-  const float bg = static_cast<float>(detail::uniform(e, 0.0, 0.12));
-  const float gdir = static_cast<float>(detail::uniform(e, 0.0, 2.0 * std::numbers::pi));
-  const float gamp = static_cast<float>(detail::uniform(e, 0.0, 0.10));
+  const float bg = static_cast<float>(qnas::detail::uniform(e, 0.0, 0.12));
+  const float gdir = static_cast<float>(qnas::detail::uniform(e, 0.0, 2.0 * std::numbers::pi));
+  const float gamp = static_cast<float>(qnas::detail::uniform(e, 0.0, 0.10));
   const float gx = gamp * std::cos(gdir) / W, gy = gamp * std::sin(gdir) / H;
 
   const glyph g = make_glyph(cls, e, o, centre, radius, angle);
 
   // Occluder: an axis-aligned block over part of the outline, painted with the background.
   float ox0 = 0.0f, ox1 = -1.0f, oy0 = 0.0f, oy1 = -1.0f;
-  if (detail::uniform01(e) < o.occlusion) {
-    const float dir = static_cast<float>(detail::uniform(e, 0.0, 2.0 * std::numbers::pi));
-    const float dist = radius * static_cast<float>(detail::uniform(e, 0.5, 1.0));
-    const float hw = radius * static_cast<float>(detail::uniform(e, 0.2, 0.4));
-    const float hh = radius * static_cast<float>(detail::uniform(e, 0.2, 0.4));
+  if (qnas::detail::uniform01(e) < o.occlusion) {
+    const float dir = static_cast<float>(qnas::detail::uniform(e, 0.0, 2.0 * std::numbers::pi));
+    const float dist = radius * static_cast<float>(qnas::detail::uniform(e, 0.5, 1.0));
+    const float hw = radius * static_cast<float>(qnas::detail::uniform(e, 0.2, 0.4));
+    const float hh = radius * static_cast<float>(qnas::detail::uniform(e, 0.2, 0.4));
     const float bx = centre.x + dist * std::cos(dir), by = centre.y + dist * std::sin(dir);
     ox0 = bx - hw, ox1 = bx + hw, oy0 = by - hh, oy1 = by + hh;
   }
@@ -288,14 +288,14 @@ inline void render_synthetic(std::size_t cls, std::uint64_t item_seed, const syn
   std::array<distractor, 3> clutter{};
   std::size_t clutter_count = 0;
   float clutter_ink = 0.0f, clutter_half_t = 0.5f * px_scale;
-  if (detail::uniform01(e) < o.clutter) {
-    clutter_count = 1 + detail::uniform_below(e, 3);
-    clutter_ink = static_cast<float>(detail::uniform(e, 0.3, 0.8));
-    clutter_half_t = 0.5f * px_scale * static_cast<float>(detail::uniform(e, 0.8, 1.6));
+  if (qnas::detail::uniform01(e) < o.clutter) {
+    clutter_count = 1 + qnas::detail::uniform_below(e, 3);
+    clutter_ink = static_cast<float>(qnas::detail::uniform(e, 0.3, 0.8));
+    clutter_half_t = 0.5f * px_scale * static_cast<float>(qnas::detail::uniform(e, 0.8, 1.6));
     for (std::size_t k = 0; k < clutter_count; ++k) {
-      const vec2 a{static_cast<float>(detail::uniform(e, 0.0, W)), static_cast<float>(detail::uniform(e, 0.0, H))};
-      const float len = side * static_cast<float>(detail::uniform(e, 0.1, 0.3));
-      const float dir = static_cast<float>(detail::uniform(e, 0.0, 2.0 * std::numbers::pi));
+      const vec2 a{static_cast<float>(qnas::detail::uniform(e, 0.0, W)), static_cast<float>(qnas::detail::uniform(e, 0.0, H))};
+      const float len = side * static_cast<float>(qnas::detail::uniform(e, 0.1, 0.3));
+      const float dir = static_cast<float>(qnas::detail::uniform(e, 0.0, 2.0 * std::numbers::pi));
       const vec2 b{a.x + len * std::cos(dir), a.y + len * std::sin(dir)};
       const float m = clutter_half_t + 1.0f;
       glyph one;
@@ -308,7 +308,7 @@ inline void render_synthetic(std::size_t cls, std::uint64_t item_seed, const syn
   // Pixels farther than this from the centre cannot be inked by the glyph (radius, jitter and
   // stroke width included), so most of the image skips the distance evaluation.
   const float reach = radius * (1.0f + 3.0f * o.jitter) + half_t + 1.0f;
-  const std::uint64_t noise_seed = detail::bits64(e);
+  const std::uint64_t noise_seed = qnas::detail::bits64(e);
   const float sigma = o.noise;
   for (std::size_t y = 0; y < o.height; ++y) {
     const float py = static_cast<float>(y) + 0.5f;
@@ -330,7 +330,7 @@ inline void render_synthetic(std::size_t cls, std::uint64_t item_seed, const syn
       }
       if (sigma > 0.0f) {
         // Hash of (seed, pixel): independent per pixel, so the loop has no serial dependency.
-        v += sigma * fast_normal(detail::mix_seed(noise_seed, y * o.width + x));
+        v += sigma * fast_normal(qnas::detail::mix_seed(noise_seed, y * o.width + x));
       }
       out[y * o.width + x] = std::clamp(v, 0.0f, 1.0f);
     }
@@ -342,7 +342,7 @@ inline void render_synthetic(std::size_t cls, std::uint64_t item_seed, const syn
 /// labels in a seeded random order. Image i depends only on (seed, i), so the data set is
 /// reproducible on every platform and any prefix of a larger data set is the smaller one.
 [[nodiscard]] inline dataset make_synthetic(const synthetic_options& o = {}) {
-  detail::synth::check_options(o);
+  qnas::detail::synth::check_options(o);
   dataset d;
   d.classes = synthetic_classes;
   d.images.resize({o.size, o.height, o.width, 1});
@@ -355,11 +355,11 @@ inline void render_synthetic(std::size_t cls, std::uint64_t item_seed, const syn
     if (i % synthetic_classes == 0) {
       std::array<label_t, synthetic_classes> perm{};
       for (std::size_t c = 0; c < synthetic_classes; ++c) perm[c] = static_cast<label_t>(c);
-      random_engine pe(detail::mix_seed(o.seed, 2 * block));
-      detail::shuffle(std::span<label_t>(perm), pe);
+      random_engine pe(qnas::detail::mix_seed(o.seed, 2 * block));
+      qnas::detail::shuffle(std::span<label_t>(perm), pe);
       for (std::size_t c = 0; c < synthetic_classes && i + c < o.size; ++c) d.labels[i + c] = perm[c];
     }
-    render_synthetic(static_cast<std::size_t>(d.labels[i]), detail::mix_seed(o.seed, 2 * i + 1), o,
+    render_synthetic(static_cast<std::size_t>(d.labels[i]), qnas::detail::mix_seed(o.seed, 2 * i + 1), o,
                      std::span<float>(d.images.data() + i * n, n));
   }
   return d;

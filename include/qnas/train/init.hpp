@@ -31,7 +31,7 @@ template <class Shape>
   const std::size_t r = static_cast<std::size_t>(shape.size());
   if (r == 0) throw invalid_argument("qnas::train::fans_of", "a 0-D tensor has no fans");
   for (std::size_t k = 0; k < r; ++k)
-    if (shape[k] == 0) throw invalid_argument("qnas::train::fans_of", detail::cat("dimension ", k, " is 0"));
+    if (shape[k] == 0) throw invalid_argument("qnas::train::fans_of", qnas::detail::cat("dimension ", k, " is 0"));
   if (r == 1) return {static_cast<std::size_t>(shape[0]), static_cast<std::size_t>(shape[0])};
   std::size_t receptive = 1;
   for (std::size_t k = 0; k + 2 < r; ++k) receptive *= static_cast<std::size_t>(shape[k]);
@@ -64,16 +64,16 @@ void initialize(xt::xarray<float>& w, init_scheme scheme, Engine& engine) {
   const double denom = he ? static_cast<double>(f.in) : static_cast<double>(f.in + f.out);
   if (scheme == init_scheme::he_uniform || scheme == init_scheme::glorot_uniform) {
     const double limit = std::sqrt(6.0 / denom);
-    for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<float>(detail::uniform(engine, -limit, limit));
+    for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<float>(qnas::detail::uniform(engine, -limit, limit));
   } else {
     const double sd = std::sqrt(2.0 / denom);
     std::size_t i = 0;
     for (; i + 1 < n; i += 2) {
-      const auto [a, b] = detail::standard_normal_pair(engine);
+      const auto [a, b] = qnas::detail::standard_normal_pair(engine);
       p[i] = static_cast<float>(sd * a);
       p[i + 1] = static_cast<float>(sd * b);
     }
-    if (i < n) p[i] = static_cast<float>(sd * detail::standard_normal_pair(engine).first);
+    if (i < n) p[i] = static_cast<float>(sd * qnas::detail::standard_normal_pair(engine).first);
   }
 }
 

@@ -32,7 +32,7 @@ concept resizable_float_matrix = float_matrix<T> && requires(T& t) {
 
 }  // namespace qnas::train
 
-// Internals live in qnas::detail (not qnas::train::detail) so that `detail::cat` keeps
+// Internals live in qnas::detail (not qnas::train::detail) so that `qnas::detail::cat` keeps
 // resolving inside qnas::train for every header that includes this one.
 namespace qnas::detail {
 
@@ -124,19 +124,19 @@ namespace qnas::train {
 template <float_matrix L, resizable_float_matrix G>
 float softmax_cross_entropy(const L& logits, std::span<const label_t> labels, G& dlogits) {
   constexpr std::string_view where = "qnas::train::softmax_cross_entropy";
-  const auto d = detail::dims_of(logits, where, "logits");
-  detail::check_labels(labels, d, where);
-  float* g = detail::prepare_grad(dlogits, d);
-  return static_cast<float>(detail::cross_entropy_core(logits.data(), d, labels, g, 1.0f, false));
+  const auto d = qnas::detail::dims_of(logits, where, "logits");
+  qnas::detail::check_labels(labels, d, where);
+  float* g = qnas::detail::prepare_grad(dlogits, d);
+  return static_cast<float>(qnas::detail::cross_entropy_core(logits.data(), d, labels, g, 1.0f, false));
 }
 
 /// Mean softmax cross-entropy without the gradient (evaluation).
 template <float_matrix L>
 float softmax_cross_entropy(const L& logits, std::span<const label_t> labels) {
   constexpr std::string_view where = "qnas::train::softmax_cross_entropy";
-  const auto d = detail::dims_of(logits, where, "logits");
-  detail::check_labels(labels, d, where);
-  return static_cast<float>(detail::cross_entropy_core(logits.data(), d, labels, nullptr, 1.0f, false));
+  const auto d = qnas::detail::dims_of(logits, where, "logits");
+  qnas::detail::check_labels(labels, d, where);
+  return static_cast<float>(qnas::detail::cross_entropy_core(logits.data(), d, labels, nullptr, 1.0f, false));
 }
 
 /// Knowledge-distillation settings (Hinton, Vinyals, Dean 2015, "Distilling the knowledge in a
@@ -161,18 +161,18 @@ float distillation_loss(const L& logits, const T& teacher_logits, std::span<cons
                         const distillation_options& opt, G& dlogits) {
   constexpr std::string_view where = "qnas::train::distillation_loss";
   if (!(opt.temperature > 0.0f) || !std::isfinite(opt.temperature))
-    throw invalid_argument(where, detail::cat("temperature ", opt.temperature, " must be finite and > 0"));
+    throw invalid_argument(where, qnas::detail::cat("temperature ", opt.temperature, " must be finite and > 0"));
   if (!(opt.alpha >= 0.0f && opt.alpha <= 1.0f))
-    throw invalid_argument(where, detail::cat("alpha ", opt.alpha, " must be in [0, 1]"));
-  const auto d = detail::dims_of(logits, where, "student logits");
-  const auto dt = detail::dims_of(teacher_logits, where, "teacher logits");
+    throw invalid_argument(where, qnas::detail::cat("alpha ", opt.alpha, " must be in [0, 1]"));
+  const auto d = qnas::detail::dims_of(logits, where, "student logits");
+  const auto dt = qnas::detail::dims_of(teacher_logits, where, "teacher logits");
   if (dt.rows != d.rows || dt.cols != d.cols)
-    throw invalid_argument(where, detail::cat("teacher logits are [", dt.rows, ", ", dt.cols,
+    throw invalid_argument(where, qnas::detail::cat("teacher logits are [", dt.rows, ", ", dt.cols,
                                                     "], student logits are [", d.rows, ", ", d.cols, "]"));
   const bool hard = opt.alpha < 1.0f;
-  if (hard || !labels.empty()) detail::check_labels(labels, d, where);
+  if (hard || !labels.empty()) qnas::detail::check_labels(labels, d, where);
   if (d.rows == 0 || d.cols == 0) throw invalid_argument(where, "logits are empty");
-  float* g = detail::prepare_grad(dlogits, d);
+  float* g = qnas::detail::prepare_grad(dlogits, d);
   const float inv_t = 1.0f / opt.temperature;
   const float soft_grad = opt.alpha * opt.temperature / static_cast<float>(d.rows);
   double soft = 0.0;
@@ -181,7 +181,7 @@ float distillation_loss(const L& logits, const T& teacher_logits, std::span<cons
     const float* t = teacher_logits.data() + i * d.cols;
     float* gi = g + i * d.cols;
     // gi temporarily holds the softened student distribution, then the soft gradient.
-    const float lse_s = detail::log_softmax_row(s, d.cols, inv_t, gi);
+    const float lse_s = qnas::detail::log_softmax_row(s, d.cols, inv_t, gi);
     float tm = t[0] * inv_t;
     for (std::size_t j = 1; j < d.cols; ++j) tm = std::max(tm, t[j] * inv_t);
     float ts = 0.0f;
@@ -199,7 +199,7 @@ float distillation_loss(const L& logits, const T& teacher_logits, std::span<cons
   soft /= static_cast<double>(d.rows);
   double total = static_cast<double>(opt.alpha) * static_cast<double>(opt.temperature) *
                  static_cast<double>(opt.temperature) * soft;
-  if (hard) total += static_cast<double>(1.0f - opt.alpha) * detail::cross_entropy_core(logits.data(), d, labels, g,
+  if (hard) total += static_cast<double>(1.0f - opt.alpha) * qnas::detail::cross_entropy_core(logits.data(), d, labels, g,
                                                                                        1.0f - opt.alpha, true);
   return static_cast<float>(total);
 }

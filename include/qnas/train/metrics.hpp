@@ -17,7 +17,7 @@ namespace qnas::train {
 /// Index of the largest logit of each row (the first one on ties).
 template <float_matrix L>
 [[nodiscard]] std::vector<label_t> argmax(const L& logits) {
-  const auto d = detail::dims_of(logits, "qnas::train::argmax", "logits");
+  const auto d = qnas::detail::dims_of(logits, "qnas::train::argmax", "logits");
   std::vector<label_t> out(d.rows);
   for (std::size_t i = 0; i < d.rows; ++i) {
     const float* x = logits.data() + i * d.cols;
@@ -35,8 +35,8 @@ template <float_matrix L>
 template <float_matrix L>
 [[nodiscard]] std::size_t top_k_correct(const L& logits, std::span<const label_t> labels, std::size_t k) {
   constexpr std::string_view where = "qnas::train::top_k_correct";
-  const auto d = detail::dims_of(logits, where, "logits");
-  detail::check_labels(labels, d, where);
+  const auto d = qnas::detail::dims_of(logits, where, "logits");
+  qnas::detail::check_labels(labels, d, where);
   if (k == 0) throw invalid_argument(where, "k must be > 0");
   std::size_t correct = 0;
   for (std::size_t i = 0; i < d.rows; ++i) {
@@ -100,11 +100,11 @@ class confusion_matrix {
   /// Records the argmax of each row of `logits` against `labels`.
   template <float_matrix L>
   void add(const L& logits, std::span<const label_t> labels) {
-    const auto d = detail::dims_of(logits, "qnas::train::confusion_matrix::add", "logits");
+    const auto d = qnas::detail::dims_of(logits, "qnas::train::confusion_matrix::add", "logits");
     if (d.cols != classes_)
       throw invalid_argument("qnas::train::confusion_matrix::add",
                              qnas::detail::cat("logits have ", d.cols, " classes, the matrix ", classes_));
-    detail::check_labels(labels, d, "qnas::train::confusion_matrix::add");
+    qnas::detail::check_labels(labels, d, "qnas::train::confusion_matrix::add");
     const auto pred = argmax(logits);
     for (std::size_t i = 0; i < pred.size(); ++i) add(labels[i], pred[i]);
   }

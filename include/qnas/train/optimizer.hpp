@@ -91,7 +91,7 @@ class sgd {
  public:
   explicit sgd(sgd_options o = {}) : o_(o) {
     constexpr std::string_view where = "qnas::train::sgd";
-    detail::check_rate(o.learning_rate, where);
+    qnas::detail::check_rate(o.learning_rate, where);
     if (!(o.momentum >= 0.0f && o.momentum < 1.0f))
       throw invalid_argument(where, qnas::detail::cat("momentum ", o.momentum, " must be in [0, 1)"));
     if (!std::isfinite(o.weight_decay) || o.weight_decay < 0.0f)
@@ -102,7 +102,7 @@ class sgd {
   [[nodiscard]] const sgd_options& options() const noexcept { return o_; }
   [[nodiscard]] float learning_rate() const noexcept { return o_.learning_rate; }
   void set_learning_rate(float lr) {
-    detail::check_rate(lr, "qnas::train::sgd::set_learning_rate");
+    qnas::detail::check_rate(lr, "qnas::train::sgd::set_learning_rate");
     o_.learning_rate = lr;
   }
   /// Forgets all momentum (e.g. when a new candidate network is trained).
@@ -111,7 +111,7 @@ class sgd {
   /// One update of every parameter from its `grad` (gradients are read, not cleared).
   void step(std::span<nn::parameter* const> params) {
     for (nn::parameter* p : params) {
-      detail::slot_state& s = slots_.get(*p, false, "qnas::train::sgd::step");
+      qnas::detail::slot_state& s = slots_.get(*p, false, "qnas::train::sgd::step");
       ++s.steps;
       const std::size_t n = p->value.size();
       float* QNAS_RESTRICT w = p->value.data();
@@ -137,7 +137,7 @@ class sgd {
 
  private:
   sgd_options o_;
-  detail::slot_table slots_;
+  qnas::detail::slot_table slots_;
 };
 
 /// Settings of `adam`.
@@ -161,7 +161,7 @@ class adam {
  public:
   explicit adam(adam_options o = {}) : o_(o) {
     constexpr std::string_view where = "qnas::train::adam";
-    detail::check_rate(o.learning_rate, where);
+    qnas::detail::check_rate(o.learning_rate, where);
     if (!(o.beta1 >= 0.0f && o.beta1 < 1.0f))
       throw invalid_argument(where, qnas::detail::cat("beta1 ", o.beta1, " must be in [0, 1)"));
     if (!(o.beta2 >= 0.0f && o.beta2 < 1.0f))
@@ -175,7 +175,7 @@ class adam {
   [[nodiscard]] const adam_options& options() const noexcept { return o_; }
   [[nodiscard]] float learning_rate() const noexcept { return o_.learning_rate; }
   void set_learning_rate(float lr) {
-    detail::check_rate(lr, "qnas::train::adam::set_learning_rate");
+    qnas::detail::check_rate(lr, "qnas::train::adam::set_learning_rate");
     o_.learning_rate = lr;
   }
   /// Forgets all moments and step counts.
@@ -184,7 +184,7 @@ class adam {
   /// One update of every parameter from its `grad` (gradients are read, not cleared).
   void step(std::span<nn::parameter* const> params) {
     for (nn::parameter* p : params) {
-      detail::slot_state& s = slots_.get(*p, true, "qnas::train::adam::step");
+      qnas::detail::slot_state& s = slots_.get(*p, true, "qnas::train::adam::step");
       ++s.steps;
       const auto t = static_cast<double>(s.steps);
       // Bias corrections in double: 1 - beta2^t is tiny for the first steps.
@@ -209,7 +209,7 @@ class adam {
 
  private:
   adam_options o_;
-  detail::slot_table slots_;
+  qnas::detail::slot_table slots_;
 };
 
 }  // namespace qnas::train

@@ -43,7 +43,7 @@ struct cosine_schedule {
   [[nodiscard]] float operator()(std::size_t step) const {
     if (warmup_steps > total_steps)
       throw invalid_argument("qnas::train::cosine_schedule",
-                             detail::cat("warmup_steps ", warmup_steps, " exceeds total_steps ", total_steps));
+                             qnas::detail::cat("warmup_steps ", warmup_steps, " exceeds total_steps ", total_steps));
     if (step < warmup_steps)
       return base * static_cast<float>(static_cast<double>(step + 1) / static_cast<double>(warmup_steps));
     if (step >= total_steps) return final_value;
