@@ -52,6 +52,9 @@ enum class init_scheme { he_uniform, he_normal, glorot_uniform, glorot_normal, z
 /// engine, e.g. `qnas::random_engine`). The same engine state gives the same tensor everywhere.
 template <class Engine>
 void initialize(xt::xarray<float>& w, init_scheme scheme, Engine& engine) {
+  static_assert(qnas::detail::full_range_engine<Engine>,
+                "qnas::train::initialize<Engine>: Engine must produce 32 or 64 full random bits per call "
+                "(e.g. qnas::random_engine = std::mt19937_64, or std::mt19937)");
   float* p = w.data();
   const std::size_t n = w.size();
   if (scheme == init_scheme::zeros || scheme == init_scheme::ones) {
