@@ -1,0 +1,256 @@
+// OCP Microscaling (MX v1.0) block formats: a block of small scalar elements sharing one E8M0
+// power-of-two scale (mxfp8, mxfp6, mxfp4, mxint8).
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <random>  // policies.hpp names std::uniform_random_bit_generator without including it
+#include <string>
+#include <type_traits>
+
+#include "qnas/formats/concept.hpp"
+#include "qnas/formats/fixed_point.hpp"
+#include "qnas/formats/minifloat.hpp"
+
+namespace qnas {
+
+namespace detail {
+
+/// Whether a rounding function object draws random numbers (stochastic_rounder); such a rounder
+/// cannot be asked "where would this value round?" without consuming a draw.
+template <class R>
+constexpr bool rounder_is_random() noexcept {
+  if constexpr (requires { R::needs_engine; })
+    return R::needs_engine;
+  else
+    return false;
+}
+
+/// The name of a standard MX alias (mxfp8_e4m3, ...); nullptr for the others.
+template <class F>
+struct standard_mx_name {
+  static constexpr const char* value = nullptr;
+};
+
+}  // namespace detail
+
+/// An MX block format: `BlockSize` elements of the scalar format `Element` share one scale 2^s,
+/// stored as an E8M0 code s + 127 (s in [-127, 127]; code 0xFF means the block is NaN). This is
+/// the semantics of the OCP Microscaling Formats spec v1.0 (section 6.3) as implemented by
+/// microsoft/microxcaling (`_quantize_mx`):
+///   s = floor(log2(max_i |x_i|)) - emax_elem, with emax_elem = floor(log2(Element::max_value))
+///   (8 for fp8_e4m3, 15 for fp8_e5m2, 4 for fp6_e3m2, 2 for fp6_e2m3 and fp4_e2m1, 0 for int8);
+///   element i = Element::quantize(x_i / 2^s) with SATURATION to [Element::min_value,
+///   Element::max_value] (elements never overflow, whatever Element's overflow policy), rounded
+///   with Element's rounding policy; the value is element * 2^s.
+/// log2 is taken exactly from the float's bits (microxcaling's float log2 can round up just
+/// below a power of two). Corner cases:
+///   - a NaN or +-Inf anywhere in the block makes the whole block NaN (scale code 0xFF);
+///   - an all-zero block, or one whose s would be below -127, uses s = -127 (elements underflow
+///     towards 0 as the element format allows);
+///   - s above 127 makes the block NaN (possible when Element::max_value < 1, or with scale_fit).
+/// ScalePolicy `scale_fit` raises s by one when the block maximum would round past the element
+/// maximum (so nothing saturates); if that block's maximum is >= 2^127, its rounded maximum
+/// could be 2^128, beyond float, and the block becomes NaN instead.
+/// Element codes of a NaN block are 0. Blocks shorter than BlockSize (ragged tails) take their
+/// scale from their own elements.
+template <class Element, int BlockSize = 32, class ScalePolicy = scale_floor>
+struct mx {
+  static_assert(scalar_format<Element>,
+                "mx<Element, BlockSize, ScalePolicy>: Element must be a scalar number format (block_size == 1, "
+                "with encode_one/decode_one/quantize_one), e.g. fp8_e4m3; a block format cannot be an MX element");
+  static_assert(BlockSize >= 2,
+                "mx<Element, BlockSize, ScalePolicy>: BlockSize must be >= 2 (BlockSize must be > 0, and a block of "
+                "one element is a scalar format with a per-element scale)");
+  static_assert(scale_policy<ScalePolicy>, "mx<Element, BlockSize, ScalePolicy>: ScalePolicy must be scale_floor or scale_fit");
+
+ private:
+  // Keeps the rest of the class well-formed after a failed static_assert (one clear error).
+  using elem = std::conditional_t<scalar_format<Element>, Element, fp8_e4m3>;
+  static constexpr std::size_t block = BlockSize >= 2 ? static_cast<std::size_t>(BlockSize) : 2;
+  static constexpr bool fit = std::is_same_v<ScalePolicy, scale_fit>;
+  static constexpr int nan_exponent = 128;  // shared exponent that marks a NaN block
+  static constexpr float elem_max = static_cast<float>(elem::max_value);
+  static constexpr float elem_min = static_cast<float>(elem::min_value);
+
+ public:
+  static_assert(elem::max_value > 0.0, "mx<Element, BlockSize, ScalePolicy>: Element::max_value must be > 0");
+
+  using element = Element;
+  using scale = ScalePolicy;
+  using rounding = typename elem::rounding;
+  static constexpr format_family family = format_family::block_fp;
+  static constexpr bit_tuple tuple = elem::tuple;
+  static constexpr int bits = elem::bits;
+  static constexpr int block_size = static_cast<int>(block);
+  static constexpr int scale_bits = 8;
+  static constexpr int scale_bias = 127;
+  static constexpr std::uint32_t nan_scale_code = 0xFF;
+  /// floor(log2) of the element's largest value: the exponent the block maximum is aligned to.
+  static constexpr int emax_elem = detail::ilog2(elem_max);
+  static constexpr double max_value = elem::max_value * detail::pow2d(127);
+  static constexpr double min_value = elem::min_value * detail::pow2d(127);
+  static constexpr bool has_zero = elem::has_zero;
+  static constexpr bool has_nan = true;  // the scale code 0xFF
+
+  static std::string name() {
+    if constexpr (detail::standard_mx_name<mx>::value != nullptr) {
+      return detail::standard_mx_name<mx>::value;
+    } else {
+      std::string s = "mx<" + elem::name() + "," + std::to_string(BlockSize);
+      if (fit) s += ",scale_fit";
+      return s + ">";
+    }
+  }
+
+  /// The shared exponent s of a block (nan_exponent for a NaN block) from the bits of its
+  /// largest magnitude.
+  template <class R>
+  static int shared_exponent(std::uint32_t amax_bits, R& round) {
+    if (amax_bits >= 0x7F800000u) return nan_exponent;  // Inf or NaN in the block
+    if (amax_bits == 0) return -scale_bias;
+    const int e = detail::ilog2(detail::from_bits(amax_bits));
+    int s = e - emax_elem;
+    if (s < -scale_bias) s = -scale_bias;
+    if constexpr (fit) {
+      if (rounds_past_max(detail::from_bits(amax_bits) * detail::exp2i(-s), round)) {
+        ++s;
+        if (s + emax_elem > 127) return nan_exponent;  // the rounded maximum may be 2^128
+      }
+    }
+    return s > 127 ? nan_exponent : s;
+  }
+
+  /// Quantizes one block of n <= BlockSize values: one pass for max|x|, one for the elements.
+  template <class R>
+  static void quantize_block(const float* in, float* out, std::size_t n, R& round) {
+    if (n == block)
+      quantize_n<block>(in, out, n, round);  // fixed trip count: fully vectorized
+    else
+      quantize_n<0>(in, out, n, round);
+  }
+
+  /// Encodes one block: element codes into `codes`, returns the E8M0 scale code (0xFF: NaN).
+  template <class R>
+  static std::uint64_t encode_block(const float* in, std::uint32_t* codes, std::size_t n, R& round) {
+    const int s = shared_exponent(max_abs_bits<0>(in, n), round);
+    if (s == nan_exponent) {
+      for (std::size_t i = 0; i < n; ++i) codes[i] = 0;
+      return nan_scale_code;
+    }
+    const float inv = detail::exp2i(-s);
+    for (std::size_t i = 0; i < n; ++i) codes[i] = elem::encode_one(detail::clamp(in[i] * inv, elem_min, elem_max), round);
+    return static_cast<std::uint64_t>(s + scale_bias);
+  }
+
+  static void decode_block(std::uint64_t header, const std::uint32_t* codes, float* out, std::size_t n) {
+    if ((header & 0xFFu) == nan_scale_code) {
+      for (std::size_t i = 0; i < n; ++i) out[i] = std::numeric_limits<float>::quiet_NaN();
+      return;
+    }
+    const float sc = detail::exp2i(static_cast<int>(header & 0xFFu) - scale_bias);
+    for (std::size_t i = 0; i < n; ++i) out[i] = elem::decode_one(codes[i]) * sc;
+  }
+
+ private:
+  template <std::size_t Fixed>
+  QNAS_ALWAYS_INLINE static std::uint32_t max_abs_bits(const float* in, std::size_t n_dyn) noexcept {
+    const std::size_t n = Fixed ? Fixed : n_dyn;
+    std::uint32_t m = 0;  // |x| bits order like |x|; NaN and Inf bits are above every finite value
+#pragma omp simd reduction(max : m)
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint32_t a = detail::to_bits(in[i]) & 0x7FFFFFFFu;
+      m = a > m ? a : m;
+    }
+    return m;
+  }
+
+  template <std::size_t Fixed, class R>
+  QNAS_ALWAYS_INLINE static void quantize_n(const float* in, float* out, std::size_t n_dyn, R& round) {
+    const std::size_t n = Fixed ? Fixed : n_dyn;
+    const int s = shared_exponent(max_abs_bits<Fixed>(in, n), round);
+    if (s == nan_exponent) {
+      for (std::size_t i = 0; i < n; ++i) out[i] = std::numeric_limits<float>::quiet_NaN();
+      return;
+    }
+    // Scaling by powers of two is exact (values far below the element's smallest step may lose
+    // low bits as float subnormals, which cannot move them across a rounding boundary).
+    const float inv = detail::exp2i(-s);
+    const float sc = detail::exp2i(s);
+    if constexpr (detail::rounder_is_random<R>()) {
+      for (std::size_t i = 0; i < n; ++i)  // the engine's state is a dependency: stays scalar
+        out[i] = elem::quantize_one(detail::clamp(in[i] * inv, elem_min, elem_max), round) * sc;
+    } else {
+#pragma omp simd
+      for (std::size_t i = 0; i < n; ++i)
+        out[i] = elem::quantize_one(detail::clamp(in[i] * inv, elem_min, elem_max), round) * sc;
+    }
+  }
+
+  /// Gap between the element maximum and the value below it: the step of the element grid's top
+  /// binade, which continues past the maximum (448 -> 480 for fp8_e4m3).
+  static float top_step() {
+    static const float step = [] {
+      toward_zero down;
+      return elem_max - elem::quantize_one(std::nextafter(elem_max, 0.0f), down);
+    }();
+    return step;
+  }
+
+  /// Whether v (the block maximum divided by 2^s) would round above the element maximum on the
+  /// element's grid. A random rounder may round anything above the maximum past it.
+  template <class R>
+  static bool rounds_past_max(float v, R& round) {
+    if constexpr (detail::rounder_is_random<R>()) {
+      return v > elem_max;
+    } else {
+      const float step = top_step();
+      return round(v / step) > elem_max / step;
+    }
+  }
+};
+
+/// The MXINT8 element: 8-bit two's complement with an implicit scale 2^-6 (values k/64), kept
+/// symmetric (k in [-127, 127], max 1.984375) as microxcaling does (mx/formats.py: int8 is
+/// "sign-magnitude", max_norm = 127/64, and elements are clamped to +-max_norm). The code 0x80
+/// (-2.0) is never produced. Symmetry also keeps quantization idempotent: a -2.0 element would
+/// raise the next block maximum's exponent.
+using mxint8_element = fixed_point<8, 1, true, true>;
+
+using mxfp8_e4m3 = mx<fp8_e4m3>;
+using mxfp8_e5m2 = mx<fp8_e5m2>;
+using mxfp6_e3m2 = mx<fp6_e3m2>;
+using mxfp6_e2m3 = mx<fp6_e2m3>;
+using mxfp4 = mx<fp4_e2m1>;
+using mxint8 = mx<mxint8_element>;
+
+namespace detail {
+template <>
+struct standard_mx_name<mxfp8_e4m3> {
+  static constexpr const char* value = "mxfp8_e4m3";
+};
+template <>
+struct standard_mx_name<mxfp8_e5m2> {
+  static constexpr const char* value = "mxfp8_e5m2";
+};
+template <>
+struct standard_mx_name<mxfp6_e3m2> {
+  static constexpr const char* value = "mxfp6_e3m2";
+};
+template <>
+struct standard_mx_name<mxfp6_e2m3> {
+  static constexpr const char* value = "mxfp6_e2m3";
+};
+template <>
+struct standard_mx_name<mxfp4> {
+  static constexpr const char* value = "mxfp4";
+};
+template <>
+struct standard_mx_name<mxint8> {
+  static constexpr const char* value = "mxint8";
+};
+}  // namespace detail
+
+}  // namespace qnas
