@@ -9,6 +9,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <xsimd/xsimd.hpp>
+
 #include "qnas/core/config.hpp"
 #include "qnas/core/diagnostics.hpp"
 #include "qnas/nn/parameter.hpp"
@@ -198,7 +200,23 @@ class adam {
       const float lr = o_.learning_rate, b1 = o_.beta1, b2 = o_.beta2, eps = o_.epsilon;
       const float wd = p->decay ? o_.weight_decay : 0.0f;
       const float l2 = o_.decoupled ? 0.0f : wd, shrink = o_.decoupled ? lr * wd : 0.0f;
-      for (std::size_t i = 0; i < n; ++i) {
+      // xsimd: the square root and division do not vectorise on their own (std::sqrt may set
+      // errno), and they dominate the step when scalar.
+      using simd = xsimd::batch<float>;
+      constexpr std::size_t lanes = simd::size;
+      const simd vb1(b1), vb2(b2), va1(1.0f - b1), va2(1.0f - b2), vc1(c1), vc2(c2), vlr(lr), veps(eps), vl2(l2),
+          vshrink(shrink);
+      std::size_t i = 0;
+      for (; i + lanes <= n; i += lanes) {
+        const simd wi = simd::load_unaligned(w + i);
+        const simd gi = simd::load_unaligned(g + i) + vl2 * wi;
+        const simd mi = vb1 * simd::load_unaligned(m + i) + va1 * gi;
+        const simd vi = vb2 * simd::load_unaligned(v + i) + va2 * gi * gi;
+        mi.store_unaligned(m + i);
+        vi.store_unaligned(v + i);
+        (wi - (vlr * (mi * vc1) / (xsimd::sqrt(vi * vc2) + veps) + vshrink * wi)).store_unaligned(w + i);
+      }
+      for (; i < n; ++i) {
         const float gi = g[i] + l2 * w[i];
         m[i] = b1 * m[i] + (1.0f - b1) * gi;
         v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
