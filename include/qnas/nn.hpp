@@ -5,6 +5,7 @@
 #include "qnas/nn/batch_norm.hpp"
 #include "qnas/nn/conv2d.hpp"
 #include "qnas/nn/dense.hpp"
+#include "qnas/nn/fold.hpp"
 #include "qnas/nn/layer.hpp"
 #include "qnas/nn/network.hpp"
 #include "qnas/nn/parameter.hpp"

@@ -115,6 +115,9 @@ class layer {
     detail::quantize_into(out_q_, y, yq_, engine_);
     return yq_;
   }
+  /// Deleted: the layer keeps a pointer to its input until backward, so a temporary (e.g. an
+  /// xtensor converted on the fly) would dangle. Copy into an xt::xarray<float> first.
+  const xt::xarray<float>& forward(xt::xarray<float>&&, bool) = delete;
 
   /// Backward pass: `dy` is d(loss)/d(output) for the last forward batch. Accumulates into the
   /// parameters' `grad` and returns d(loss)/d(input), or an empty array when `need_input_grad`
@@ -199,6 +202,14 @@ class weighted_layer : public layer {
     if (use_bias_) return {&w_, &b_};
     return {&w_};
   }
+  /// Turns the bias on (batch-norm folding gives a layer without bias a shift); keeps values.
+  void enable_bias() {
+    if (b_.value.size() != out_c()) {
+      b_.value = xt::zeros<float>({out_c()});
+      b_.grad = xt::zeros<float>({out_c()});
+    }
+    use_bias_ = true;
+  }
   void set_weight_quantizer(quantizer q) { wq_fmt_ = std::move(q); }
   void set_bias_quantizer(quantizer q) { bq_fmt_ = std::move(q); }
   [[nodiscard]] const quantizer& weight_quantizer() const noexcept { return wq_fmt_; }
@@ -263,6 +274,8 @@ class weighted_layer : public layer {
       detail::ste_mask_accumulate(bq_fmt_.info(), b_.value.data(), g, b_.grad.data(), b_.grad.size());
     }
   }
+
+  [[nodiscard]] std::size_t out_c() const noexcept { return output_shape().c; }
 
   parameter w_, b_;
   bool use_bias_ = true;

@@ -168,6 +168,8 @@ class network {
   const xt::xarray<float>& forward(const xt::xarray<float>& x, bool training = false) {
     return net_->forward(x, training);
   }
+  /// Deleted for the same reason as layer::forward(xarray&&): the input must outlive backward.
+  const xt::xarray<float>& forward(xt::xarray<float>&&, bool = false) = delete;
   const xt::xarray<float>& backward(const xt::xarray<float>& dy, bool need_input_grad = false) {
     return net_->backward(dy, need_input_grad);
   }

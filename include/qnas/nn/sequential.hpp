@@ -33,6 +33,7 @@ class sequential : public layer {
     set_output_shape(l->output_shape());
     l->set_engine(engine_);
     layers_.push_back(std::move(l));
+    params_cache_.clear();
     return *layers_.back();
   }
 
@@ -55,6 +56,7 @@ class sequential : public layer {
     if (!(layers_.at(i)->output_shape() == before))
       throw invalid_argument("qnas::nn::sequential::erase", "removing layer " + std::to_string(i) + " would change shapes");
     layers_.erase(layers_.begin() + static_cast<std::ptrdiff_t>(i));
+    params_cache_.clear();
   }
 
   std::vector<parameter*> parameters() override {
@@ -75,9 +77,11 @@ class sequential : public layer {
     engine_ = engine;
     for (auto& l : layers_) l->set_engine(engine);
   }
-  /// Sets every parameter gradient to zero (backward accumulates).
+  /// Sets every parameter gradient to zero (backward accumulates). The parameter list is cached,
+  /// so a training step does not allocate; the cache is rebuilt after add/erase.
   void zero_grad() {
-    for (parameter* p : parameters()) std::fill(p->grad.begin(), p->grad.end(), 0.0f);
+    if (params_cache_.empty()) params_cache_ = parameters();
+    for (parameter* p : params_cache_) std::fill(p->grad.begin(), p->grad.end(), 0.0f);
   }
 
   [[nodiscard]] layer_description describe() const override {
@@ -110,6 +114,7 @@ class sequential : public layer {
 
  private:
   std::vector<std::unique_ptr<layer>> layers_;
+  std::vector<parameter*> params_cache_;
 };
 
 namespace detail {
