@@ -116,6 +116,10 @@ TEST_CASE("SVG plot: labelled axes with nice ticks, series, errors for bad point
   const auto t = detail::nice_ticks(13.0, 87.0);
   CHECK(t.front() == 20.0);
   CHECK(t.back() == 80.0);
+  CHECK(detail::tick_label(400000.0) == "400k");
+  CHECK(detail::tick_label(1.5e6) == "1.5M");
+  CHECK(detail::tick_label(0.25) == "0.25");
+  CHECK(detail::tick_label(-2000.0) == "-2k");
   svg_plot p;
   p.title = "accuracy vs energy";
   p.x_label = "energy (pJ)";

@@ -50,6 +50,9 @@ TEST_CASE("front of a hand-made set, in any insertion order") {
   CHECK(a.insert(pts[4]));  // dominates 0
   CHECK(a.size() == 1);
   CHECK(!a.insert(pts[0]));  // dominated on arrival
+  CHECK(!a.insert(pts[4]));  // the same candidate again: not a second point
+  CHECK(a.insert({9, pts[4].values, "e2"}));  // another candidate with the same values: kept
+  CHECK(a.size() == 2);
 }
 
 TEST_CASE("four axes, metrics projection and CSV export") {

@@ -9,6 +9,9 @@
 #include <unistd.h>
 
 #include "qnas/io/jsonl.hpp"
+#include "qnas/search/random_search.hpp"
+#include "qnas/search/reinforce.hpp"
+#include "qnas/search/regularized_evolution.hpp"
 #include "qnas/search/runner.hpp"
 #include "synthetic.hpp"
 
@@ -398,4 +401,32 @@ TEST_CASE("report: best candidate, Pareto CSV and SVG, per-decision table") {
   // Every front point is non-dominated among all trials.
   for (const auto& p : res.front.front())
     for (const auto& r : res.history) CHECK(!res.front.dominates(res.front.project(r.values), p.values));
+}
+
+TEST_CASE("the library's strategies resume exactly through the runner (also behind any_strategy)") {
+  const auto space = synth::space();
+  auto check = [&](auto make, const char* what) {
+    CAPTURE(what);
+    scratch full("real_full"), part("real_part");
+    auto s1 = make();
+    auto o = options(full.dir, 30);
+    o.batch_size = 3;
+    o.threads = 3;
+    run_search(s1, synth::evaluator_fn{}, reward_fn, o);
+    auto s2 = make();
+    auto p = options(part.dir, 30);
+    p.batch_size = 3;
+    run_search(s2, synth::evaluator_fn{}, reward_fn, p, stop_at{16});
+    auto s3 = make();
+    p.resume = true;
+    p.threads = 2;
+    run_search(s3, synth::evaluator_fn{}, reward_fn, p);
+    CHECK(log_without_wall(p.log_path) == log_without_wall(o.log_path));
+    CHECK(s3.save() == s1.save());
+  };
+  check([&] { return random_search(space, 11); }, "random_search");
+  check([&] { return regularized_evolution(space, regularized_evolution::options{.population_size = 8, .sample_size = 3}, 11); },
+        "regularized_evolution");
+  check([&] { return any_strategy(regularized_evolution(space, 12)); }, "any_strategy");
+  check([&] { return reinforce(space, 13); }, "reinforce");
 }

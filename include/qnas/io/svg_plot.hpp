@@ -63,6 +63,21 @@ inline std::string fmt(double v) {
   std::snprintf(b, sizeof b, "%.4g", v);
   return b;
 }
+
+/// Tick labels: engineering suffixes for large values ("400k", "1.5M") instead of "4e+05".
+inline std::string tick_label(double v) {
+  const double a = std::abs(v);
+  static constexpr const char* suffix[] = {"k", "M", "G", "T"};
+  if (a >= 1e3 && a < 1e15) {
+    int k = 0;
+    double m = v / 1e3;
+    while (std::abs(m) >= 1e3 && k < 3) m /= 1e3, ++k;
+    char b[32];
+    std::snprintf(b, sizeof b, "%.4g%s", m, suffix[k]);
+    return b;
+  }
+  return fmt(v);
+}
 }  // namespace detail
 
 /// A 2-D plot rendered to SVG text. Set the labels, add series, then str() or save().
@@ -120,13 +135,13 @@ class svg_plot {
       const double v = log_x ? std::pow(10.0, t) : t, px = sx(v);
       s += "<line class=\"xtick\" x1=\"" + fmt(px) + "\" y1=\"" + fmt(top + ph) + "\" x2=\"" + fmt(px) + "\" y2=\"" +
            fmt(top + ph + 5) + "\" stroke=\"black\"/>";
-      s += "<text x=\"" + fmt(px) + "\" y=\"" + fmt(top + ph + 18) + "\" text-anchor=\"middle\">" + fmt(v) + "</text>\n";
+      s += "<text x=\"" + fmt(px) + "\" y=\"" + fmt(top + ph + 18) + "\" text-anchor=\"middle\">" + detail::tick_label(v) + "</text>\n";
     }
     for (double t : detail::nice_ticks(y0, y1)) {
       const double v = log_y ? std::pow(10.0, t) : t, py = sy(v);
       s += "<line class=\"ytick\" x1=\"" + fmt(left - 5) + "\" y1=\"" + fmt(py) + "\" x2=\"" + fmt(left) + "\" y2=\"" +
            fmt(py) + "\" stroke=\"black\"/>";
-      s += "<text x=\"" + fmt(left - 8) + "\" y=\"" + fmt(py + 4) + "\" text-anchor=\"end\">" + fmt(v) + "</text>\n";
+      s += "<text x=\"" + fmt(left - 8) + "\" y=\"" + fmt(py + 4) + "\" text-anchor=\"end\">" + detail::tick_label(v) + "</text>\n";
     }
     s += "<text x=\"" + fmt(left + pw / 2) + "\" y=\"" + fmt(height - 14.0) + "\" text-anchor=\"middle\">" +
          detail::xml_escape(x_label) + "</text>\n";

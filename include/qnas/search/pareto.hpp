@@ -92,7 +92,8 @@ class pareto_archive {
   bool insert(pareto_point p) {
     check_width(p.values);
     for (const auto& q : front_)
-      if (dominates(q.values, p.values)) return false;
+      if (dominates(q.values, p.values) || (q.values == p.values && !p.label.empty() && q.label == p.label))
+        return false;
     std::erase_if(front_, [&](const pareto_point& q) { return dominates(p.values, q.values); });
     front_.push_back(std::move(p));
     return true;
