@@ -78,6 +78,7 @@ TEST_CASE("AutoQKeras forgiving factor score") {
   forgiving_factor_score b{.reference = 64.0, .delta_p = 5.0, .delta_n = 5.0, .rate = 4.0, .cost = "bits"};
   CHECK(b.delta(16.0) == doctest::Approx(0.05).epsilon(1e-14));
   CHECK_THROWS_AS((void)forgiving_factor_score{.rate = 1.0}.delta(2.0), qnas::invalid_argument);
+  CHECK_THROWS_WITH((void)forgiving_factor_score{.rate = 0.5}.delta(2.0), doctest::Contains("rate must be a finite number > 1"));
   CHECK_THROWS_AS((void)b.delta(0.0), qnas::invalid_argument);
 }
 

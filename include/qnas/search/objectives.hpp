@@ -181,12 +181,13 @@ struct mnas_reward {
 /// where ref = reference * stress. Read it as: every `rate`-fold reduction of the cost (bits or
 /// energy) below the reference is worth delta_p percent of accuracy, every `rate`-fold increase
 /// costs delta_n percent. stress < 1 asks for a model cheaper than the reference.
-/// (energy/ also offers a forgiving factor next to its energy model; this one is self-contained.)
+/// Same formula and checks as energy::forgiving_factor (energy/forgiving.hpp); this one reads its
+/// inputs from a metrics record so it plugs into the runner as an objective.
 struct forgiving_factor_score {
   double reference = 1.0;  ///< the reference model's cost (e.g. its energy in pJ or its bits)
   double delta_p = 8.0;    ///< percent gained per `rate`-fold reduction (AutoQKeras example value)
   double delta_n = 8.0;    ///< percent lost per `rate`-fold increase
-  double rate = 2.0;       ///< the cost ratio one delta step stands for
+  double rate = 2.0;       ///< the cost ratio one delta step stands for, > 1
   double stress = 1.0;     ///< scales the reference: the effective target is reference * stress
   std::string quality = std::string(metric_names::accuracy);
   std::string cost = std::string(metric_names::energy_pj);
@@ -196,8 +197,9 @@ struct forgiving_factor_score {
     constexpr const char* who = "qnas::search::forgiving_factor_score";
     detail::require_positive(reference, "reference", who);
     detail::require_positive(stress, "stress", who);
-    detail::require_positive(rate, "rate", who);
-    if (rate == 1.0) throw invalid_argument(who, "rate must differ from 1 (ln(rate) is the denominator)");
+    if (!(rate > 1.0) || !std::isfinite(rate))
+      throw invalid_argument(who, qnas::detail::cat("rate must be a finite number > 1 (it is ", rate,
+                                                    "): it is the cost ratio one delta step stands for"));
     detail::require_positive(trial, qnas::detail::cat("trial cost '", cost, "'"), who);
     const double ref = reference * stress;
     return (trial < ref ? delta_p : delta_n) / 100.0 * std::log(ref / trial) / std::log(rate);
