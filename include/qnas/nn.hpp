@@ -7,6 +7,7 @@
 #include "qnas/nn/dense.hpp"
 #include "qnas/nn/fold.hpp"
 #include "qnas/nn/layer.hpp"
+#include "qnas/nn/mobilenet.hpp"
 #include "qnas/nn/network.hpp"
 #include "qnas/nn/parameter.hpp"
 #include "qnas/nn/pooling.hpp"

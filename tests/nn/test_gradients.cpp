@@ -127,3 +127,23 @@ TEST_CASE("residual and sequential composition") {
   s.initialize(e);
   check_gradients(s, random_batch({3, 6, 6, 2}, e), e, true, 2e-3f);
 }
+
+TEST_CASE("squeeze_excite") {
+  std::mt19937_64 e(8);
+  squeeze_excite_layer se(image(3, 3, 8), 4);
+  se.initialize(e);
+  for (auto& v : se.parameters()[1]->value) v = 0.2f;  // b1 > 0 keeps most relu units active
+  check_gradients(se, random_batch({2, 3, 3, 8}, e), e);
+}
+
+// With swish inside: the relu6 variant's kinks, amplified by two batch norms over few elements,
+// make finite differences cross kinks; relu6 itself is checked above, the composition here.
+TEST_CASE("inverted_bottleneck: expansion, squeeze-excite, residual and strided variants") {
+  std::mt19937_64 e(9);
+  for (auto [stride, filters, se] : {std::tuple{1ul, 4ul, true}, std::tuple{2ul, 6ul, false}}) {
+    auto block = make_inverted_bottleneck(image(5, 5, 4), {3, 3, filters, stride, se, block_activation::swish, {}});
+    CHECK(block->kind() == (stride == 1 ? "residual" : "sequential"));
+    block->initialize(e);
+    check_gradients(*block, random_batch({3, 5, 5, 4}, e), e, true, 2e-3f, 3e-3, 3e-2);
+  }
+}

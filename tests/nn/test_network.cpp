@@ -196,3 +196,26 @@ TEST_CASE("batch-norm folding keeps inference outputs") {
   const xt::xarray<float> after = s.forward(x, false);
   CHECK(xt::allclose(before, after, 1e-4, 1e-5));
 }
+
+using mobile = network<input<16, 16, 3>, conv2d<8, 3, 2>, inverted_bottleneck<1, 3, 8>,
+                       inverted_bottleneck<4, 3, 16, false, 2>, repeat<2, inverted_bottleneck<4, 5, 16, true>>,
+                       global_avg_pool, dense<5>>;
+static_assert(mobile::output_shape == flat(5));
+static_assert(mobile::shapes[3] == image(4, 4, 16));
+
+TEST_CASE("inverted_bottleneck: compile-time counts equal the run-time layers'") {
+  mobile net(2);
+  std::size_t params = 0;
+  for (auto* p : net.parameters()) params += p->value.size();
+  CHECK(params == mobile::param_count);
+  CHECK(net.layers().describe().macs == mobile::mac_count);
+  for (std::size_t i = 0; i < net.layers().size(); ++i) CHECK(net.layers()[i].output_shape() == mobile::shapes[i + 1]);
+  std::ostringstream os;
+  os << net;
+  CHECK(os.str().find("squeeze_excite") != std::string::npos);
+  std::mt19937_64 e(3);
+  const auto x = random_batch({2, 16, 16, 3}, e, 0.0f, 1.0f);
+  const xt::xarray<float> train_out = net.forward(x, true);
+  CHECK(train_out.shape()[1] == 5);
+  CHECK(fold_batch_norm(net.layers()) > 0);
+}
