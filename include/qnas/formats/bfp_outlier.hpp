@@ -1,0 +1,199 @@
+// Block floating point with per-block outliers: the K largest elements get extra high mantissa bits.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "qnas/formats/bfp.hpp"
+
+namespace qnas {
+
+/// Block floating point with up to `Outliers` outliers per block: the "outlier" format of the
+/// activation-compression patent family (DESIGN.md section 1). Plain BFP lets the largest
+/// element of a block set the shared exponent, so one large value costs every other element
+/// its low bits. Here the K = Outliers largest magnitudes of a block are stored with
+/// `ExtraBits` more magnitude bits at the top, so the shared exponent can follow the
+/// (K+1)-th largest magnitude and the rest of the block keeps its resolution.
+///
+/// Why "largest magnitude": with the shared exponent chosen below, these are exactly the
+/// elements that would saturate (lose the most) as ordinary elements; picking them needs only
+/// a partial sort, and the choice is deterministic (ties go to the lower index).
+///
+/// Definition, for a block of n <= BlockSize values (m = MantissaBits - 1 magnitude bits,
+/// E = ExtraBits, K' = min(Outliers, n)):
+///  - outlier slots: the K' largest |x_i|, in decreasing order of |x|, ties by lower index;
+///  - r1 = the largest |x|, rK = the (K'+1)-th largest |x| (0 when n <= Outliers);
+///  - shared exponent X = max(floor(log2 rK), floor(log2 r1) - E), clamped to
+///    [scale_min, scale_max] (a zero r counts as -infinity): the finest exponent at which no
+///    ordinary element and no outlier exceeds its binade;
+///  - step = 2^(X - (m-1)) for every element; an element is k * step with k = x / step rounded
+///    by `Rounding` and clamped to +-(2^m - 1) (ordinary) or +-(2^(m+E) - 1) (outlier).
+///  - scale_min = max(-2^(ScaleBits-1), m - 150), scale_max = min(2^(ScaleBits-1) - 1, 127 - E),
+///    so every value is a finite float.
+/// NaN: as bfp, a block holding a NaN quantizes to all NaN and encode throws. +-Inf saturate.
+///
+/// Bit layout. Element code (MantissaBits bits): (s << m) | (k mod 2^m): sign and the low m
+/// magnitude bits, for outliers too. Block header (scale_bits bits, least significant first):
+///   [0, ScaleBits)                       X, two's complement
+///   then for each slot j = 0 .. Outliers-1, (index_bits + ExtraBits) bits:
+///     index_bits = bit_width(BlockSize - 1)   the outlier's position in the block
+///     ExtraBits                               its magnitude bits above the low m (k >> m)
+/// Slots j >= K' (short tail blocks) are zero. So scale_bits = ScaleBits +
+/// Outliers * (index_bits + ExtraBits), and the honest storage cost per element is
+/// amortized_bits = MantissaBits + scale_bits / BlockSize (e.g. bfp_outlier<4,16,1,4>:
+/// 8 + 1 * (4 + 4) = 16 header bits, 5 bits per element).
+template <int MantissaBits, int BlockSize, int Outliers, int ExtraBits, int ScaleBits = 8,
+          rounding_policy Rounding = nearest_even>
+struct bfp_outlier {
+  static_assert(MantissaBits >= 2 && MantissaBits <= 23,
+                "bfp_outlier<MantissaBits, BlockSize, ...>: MantissaBits must be in [2, 23]");
+  static_assert(BlockSize >= 2 && BlockSize <= 4096,
+                "bfp_outlier<MantissaBits, BlockSize, ...>: BlockSize must be in [2, 4096]");
+  static_assert(Outliers >= 1 && Outliers < BlockSize,
+                "bfp_outlier<MantissaBits, BlockSize, Outliers, ...>: Outliers must be in [1, BlockSize - 1]");
+  static_assert(ExtraBits >= 1 && MantissaBits - 1 + ExtraBits <= 23,
+                "bfp_outlier<MantissaBits, BlockSize, Outliers, ExtraBits>: ExtraBits must be in [1, 24 - MantissaBits]");
+  static_assert(ScaleBits >= 1 && ScaleBits <= 16,
+                "bfp_outlier<MantissaBits, BlockSize, Outliers, ExtraBits, ScaleBits>: ScaleBits must be in [1, 16]");
+
+  using rounding = Rounding;
+  static constexpr format_family family = format_family::block_fp;
+  static constexpr bit_tuple tuple{1, 0, MantissaBits - 1};
+  static constexpr int bits = MantissaBits;
+  static constexpr int block_size = BlockSize;
+  static constexpr int outliers = Outliers;
+  static constexpr int extra_bits = ExtraBits;
+  static constexpr int magnitude_bits = MantissaBits - 1;
+  static constexpr int index_bits = std::bit_width(static_cast<unsigned>(BlockSize - 1));
+  static constexpr int slot_bits = index_bits + ExtraBits;
+  static constexpr int scale_bits = ScaleBits + Outliers * slot_bits;
+  static_assert(scale_bits <= 64,
+                "bfp_outlier<MantissaBits, BlockSize, Outliers, ExtraBits, ScaleBits>: the block header "
+                "(ScaleBits + Outliers * (bit_width(BlockSize - 1) + ExtraBits) bits) must fit in 64 bits");
+  static constexpr int max_code = (1 << magnitude_bits) - 1;
+  static constexpr int max_outlier_code = (1 << (magnitude_bits + ExtraBits)) - 1;
+  static constexpr int scale_min = std::max(-(1 << (ScaleBits - 1)), magnitude_bits - 150);
+  static constexpr int scale_max = std::min((1 << (ScaleBits - 1)) - 1, 127 - ExtraBits);
+  static constexpr double max_value = static_cast<double>(max_outlier_code) *
+                                      static_cast<double>(detail::exp2i(scale_max - (magnitude_bits - 1)));
+  static constexpr double min_value = -max_value;
+  static constexpr bool has_zero = true;
+  static constexpr bool has_nan = false;
+
+  static std::string name() {
+    std::string s = "bfp_outlier<" + std::to_string(MantissaBits) + "," + std::to_string(BlockSize) + "," +
+                    std::to_string(Outliers) + "," + std::to_string(ExtraBits);
+    if (ScaleBits != 8) s += ",scale_bits=" + std::to_string(ScaleBits);
+    if (!std::is_same_v<Rounding, nearest_even>) s += std::string(",") + Rounding::name;
+    return s + ">";
+  }
+
+  /// The analysis of one block: shared exponent and outlier positions (largest first).
+  struct layout {
+    int exponent = 0;
+    int count = 0;                          ///< K' = min(Outliers, n)
+    std::array<std::uint16_t, Outliers> slot{};
+  };
+
+  /// Shared exponent and outlier slots of a block without NaN.
+  static layout analyse(const float* in, std::size_t n) noexcept {
+    // top[0..K] holds the K+1 largest magnitudes seen so far (as float bits), descending;
+    // strict comparison keeps the lower index first among equal magnitudes.
+    std::array<std::uint32_t, Outliers + 1> top_bits{};
+    std::array<std::uint16_t, Outliers + 1> top_index{};
+    int filled = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint32_t b = detail::to_bits(in[i]) & 0x7FFFFFFFu;
+      int pos = filled < Outliers + 1 ? filled : Outliers + 1;
+      while (pos > 0 && b > top_bits[static_cast<std::size_t>(pos - 1)]) --pos;
+      if (pos > Outliers) continue;
+      const int last = filled < Outliers + 1 ? filled : Outliers;
+      for (int j = last; j > pos; --j) {
+        top_bits[static_cast<std::size_t>(j)] = top_bits[static_cast<std::size_t>(j - 1)];
+        top_index[static_cast<std::size_t>(j)] = top_index[static_cast<std::size_t>(j - 1)];
+      }
+      top_bits[static_cast<std::size_t>(pos)] = b;
+      top_index[static_cast<std::size_t>(pos)] = static_cast<std::uint16_t>(i);
+      if (filled < Outliers + 1) ++filled;
+    }
+    layout l;
+    l.count = static_cast<int>(std::min<std::size_t>(Outliers, n));
+    for (int j = 0; j < l.count; ++j) l.slot[static_cast<std::size_t>(j)] = top_index[static_cast<std::size_t>(j)];
+    constexpr int none = -100000;
+    const int from_rest = n > static_cast<std::size_t>(Outliers)
+                              ? detail::ilog2_bits(top_bits[static_cast<std::size_t>(Outliers)], none)
+                              : none;
+    const int from_top = n > 0 ? detail::ilog2_bits(top_bits[0], none + ExtraBits) - ExtraBits : none;
+    l.exponent = std::clamp(std::max(from_rest, from_top), scale_min, scale_max);
+    return l;
+  }
+
+  template <class R>
+  static void quantize_block(const float* in, float* out, std::size_t n, R& round) noexcept {
+    if (detail::block_abs_max_bits(in, n) > 0x7F800000u) return detail::fill_nan(out, n);
+    const layout l = analyse(in, n);
+    std::array<bool, BlockSize> is_outlier{};
+    for (int j = 0; j < l.count; ++j) is_outlier[l.slot[static_cast<std::size_t>(j)]] = true;
+    const detail::pow2_scaler to_code(magnitude_bits - 1 - l.exponent);
+    const float step = detail::exp2i(l.exponent - (magnitude_bits - 1));
+    for (std::size_t i = 0; i < n; ++i) {
+      const float hi = static_cast<float>(is_outlier[i] ? max_outlier_code : max_code);
+      out[i] = std::clamp(round(to_code(in[i])), -hi, hi) * step;
+    }
+  }
+
+  template <class R>
+  static std::uint64_t encode_block(const float* in, std::uint32_t* codes, std::size_t n, R& round) {
+    if (detail::block_abs_max_bits(in, n) > 0x7F800000u)
+      detail::throw_block_nan("qnas::bfp_outlier::encode_block", name(), in, n);
+    const layout l = analyse(in, n);
+    std::array<int, BlockSize> slot_of{};
+    slot_of.fill(-1);
+    for (int j = 0; j < l.count; ++j) slot_of[l.slot[static_cast<std::size_t>(j)]] = j;
+    const detail::pow2_scaler to_code(magnitude_bits - 1 - l.exponent);
+    std::uint64_t header = static_cast<std::uint64_t>(static_cast<std::uint32_t>(l.exponent)) & low_mask(ScaleBits);
+    for (std::size_t i = 0; i < n; ++i) {
+      const int j = slot_of[i];
+      const float hi = static_cast<float>(j >= 0 ? max_outlier_code : max_code);
+      const float r = std::clamp(round(to_code(in[i])), -hi, hi);
+      const auto k = static_cast<std::uint32_t>(detail::fabs(r));
+      codes[i] = (r < 0.0f ? sign_bit : 0u) | (k & static_cast<std::uint32_t>(max_code));
+      if (j >= 0) {
+        const std::uint64_t slot = static_cast<std::uint64_t>(i) | (static_cast<std::uint64_t>(k >> magnitude_bits) << index_bits);
+        header |= slot << (ScaleBits + j * slot_bits);
+      }
+    }
+    return header;
+  }
+
+  static void decode_block(std::uint64_t header, const std::uint32_t* codes, float* out, std::size_t n) noexcept {
+    const int x = std::clamp(detail::sign_extend(header, ScaleBits), scale_min, scale_max);
+    const float step = detail::exp2i(x - (magnitude_bits - 1));
+    for (std::size_t i = 0; i < n; ++i) {
+      const float v = static_cast<float>(codes[i] & static_cast<std::uint32_t>(max_code)) * step;
+      out[i] = (codes[i] & sign_bit) ? -v : v;
+    }
+    const int count = static_cast<int>(std::min<std::size_t>(Outliers, n));
+    for (int j = 0; j < count; ++j) {
+      const std::uint64_t slot = (header >> (ScaleBits + j * slot_bits)) & low_mask(slot_bits);
+      const auto i = static_cast<std::size_t>(slot & low_mask(index_bits));
+      if (i >= n) continue;  // not produced by encode_block
+      const auto k = static_cast<std::uint32_t>(slot >> index_bits) << magnitude_bits |
+                     (codes[i] & static_cast<std::uint32_t>(max_code));
+      const float v = static_cast<float>(k) * step;
+      out[i] = (codes[i] & sign_bit) ? -v : v;
+    }
+  }
+
+ private:
+  static constexpr std::uint32_t sign_bit = 1u << magnitude_bits;
+  static constexpr std::uint64_t low_mask(int b) noexcept {
+    return b >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << b) - 1;
+  }
+};
+
+}  // namespace qnas
