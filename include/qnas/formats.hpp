@@ -3,6 +3,8 @@
 
 #include "qnas/formats/concept.hpp"
 #include "qnas/formats/fixed_point.hpp"
+#include "qnas/formats/minifloat.hpp"
+#include "qnas/formats/mx.hpp"
 #include "qnas/formats/ops.hpp"
 #include "qnas/formats/policies.hpp"
 #include "qnas/formats/quantizer.hpp"

@@ -305,23 +305,11 @@ TEST_CASE("mx formats obey the format laws") {
   check(std::type_identity<mx<minifloat<2, 1, specials_finite, stochastic>>>{});
 }
 
-TEST_CASE("mxint8 laws, except the kit's grid counting the unused code 0x80") {
-  // check_format builds each position's value grid from every element code, including 0x80
-  // (-2 * 2^s), which symmetric MXINT8 never produces. An input in (-2, -127.5/64) * 2^s then
-  // sees -2 * 2^s as its nearest grid value, while the format saturates it at -127/64 * 2^s.
-  // Every other law must hold, and every reported failure must be exactly that case.
+TEST_CASE("mxint8 laws") {
+  // symmetric MXINT8 never produces code 0x80 (-2 * 2^s); the kit's per-block value grid
+  // leaves out codes the format does not produce, so inputs below -127/64 * 2^s saturate
+  // to -127/64 * 2^s without being taken for a rounding error.
   const auto report = testing::check_format<mxint8>();
-  for (const auto& f : report.failures) {
-    CAPTURE(f);
-    float x = 0, qv = 0, other = 0;
-    const auto pos = f.find("q(");
-    REQUIRE(pos != std::string::npos);
-    REQUIRE(std::sscanf(f.c_str() + pos, "q(%g) = %g is farther than %g", &x, &qv, &other) == 3);
-    CHECK(f.find("(half-step bound)") != std::string::npos);
-    CHECK(qv < 0.0f);
-    CHECK(qv / other == doctest::Approx(127.0 / 128.0).epsilon(1e-5));  // -127/64 vs -128/64
-    CHECK(x < qv);
-    CHECK(x > other);
-  }
-  CHECK(report.checks > 100000);
+  CHECK_MESSAGE(static_cast<bool>(report), report);
+  CHECK(report.checks > 50000);
 }

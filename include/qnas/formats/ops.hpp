@@ -90,8 +90,13 @@ template <number_format F, class R>
 void quantize_raw(const float* in, float* out, const line_layout& l, R& round) {
   if constexpr (scalar_format<F>) {
     const std::size_t n = l.size();
+    if constexpr (R::needs_engine) {
+      // a stochastic rounder's engine carries state from one element to the next
+      for (std::size_t i = 0; i < n; ++i) out[i] = F::quantize_one(in[i], round);
+    } else {
 #pragma omp simd
-    for (std::size_t i = 0; i < n; ++i) out[i] = F::quantize_one(in[i], round);
+      for (std::size_t i = 0; i < n; ++i) out[i] = F::quantize_one(in[i], round);
+    }
   } else {
     for_each_block<static_cast<std::size_t>(F::block_size)>(
         in, out, l, [&](const float* b, float* q, std::size_t n) { F::quantize_block(b, q, n, round); });

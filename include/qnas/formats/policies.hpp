@@ -32,9 +32,10 @@ struct nearest_away {
   static constexpr const char* name = "nearest_away";
   QNAS_ALWAYS_INLINE float operator()(float v) const noexcept {
     const float a = detail::fabs(v);
-    float r = detail::round_half_even(a);
-    r += (a - r == 0.5f) ? 1.0f : 0.0f;  // a tie that went down to even: go away from zero instead
-    return detail::copysign(r, v);
+    const float r = detail::round_half_even(a);
+    // a tie that went down to even goes up (away from zero) instead; integer select (see bits.hpp)
+    const std::uint32_t up = 0u - static_cast<std::uint32_t>(a - r == 0.5f);
+    return detail::copysign(r + detail::from_bits(0x3F800000u & up), v);
   }
 };
 
@@ -44,9 +45,10 @@ struct toward_zero {
   static constexpr const char* name = "toward_zero";
   QNAS_ALWAYS_INLINE float operator()(float v) const noexcept {
     const float a = detail::fabs(v);
-    float r = detail::round_half_even(a);
-    r -= (r > a) ? 1.0f : 0.0f;
-    return detail::copysign(r, v);
+    const float r = detail::round_half_even(a);
+    // rounded up past |v|: step back one; compared as bits (both are non-negative)
+    const std::uint32_t down = 0u - static_cast<std::uint32_t>(detail::to_bits(r) > detail::to_bits(a));
+    return detail::copysign(r - detail::from_bits(0x3F800000u & down), v);
   }
 };
 

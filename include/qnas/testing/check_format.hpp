@@ -181,15 +181,25 @@ void check_block(recorder& rec, const check_options& opt) {
       if constexpr (!stochastic)
         rec.expect(same_bits(q[j], d[j]), ctx, "decode(encode) at ", j, " = ", d[j], " but q = ", q[j]);
     }
-    // Per-position value grid under this block's header: error and monotonicity within it.
-    if constexpr (F::bits <= 12) {
-      for (std::size_t j = 0; j < n; ++j) {
+    // Per-position value grid under this block's header: error within it. A code belongs to
+    // the grid at position j when the format, given this block, represents its value exactly:
+    // putting the value at j and re-encoding keeps the header and yields the same code (so
+    // codes the format never produces, such as -2 in a symmetric element, are left out).
+    if constexpr (F::bits <= 8) {
+      std::vector<float> probe(B), one(B);
+      std::vector<std::uint32_t> pcodes(B);
+      for (std::size_t j = 0; j < std::min<std::size_t>(n, 4); ++j) {
         std::vector<float> grid;
-        std::vector<float> one(B);
         for (std::uint32_t c = 0; c < (1u << F::bits); ++c) {
           std::fill(codes2.begin(), codes2.end(), c);
           F::decode_block(header, codes2.data(), one.data(), n);
-          if (qnas::detail::is_finite(one[j])) grid.push_back(one[j]);
+          const float v = one[j];
+          if (!qnas::detail::is_finite(v)) continue;
+          std::copy(in.begin(), in.begin() + n, probe.begin());
+          probe[j] = v;
+          const std::uint64_t h2 = F::encode_block(probe.data(), pcodes.data(), n, round);
+          if (h2 != header || pcodes[j] != c) continue;
+          grid.push_back(v);
         }
         std::sort(grid.begin(), grid.end());
         if (!stochastic) check_on_grid(rec, grid, in[j], q[j], nearest, ctx);
