@@ -15,7 +15,10 @@ namespace qnas {
 /// The engine qnas uses wherever it owns a random stream (splits, shuffles, synthetic data).
 /// `std::mt19937_64` produces the same sequence on every standard library; the distributions
 /// below are written here (not `std::uniform_int_distribution`, whose algorithm is
-/// implementation-defined) so that the same seed gives the same data and weights everywhere.
+/// implementation-defined) so that the same seed gives the same integer draws (splits, shuffles,
+/// labels) everywhere. Draws that pass through libm (`log`, `cos`, `atan2`: normal samples,
+/// rendering) are bit-identical for the same math library and may differ in the last bits
+/// across math libraries.
 using random_engine = std::mt19937_64;
 
 namespace detail {

@@ -37,7 +37,7 @@ struct synthetic_options {
                                    ///< consecutive images holds each class once, in seeded order)
   std::size_t height = 28;         ///< image rows (>= 8)
   std::size_t width = 28;          ///< image columns (>= 8)
-  std::uint64_t seed = 0;          ///< the same seed gives the same images on every platform
+  std::uint64_t seed = 0;          ///< same seed: same labels; same images (bit for bit with the same libm)
   float noise = 0.10f;             ///< std. dev. of additive pixel noise (approximately Gaussian)
   float clutter = 0.6f;            ///< probability that an image gets 1-3 distractor strokes
   float max_shift = 0.12f;         ///< centre offset, as a fraction of the image size, per axis
@@ -340,7 +340,8 @@ inline void render_synthetic(std::size_t cls, std::uint64_t item_seed, const syn
 /// Generates the synthetic data set: `o.size` images `[N, height, width, 1]` in [0, 1], 10
 /// classes (`synthetic_class_names`), exactly balanced (class counts differ by at most one),
 /// labels in a seeded random order. Image i depends only on (seed, i), so the data set is
-/// reproducible on every platform and any prefix of a larger data set is the smaller one.
+/// reproducible (labels everywhere, pixels bit for bit with the same math library; see
+/// random.hpp) and any prefix of a larger data set is the smaller one.
 [[nodiscard]] inline dataset make_synthetic(const synthetic_options& o = {}) {
   qnas::detail::synth::check_options(o);
   dataset d;

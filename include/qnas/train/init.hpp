@@ -49,7 +49,8 @@ template <class Shape>
 enum class init_scheme { he_uniform, he_normal, glorot_uniform, glorot_normal, zeros, ones };
 
 /// Fills `w` (already shaped) by `scheme`, drawing from `engine` (32- or 64-bit full-range
-/// engine, e.g. `qnas::random_engine`). The same engine state gives the same tensor everywhere.
+/// engine, e.g. `qnas::random_engine`). The same engine state gives the same tensor (uniform schemes: everywhere; normal schemes:
+/// bit for bit with the same math library, since Box-Muller uses log, cos and sin).
 template <class Engine>
 void initialize(xt::xarray<float>& w, init_scheme scheme, Engine& engine) {
   static_assert(qnas::detail::full_range_engine<Engine>,
