@@ -27,16 +27,6 @@
 
 namespace qnas {
 
-namespace detail {
-template <std::size_t N>
-constexpr bool distinct_names(const std::array<std::string_view, N>& a) noexcept {
-  for (std::size_t i = 0; i < N; ++i)
-    for (std::size_t j = 0; j < i; ++j)
-      if (a[i] == a[j]) return false;
-  return true;
-}
-}  // namespace detail
-
 /// A search space: a flat list of decisions with unique names. The position of a decision in
 /// the list is its index in a candidate.
 template <class... Ds>
@@ -46,7 +36,7 @@ struct space {
 
   static constexpr std::size_t num_decisions = sizeof...(Ds);
   static constexpr std::array<std::string_view, sizeof...(Ds)> names{Ds::name.view()...};
-  static_assert(detail::distinct_names(names), "space<Decisions...>: decision names must be unique (a name is used twice)");
+  static_assert(detail::distinct_values(names), "space<Decisions...>: decision names must be unique (a name is used twice)");
 
   /// Index of the decision called `name`, or num_decisions when there is none.
   static constexpr std::size_t index_of(std::string_view name) noexcept {
