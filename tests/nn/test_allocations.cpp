@@ -1,4 +1,8 @@
 // A warm training step allocates nothing: layers, loss gradient and optimizer reuse their buffers.
+// GCC pairs the replaced operator new/delete below with malloc/free and warns although they match.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
 #include <doctest/doctest.h>
 
 #include <atomic>
