@@ -231,6 +231,38 @@ TEST_CASE("an unwritable log location gives a clear error and keeps the last goo
   CHECK(log_without_wall(ok.log_path) == log_without_wall(full.dir / "log.jsonl"));
 }
 
+TEST_CASE("a checkpoint write failing mid-run names the file and leaves the previous checkpoint valid") {
+  const auto space = synth::space();
+  scratch full("ckfail_full"), d("ckfail");
+  synth::hill_climber s1(space, 21);
+  run_search(s1, synth::evaluator_fn{}, reward_fn, options(full.dir, 30));
+  auto o = options(d.dir, 30);
+  // After trial 12, a directory takes the temporary file's name: the write at trial 15 fails
+  // (EISDIR, even for root), after the checkpoint of trial 10 was written.
+  const fs::path blocker = o.checkpoint_path.string() + ".tmp." + std::to_string(::getpid());
+  struct block_at {
+    fs::path p;
+    void on_trial_end(const trial_record& r) const {
+      if (r.index == 12) fs::create_directory(p);
+    }
+  };
+  synth::hill_climber s2(space, 21);
+  try {
+    run_search(s2, synth::evaluator_fn{}, reward_fn, o, block_at{blocker});
+    FAIL_CHECK("the failed checkpoint write was not reported");
+  } catch (const io_error& e) {
+    const std::string what = e.what();
+    CHECK(what.find(o.checkpoint_path.string()) != std::string::npos);
+    CHECK(what.find("creating the temporary file") != std::string::npos);
+  }
+  CHECK(load_checkpoint(o.checkpoint_path, space).trials == 10);
+  fs::remove(blocker);
+  synth::hill_climber s3(space, 21);
+  o.resume = true;
+  run_search(s3, synth::evaluator_fn{}, reward_fn, o);
+  CHECK(log_without_wall(o.log_path) == log_without_wall(full.dir / "log.jsonl"));
+}
+
 TEST_CASE("hard constraints reject candidates before training; they are logged with the reason") {
   const auto space = synth::space();
   scratch d("constraints");
@@ -351,6 +383,10 @@ TEST_CASE("callbacks: detection, order, progress line, early stopping, time budg
                                }(),
                                es);
   CHECK(flat.reason == stop_reason::callback);
+  CHECK(!flat.has_front);  // no Pareto axes: no archive, no front in the report
+  std::ostringstream rep;
+  flat.print_report(rep);
+  CHECK(rep.str().find("Pareto") == std::string::npos);
   CHECK(flat.history.size() == 8);  // trial 0 sets the best, 7 more without improvement
 
   // Time budget: 20 ms evaluations against a 0.1 s budget.

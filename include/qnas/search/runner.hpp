@@ -144,7 +144,8 @@ struct search_result {
   space_description space;
   std::vector<trial_record> history;
   std::optional<std::size_t> best;  ///< index into history of the highest reward among trained trials
-  pareto_archive front;
+  pareto_archive front;       ///< over runner_options::pareto_axes (unused when has_front is false)
+  bool has_front = true;      ///< false when the run had no Pareto axes
   std::size_t rejected = 0;
   double elapsed_s = 0;
   stop_reason reason = stop_reason::max_trials;
@@ -156,10 +157,11 @@ struct search_result {
   }
   [[nodiscard]] std::vector<decision_stats> statistics() const { return decision_statistics(history, space); }
 
-  /// Writes the report files: `<prefix>pareto.csv` and `<prefix>pareto.svg` (x_metric against
-  /// y_metric over all trained trials, the front highlighted). The two metrics default to the
-  /// first two Pareto axes; the SVG is skipped when the archive has fewer than two axes.
+  /// Writes the report files: `<prefix>pareto.csv` and `<prefix>pareto.svg` (the first Pareto
+  /// axis against the second over all trained trials, the front highlighted). Nothing is written
+  /// without Pareto axes; the SVG is skipped when there is only one.
   void write_report_files(const std::filesystem::path& prefix) const {
+    if (!has_front) return;
     const auto base = prefix.string();
     front.save_csv(base + "pareto.csv");
     if (front.axes().size() < 2) return;
@@ -190,7 +192,7 @@ struct search_result {
       os << "best: trial " << b.index << ", reward " << *b.reward << "\n  " << to_string(b.cand, space) << "\n  "
          << to_json(b.values).dump() << '\n';
     }
-    if (!front.axes().empty()) os << "Pareto front (" << front.size() << " points):\n" << front.to_csv().str();
+    if (has_front) os << "Pareto front (" << front.size() << " points):\n" << front.to_csv().str();
     os << "per-decision statistics (trained trials):\n";
     print_decision_table(os, statistics());
   }
@@ -234,8 +236,8 @@ class runner {
     search_result res{space, {}, std::nullopt, pareto_archive(opt_.pareto_axes.empty()
                                                                   ? std::vector<pareto_axis>{{"reward", direction::maximize}}
                                                                   : opt_.pareto_axes),
-                      0, 0.0, stop_reason::max_trials};
-    const bool archive = !opt_.pareto_axes.empty();
+                      !opt_.pareto_axes.empty(), 0, 0.0, stop_reason::max_trials};
+    const bool archive = res.has_front;
     double elapsed_before = 0;
 
     // ---- resume or start afresh -------------------------------------------------------------
