@@ -142,12 +142,18 @@ class lossless_codec {
       std::memset(mask, 0, mask_bytes);
       detail::bit_unpacker in(packed.data(), packed.data() + packed.size(), where);
       detail::bit_packer nz(mask + mask_bytes);
-      for (std::size_t i = 0; i < count; ++i) {
-        const std::uint32_t v = in.get(width);
-        if (v != 0) {
-          mask[i >> 3] = static_cast<std::uint8_t>(mask[i >> 3] | (1u << (i & 7)));
-          nz.put(v, width);
+      // Branch-free: ReLU zeros are scattered at random, so a branch per field would be
+      // mispredicted half the time. A zero field is "written" with width 0.
+      for (std::size_t i = 0; i < count; i += 8) {
+        const std::size_t m = std::min<std::size_t>(8, count - i);
+        unsigned byte = 0;
+        for (std::size_t j = 0; j < m; ++j) {
+          const std::uint32_t v = in.get(width);
+          const unsigned present = v != 0 ? 1u : 0u;
+          byte |= present << j;
+          nz.put(v, width * static_cast<int>(present));
         }
+        mask[i >> 3] = static_cast<std::uint8_t>(byte);
       }
       s1_size = static_cast<std::size_t>(nz.finish() - (s1.data() + s1_offset));
     } else {
@@ -224,7 +230,10 @@ class lossless_codec {
                                               s1_size - mask_bytes, " bytes stored"));
     detail::bit_unpacker nz(s1 + mask_bytes, s1 + s1_size, where);
     detail::bit_packer o(out.data());
-    for (std::size_t i = 0; i < count; ++i) o.put(((s1[i >> 3] >> (i & 7)) & 1u) ? nz.get(width) : 0u, width);
+    for (std::size_t i = 0; i < count; ++i) {
+      const int present = (s1[i >> 3] >> (i & 7)) & 1;
+      o.put(nz.get(width * present), width);  // get(0) reads nothing and gives 0: no branch
+    }
     o.finish();
   }
 

@@ -1,8 +1,10 @@
 // Fixed-width fields packed least-significant-bit first into raw byte buffers (no allocation).
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "qnas/core/config.hpp"
 #include "qnas/core/diagnostics.hpp"
@@ -29,10 +31,16 @@ class bit_packer {
   QNAS_ALWAYS_INLINE void put(std::uint32_t v, int width) noexcept {
     acc_ |= (static_cast<std::uint64_t>(v) & low_mask(width)) << n_;
     n_ += width;
-    while (n_ >= 8) {
-      *p_++ = static_cast<std::uint8_t>(acc_);
-      acc_ >>= 8;
-      n_ -= 8;
+    if (n_ >= 32) {  // flush four whole bytes at once (n_ < 32 + 32 keeps acc_ in 64 bits)
+      if constexpr (std::endian::native == std::endian::little) {
+        const auto w = static_cast<std::uint32_t>(acc_);
+        std::memcpy(p_, &w, 4);
+      } else {
+        for (int i = 0; i < 4; ++i) p_[i] = static_cast<std::uint8_t>(acc_ >> (8 * i));
+      }
+      p_ += 4;
+      acc_ >>= 32;
+      n_ -= 32;
     }
   }
   /// Appends the low `width` bits of v (width in [0, 64]).
@@ -43,6 +51,11 @@ class bit_packer {
   }
   /// Flushes a partial last byte; returns one past the last byte written.
   std::uint8_t* finish() noexcept {
+    while (n_ >= 8) {
+      *p_++ = static_cast<std::uint8_t>(acc_);
+      acc_ >>= 8;
+      n_ -= 8;
+    }
     if (n_ > 0) *p_++ = static_cast<std::uint8_t>(acc_);
     acc_ = 0;
     n_ = 0;
@@ -62,8 +75,20 @@ class bit_unpacker {
   bit_unpacker(const std::uint8_t* begin, const std::uint8_t* end, const char* where) noexcept
       : p_(begin), end_(end), where_(where) {}
 
-  /// The next `width` bits (width in [1, 32]).
+  /// The next `width` bits (width in [0, 32]; 0 reads nothing and gives 0).
   QNAS_ALWAYS_INLINE std::uint32_t get(int width) {
+    if (n_ < width && end_ - p_ >= 4) {  // refill four bytes at once (n_ + 32 < 64)
+      std::uint32_t w;
+      if constexpr (std::endian::native == std::endian::little) {
+        std::memcpy(&w, p_, 4);
+      } else {
+        w = static_cast<std::uint32_t>(p_[0]) | static_cast<std::uint32_t>(p_[1]) << 8 |
+            static_cast<std::uint32_t>(p_[2]) << 16 | static_cast<std::uint32_t>(p_[3]) << 24;
+      }
+      acc_ |= static_cast<std::uint64_t>(w) << n_;
+      p_ += 4;
+      n_ += 32;
+    }
     while (n_ < width) {
       if (p_ == end_) short_data();
       acc_ |= static_cast<std::uint64_t>(*p_++) << n_;
