@@ -180,14 +180,14 @@ struct bfp_nonuniform {
     return s + ">";
   }
 
-  /// Index of the level nearest to a >= 0 (ties to the even index).
-  static std::uint32_t nearest_level(double a) noexcept {
+  /// Index of the level nearest to a >= 0 (ties to the even index): the number of midpoints
+  /// below a, plus the midpoint a sits on when that midpoint's upper level has the even index.
+  /// Branch-free (a data-dependent scan would mispredict on every element).
+  QNAS_ALWAYS_INLINE static std::uint32_t nearest_level(double a) noexcept {
     std::uint32_t k = 0;
-    for (std::size_t j = 0; j + 1 < checks::n; ++j) {
-      const double mid = (static_cast<double>(level_value[j]) + static_cast<double>(level_value[j + 1])) / 2;
-      if (a > mid || (a == mid && (j & 1u) == 1u)) k = static_cast<std::uint32_t>(j + 1);  // tie: even of j, j+1
-      else break;
-    }
+    for (std::size_t j = 0; j + 1 < checks::n; ++j)
+      k += static_cast<std::uint32_t>(a > midpoint[j]) |
+           (static_cast<std::uint32_t>(a == midpoint[j]) & static_cast<std::uint32_t>(j & 1u));
     return k;
   }
 
@@ -234,6 +234,14 @@ struct bfp_nonuniform {
   static constexpr std::array<float, checks::n> level_value = [] {
     std::array<float, checks::n> a{};
     for (std::size_t k = 0; k < checks::n; ++k) a[k] = checks::at(k);
+    return a;
+  }();
+
+  /// Midpoints between neighbouring levels, exact in double (a float sum fits in 25 bits).
+  static constexpr std::array<double, (checks::n > 1 ? checks::n - 1 : 1)> midpoint = [] {
+    std::array<double, (checks::n > 1 ? checks::n - 1 : 1)> a{};
+    for (std::size_t k = 0; k + 1 < checks::n; ++k)
+      a[k] = (static_cast<double>(checks::at(k)) + static_cast<double>(checks::at(k + 1))) / 2;
     return a;
   }();
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include "qnas/core/diagnostics.hpp"
 #include "qnas/formats/concept.hpp"
@@ -168,19 +169,43 @@ struct po2 {
   template <class R>
   QNAS_ALWAYS_INLINE static int exponent_of(float x, R& round) noexcept {
     const float a = Signed ? detail::fabs(x) : (x > 0.0f ? x : 0.0f);
-    if (!(a >= lo_magnitude)) return exponent_min;  // zero, tiny, (relu) negative
-    if (a >= hi_magnitude) return exponent_max;     // includes +Inf
-    const int e = detail::ilog2(a);                 // exponent_min <= e < exponent_max
-    // |x| / 2^e in [1, 2): exact in double, and exactly representable in float again.
-    const auto t = static_cast<float>(static_cast<double>(a) * detail::exp2d(-e));
-    return e + (round(t) > 1.5f ? 1 : 0);
+    if constexpr (exponent_min >= -126) {
+      // Branch-free on the float bits: a = 1.f * 2^e. A subnormal or zero a (biased exponent 0)
+      // reads as e = -127 and Inf as e = 128; both land on a clamp end, as they must.
+      const std::uint32_t b = detail::to_bits(a);
+      const int e = static_cast<int>(b >> 23) - 127;
+      const std::uint32_t frac = b & 0x7FFFFFu;
+      int up;
+      if constexpr (std::is_same_v<R, log2_nearest>)
+        up = frac >= sqrt2_fraction ? 1 : 0;  // 1.f > sqrt(2)
+      else if constexpr (std::is_same_v<R, nearest_even> || std::is_same_v<R, nearest_away>)
+        up = frac >= 0x400000u ? 1 : 0;       // 1.f >= 1.5 (the tie goes up)
+      else if constexpr (std::is_same_v<R, toward_zero>)
+        up = 0;
+      else
+        up = round(detail::from_bits(frac | 0x3F800000u)) > 1.5f ? 1 : 0;  // round(1.f) in {1, 2}
+      const int r = e + up;
+      return r < exponent_min ? exponent_min : (r > exponent_max ? exponent_max : r);
+    } else {
+      if (!(a >= lo_magnitude)) return exponent_min;  // zero, tiny, (relu) negative
+      if (a >= hi_magnitude) return exponent_max;     // includes +Inf
+      const int e = detail::ilog2(a);                 // exponent_min <= e < exponent_max
+      // |x| / 2^e in [1, 2): exact in double, and exactly representable in float again.
+      const auto t = static_cast<float>(static_cast<double>(a) * detail::exp2d(-e));
+      return e + (round(t) > 1.5f ? 1 : 0);
+    }
   }
 
   template <class R>
-  static float quantize_one(float x, R& round) noexcept {
-    if (detail::is_nan(x)) return x;
-    const float m = detail::exp2i(exponent_of(x, round));
-    return (Signed && x < 0.0f) ? -m : m;
+  QNAS_ALWAYS_INLINE static float quantize_one(float x, R& round) noexcept {
+    const int e = exponent_of(x, round);
+    float m;
+    if constexpr (exponent_min >= -126)
+      m = detail::from_bits(static_cast<std::uint32_t>(e + 127) << 23);
+    else
+      m = detail::exp2i(e);
+    m = (Signed && x < 0.0f) ? -m : m;
+    return detail::is_nan(x) ? x : m;
   }
 
   template <class R>
@@ -202,6 +227,9 @@ struct po2 {
 
  private:
   static constexpr std::uint32_t field_mask = (1u << range::field) - 1u;
+  /// The fraction bits of the smallest float above sqrt(2) (0x3FB504F4 = 1.41421366; the
+  /// float below, 0x3FB504F3 = 1.41421354, is under sqrt(2) = 1.41421356...).
+  static constexpr std::uint32_t sqrt2_fraction = 0x3504F4u;
   static constexpr float lo_magnitude = detail::exp2i(exponent_min);
   static constexpr float hi_magnitude = detail::exp2i(exponent_max);
 };
