@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <numeric>
 #include <set>
+#include <type_traits>
 #include <vector>
 
 // Other headers may open qnas::train::detail or qnas::data::detail before these are included;
@@ -144,4 +145,6 @@ TEST_CASE("batcher: data-set order without shuffle; buffers are reused, not real
     CHECK(order == expected);
   }
   CHECK_THROWS_AS(data::batcher(d, {.batch_size = 0}), invalid_argument);
+  static_assert(!std::is_constructible_v<data::batcher, data::dataset&&, data::batch_options>,
+                "a batcher over a temporary data set would dangle");
 }

@@ -58,6 +58,9 @@ class batcher {
     start_epoch(0);
   }
 
+  /// A batcher keeps a pointer to its data set, so a temporary would dangle.
+  batcher(dataset&&, batch_options) = delete;
+
   [[nodiscard]] const batch_options& options() const noexcept { return options_; }
   [[nodiscard]] std::size_t epoch() const noexcept { return epoch_; }
 
