@@ -305,19 +305,37 @@ inline void render_synthetic(std::size_t cls, std::uint64_t item_seed, const syn
     }
   }
 
-  // Pixels farther than this from the centre cannot be inked by the glyph (radius, jitter and
-  // stroke width included), so most of the image skips the distance evaluation.
-  const float reach = radius * (1.0f + 3.0f * o.jitter) + half_t + 1.0f;
+  // Only pixels inside the glyph's bounding box (strokes widened by the stroke width and the
+  // anti-aliasing ramp) can be inked, so the rest of the image skips the distance evaluation.
+  float bx0 = 3.4e38f, bx1 = -3.4e38f, by0 = 3.4e38f, by1 = -3.4e38f;
+  for (std::size_t k = 0; k < g.n_segments; ++k) {
+    const segment& sg = g.segments[k];
+    bx0 = std::min({bx0, sg.ax, sg.ax + sg.dx});
+    bx1 = std::max({bx1, sg.ax, sg.ax + sg.dx});
+    by0 = std::min({by0, sg.ay, sg.ay + sg.dy});
+    by1 = std::max({by1, sg.ay, sg.ay + sg.dy});
+  }
+  for (std::size_t k = 0; k < g.n_arcs; ++k) {
+    const arc& a = g.arcs[k];
+    bx0 = std::min(bx0, a.cx - a.radius);
+    bx1 = std::max(bx1, a.cx + a.radius);
+    by0 = std::min(by0, a.cy - a.radius);
+    by1 = std::max(by1, a.cy + a.radius);
+  }
+  const float margin = half_t + 1.0f;
+  bx0 -= margin, bx1 += margin, by0 -= margin, by1 += margin;
   const std::uint64_t noise_seed = qnas::detail::bits64(e);
   const float sigma = o.noise;
   for (std::size_t y = 0; y < o.height; ++y) {
     const float py = static_cast<float>(y) + 0.5f;
     for (std::size_t x = 0; x < o.width; ++x) {
       const vec2 p{static_cast<float>(x) + 0.5f, py};
-      float v = bg + gx * (p.x - W * 0.5f) + gy * (p.y - H * 0.5f);
-      const float cx = p.x - centre.x, cy = p.y - centre.y;
+      // Clamped here, not only after the noise: otherwise max() with the glyph's zero coverage
+      // would lift a negative background inside the glyph's box only, a visible frame.
+      float v = std::max(0.0f, bg + gx * (p.x - W * 0.5f) + gy * (p.y - H * 0.5f));
       const bool hidden = p.x >= ox0 && p.x <= ox1 && p.y >= oy0 && p.y <= oy1;
-      if (!hidden && cx * cx + cy * cy <= reach * reach) {
+      const bool near = p.x >= bx0 && p.x <= bx1 && p.y >= by0 && p.y <= by1;
+      if (near && !hidden) {
         // Box-filter anti-aliasing: coverage falls linearly over the pixel at the stroke edge.
         const float cov = std::clamp(half_t + 0.5f - glyph_distance(p, g), 0.0f, 1.0f);
         v = std::max(v, ink * cov);
@@ -328,13 +346,15 @@ inline void render_synthetic(std::size_t cls, std::uint64_t item_seed, const syn
         const float cov = std::clamp(clutter_half_t + 0.5f - std::sqrt(segment_distance_sq(p, c.s)), 0.0f, 1.0f);
         v = std::max(v, clutter_ink * cov);
       }
-      if (sigma > 0.0f) {
-        // Hash of (seed, pixel): independent per pixel, so the loop has no serial dependency.
-        v += sigma * fast_normal(qnas::detail::mix_seed(noise_seed, y * o.width + x));
-      }
-      out[y * o.width + x] = std::clamp(v, 0.0f, 1.0f);
+      out[y * o.width + x] = v;
     }
   }
+  // Noise in a separate pass: a hash of (seed, pixel), independent per pixel, so the loop has no
+  // serial dependency.
+  const std::size_t npx = o.height * o.width;
+  if (sigma > 0.0f)
+    for (std::size_t k = 0; k < npx; ++k) out[k] += sigma * fast_normal(qnas::detail::mix_seed(noise_seed, k));
+  for (std::size_t k = 0; k < npx; ++k) out[k] = std::clamp(out[k], 0.0f, 1.0f);
 }
 
 /// Generates the synthetic data set: `o.size` images `[N, height, width, 1]` in [0, 1], 10
