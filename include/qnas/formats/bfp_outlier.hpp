@@ -99,35 +99,31 @@ struct bfp_outlier {
     std::array<std::uint16_t, Outliers> slot{};
   };
 
-  /// Shared exponent and outlier slots of a block without NaN.
+  /// Shared exponent and outlier slots of a block without NaN: K'+1 rounds of "largest
+  /// magnitude, first index holding it" over the magnitude bits, each a vectorizable max pass
+  /// and a search, with every chosen element masked out (-1) for the next round.
   static layout analyse(const float* in, std::size_t n) noexcept {
-    // top[0..K] holds the K+1 largest magnitudes seen so far (as float bits), descending;
-    // strict comparison keeps the lower index first among equal magnitudes.
-    std::array<std::uint32_t, Outliers + 1> top_bits{};
-    std::array<std::uint16_t, Outliers + 1> top_index{};
-    int filled = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::uint32_t b = detail::to_bits(in[i]) & 0x7FFFFFFFu;
-      int pos = filled < Outliers + 1 ? filled : Outliers + 1;
-      while (pos > 0 && b > top_bits[static_cast<std::size_t>(pos - 1)]) --pos;
-      if (pos > Outliers) continue;
-      const int last = filled < Outliers + 1 ? filled : Outliers;
-      for (int j = last; j > pos; --j) {
-        top_bits[static_cast<std::size_t>(j)] = top_bits[static_cast<std::size_t>(j - 1)];
-        top_index[static_cast<std::size_t>(j)] = top_index[static_cast<std::size_t>(j - 1)];
-      }
-      top_bits[static_cast<std::size_t>(pos)] = b;
-      top_index[static_cast<std::size_t>(pos)] = static_cast<std::uint16_t>(i);
-      if (filled < Outliers + 1) ++filled;
-    }
+    std::array<std::int32_t, BlockSize> mag;
+    for (std::size_t i = 0; i < n; ++i) mag[i] = static_cast<std::int32_t>(detail::to_bits(in[i]) & 0x7FFFFFFFu);
     layout l;
     l.count = static_cast<int>(std::min<std::size_t>(Outliers, n));
-    for (int j = 0; j < l.count; ++j) l.slot[static_cast<std::size_t>(j)] = top_index[static_cast<std::size_t>(j)];
     constexpr int none = -100000;
-    const int from_rest = n > static_cast<std::size_t>(Outliers)
-                              ? detail::ilog2_bits(top_bits[static_cast<std::size_t>(Outliers)], none)
-                              : none;
-    const int from_top = n > 0 ? detail::ilog2_bits(top_bits[0], none + ExtraBits) - ExtraBits : none;
+    int from_top = none, from_rest = none;
+    for (int j = 0; j <= l.count && static_cast<std::size_t>(j) < n; ++j) {
+      std::int32_t mx = -1;
+#pragma omp simd reduction(max : mx)
+      for (std::size_t i = 0; i < n; ++i) mx = mag[i] > mx ? mag[i] : mx;
+      const int e = detail::ilog2_bits(static_cast<std::uint32_t>(mx), none);
+      if (j == l.count) {
+        from_rest = e;  // the (K'+1)-th largest
+        break;
+      }
+      std::size_t at = 0;
+      while (mag[at] != mx) ++at;
+      l.slot[static_cast<std::size_t>(j)] = static_cast<std::uint16_t>(at);
+      mag[at] = -1;
+      if (j == 0) from_top = e == none ? none : e - ExtraBits;
+    }
     l.exponent = std::clamp(std::max(from_rest, from_top), scale_min, scale_max);
     return l;
   }
