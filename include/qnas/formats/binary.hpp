@@ -1,7 +1,6 @@
 // Binary formats {-s, +s} and modified binary {0, s} (QKeras `binary`, fixed alpha).
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <type_traits>

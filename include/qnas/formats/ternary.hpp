@@ -1,7 +1,6 @@
 // Ternary format {-s, 0, +s} with a fixed scale and threshold (QKeras `ternary`, fixed alpha).
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <type_traits>
