@@ -203,6 +203,19 @@ TEST_CASE("bfp stochastic rounding is unbiased within a block and reproducible")
     ++count;
   }
   CHECK(sum / count == doctest::Approx(0.3).epsilon(0.01));
+
+  // rule: stochastic + scale_fit raises X when the largest element could round past 7 steps:
+  // 1.8 / 0.25 = 7.2 > 7, so X = 1 (step 0.5) and 1.8 -> 3.6 goes to 3 or 4 steps, unbiased,
+  // never saturating
+  using SF = bfp<4, 16, 8, stochastic, scale_fit>;
+  xt::xarray<float> y = xt::ones<float>({16 * 500}) * 1.8f;
+  auto qy = quantize<SF>(y, last_axis, e1);
+  double ysum = 0;
+  for (float v : qy) {
+    REQUIRE((v == 1.5f || v == 2.0f));
+    ysum += v;
+  }
+  CHECK(ysum / qy.size() == doctest::Approx(1.8).epsilon(0.01));
 }
 
 namespace {
@@ -271,5 +284,6 @@ TEST_CASE("bfp laws (check_format)") {
   check_laws<bfp<6, 16, 8, toward_zero>>();
   check_laws<bfp<5, 16, 8, nearest_away, scale_fit>>();
   check_laws<bfp<8, 32, 8, stochastic>>();
+  check_laws<bfp<4, 16, 8, stochastic, scale_fit>>();
   check_laws<bfp<12, 8>>();
 }
