@@ -108,6 +108,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  std::cout << "# blas core " << blas_core() << ", blas threads " << blas_threads() << std::endl;
   auto want = [&](const char* m) { return only.empty() || only == m; };
   std::vector<bench_case> cases;
   if (want("train_f32")) cases.push_back(make_case<reference_cnn>("train_f32", true));

@@ -22,11 +22,11 @@ steps="${STEPS:-30}"
 
 tmp="$(mktemp)"
 trap 'rm -f "$tmp"' EXIT
-core="$(OPENBLAS_VERBOSE=2 OPENBLAS_NUM_THREADS=1 "$bin" --mode infer_f32 --repeats 1 --steps 1 2>&1 | sed -n 's/^Core: //p' | head -1)"
+core="$(OPENBLAS_NUM_THREADS=1 "$bin" --mode infer_f32 --repeats 1 --steps 1 | sed -n 's/^# blas core \([^,]*\),.*/\1/p')"
 echo "OpenBLAS core: ${core:-unknown}; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>}; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for t in $threads_list; do
   for ((r = 1; r <= rounds; ++r)); do
-    OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t "$bin" --repeats 3 --steps "$steps" | sed "s/^/$t /" >> "$tmp"
+    OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t "$bin" --repeats 3 --steps "$steps" | grep -v '^#' | sed "s/^/$t /" >> "$tmp"
     OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t "$py" "$here/pytorch_reference.py" --threads "$t" --repeats 3 \
       --steps "$steps" | sed "s/^/$t /" >> "$tmp"
   done

@@ -2,8 +2,35 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 
 #include <cblas.h>
+
+namespace qnas::nn {
+
+/// The BLAS kernel family in use ("SkylakeX", "Haswell", "Prescott", ...), "unknown" for a BLAS
+/// other than OpenBLAS. OpenBLAS 0.3.21 falls back to its generic SSE3 "Prescott" kernels on
+/// CPUs it does not recognise, at less than half the speed: set OPENBLAS_CORETYPE (SkylakeX for
+/// AVX-512, Haswell for AVX2) in the environment before the program starts.
+inline std::string blas_core() {
+#if defined(OPENBLAS_VERSION)
+  const char* c = openblas_get_corename();
+  return c ? c : "unknown";
+#else
+  return "unknown";
+#endif
+}
+
+/// Threads the BLAS uses (OPENBLAS_NUM_THREADS), 1 for a BLAS other than OpenBLAS.
+inline int blas_threads() {
+#if defined(OPENBLAS_VERSION)
+  return openblas_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
+}  // namespace qnas::nn
 
 namespace qnas::nn::detail {
 
