@@ -6,3 +6,5 @@
 #include "qnas/core/fixed_string.hpp"
 #include "qnas/energy.hpp"
 #include "qnas/formats.hpp"
+#include "qnas/search.hpp"
+#include "qnas/space.hpp"

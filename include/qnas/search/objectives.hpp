@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qnas/core/diagnostics.hpp"
+#include "qnas/energy/forgiving.hpp"
 
 namespace qnas::search {
 
@@ -181,8 +182,8 @@ struct mnas_reward {
 /// where ref = reference * stress. Read it as: every `rate`-fold reduction of the cost (bits or
 /// energy) below the reference is worth delta_p percent of accuracy, every `rate`-fold increase
 /// costs delta_n percent. stress < 1 asks for a model cheaper than the reference.
-/// Same formula and checks as energy::forgiving_factor (energy/forgiving.hpp); this one reads its
-/// inputs from a metrics record so it plugs into the runner as an objective.
+/// The formula is energy::forgiving_factor's (energy/forgiving.hpp); this objective reads its
+/// inputs from a metrics record, names the offending metric in errors, and plugs into the runner.
 struct forgiving_factor_score {
   double reference = 1.0;  ///< the reference model's cost (e.g. its energy in pJ or its bits)
   double delta_p = 8.0;    ///< percent gained per `rate`-fold reduction (AutoQKeras example value)
@@ -201,8 +202,7 @@ struct forgiving_factor_score {
       throw invalid_argument(who, qnas::detail::cat("rate must be a finite number > 1 (it is ", rate,
                                                     "): it is the cost ratio one delta step stands for"));
     detail::require_positive(trial, qnas::detail::cat("trial cost '", cost, "'"), who);
-    const double ref = reference * stress;
-    return (trial < ref ? delta_p : delta_n) / 100.0 * std::log(ref / trial) / std::log(rate);
+    return energy::forgiving_factor{delta_p, delta_n, rate, stress}.delta(reference, trial);
   }
   double operator()(const metrics& m) const { return m.at(quality) * (1.0 + delta(m.at(cost))); }
 };
