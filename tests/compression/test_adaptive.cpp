@@ -145,6 +145,8 @@ TEST_CASE("layers adapt independently; observe_all feeds one metric to all; appl
   CHECK(c.codec().name() == "bfp<3,16>");
   activation_store* two[] = {&a, &b};
   CHECK_THROWS_AS(p.apply(two), qnas::invalid_argument);
+  CHECK_THROWS_AS(p.observe(2, 3, 0.5), qnas::invalid_argument);  // layers are 0..2
+  CHECK_THROWS_AS(static_cast<void>(p.rung(3)), qnas::invalid_argument);
 }
 
 TEST_CASE("options are checked") {

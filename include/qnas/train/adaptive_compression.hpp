@@ -100,12 +100,12 @@ class adaptive_compression {
     for (std::size_t i = 0; i < layers; ++i) names_[i] = "layer" + std::to_string(i);
   }
 
-  void set_layer_name(std::size_t layer, std::string name) { names_.at(layer) = std::move(name); }
+  void set_layer_name(std::size_t layer, std::string name) { names_[checked(layer, "set_layer_name")] = std::move(name); }
   /// Called after every change (in addition to recording it in events()).
   void on_change(std::function<void(const adaptation_event&)> fn) { callback_ = std::move(fn); }
 
   [[nodiscard]] std::size_t layers() const noexcept { return state_.size(); }
-  [[nodiscard]] std::size_t rung(std::size_t layer) const { return state_.at(layer).rung; }
+  [[nodiscard]] std::size_t rung(std::size_t layer) const { return state_[checked(layer, "rung")].rung; }
   [[nodiscard]] const activation_codec& codec(std::size_t layer) const { return ladder_[rung(layer)]; }
   [[nodiscard]] const format_ladder& ladder() const noexcept { return ladder_; }
   [[nodiscard]] const std::vector<adaptation_event>& events() const noexcept { return events_; }
@@ -114,7 +114,7 @@ class adaptive_compression {
   /// true when the layer's format changed. A non-finite metric (a diverged loss) counts as
   /// above widen_above.
   bool observe(std::size_t step, std::size_t layer, double metric) {
-    layer_state& s = state_.at(layer);
+    layer_state& s = state_[checked(layer, "observe")];
     const bool bad = !std::isfinite(metric) || metric > opt_.widen_above;
     const bool good = std::isfinite(metric) && metric < opt_.tighten_below;
     s.bad = bad ? s.bad + 1 : 0;
@@ -162,6 +162,13 @@ class adaptive_compression {
     std::size_t last_change;
     std::vector<int> failures;  // widenings away from each rung
   };
+
+  [[nodiscard]] std::size_t checked(std::size_t layer, const char* what) const {
+    if (layer >= state_.size())
+      throw invalid_argument(std::string("qnas::train::adaptive_compression::") + what,
+                             qnas::detail::cat("layer ", layer, " is out of range (", state_.size(), " layers)"));
+    return layer;
+  }
 
   [[nodiscard]] int tighten_needed(const layer_state& s, std::size_t target) const {
     if (!opt_.backoff) return opt_.tighten_patience;
