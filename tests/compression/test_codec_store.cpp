@@ -300,3 +300,20 @@ TEST_CASE("corrupt stored bytes are reported as io_error") {
   bytes[bytes.size() / 2] ^= 0x5A;
   CHECK_THROWS_AS(s.load(out), qnas::io_error);
 }
+
+TEST_CASE("empty tensors store and load nothing") {
+  const std::vector<std::size_t> shape{0, 16};
+  const std::vector<float> none;
+  for (const auto& ll : stages) {
+    CAPTURE(to_string(ll));
+    activation_store s(activation_codec::of<msfp12>(), ll);
+    s.store(none, shape);
+    CHECK(!s.empty());
+    CHECK(s.bytes().elements == 0);
+    std::vector<float> out;
+    s.load(out);
+    xt::xarray<float> x;
+    s.load(x);
+    CHECK(x.size() == 0);
+  }
+}
