@@ -219,3 +219,24 @@ TEST_CASE("inverted_bottleneck: compile-time counts equal the run-time layers'")
   CHECK(train_out.shape()[1] == 5);
   CHECK(fold_batch_norm(net.layers()) > 0);
 }
+
+TEST_CASE("stochastic-rounding formats draw from the network's engine, which survives a move") {
+  using S = fixed_point<8, 1, true, false, stochastic>;
+  using net_t = network<input<4, 4, 1>, conv2d<2, 3, 1, padding::same, S>, flatten, dense<3, S>>;
+  net_t a(7);
+  net_t b = std::move(a);  // layers keep pointing at the (heap) engine
+  std::mt19937_64 e(1);
+  const auto x = random_batch({2, 4, 4, 1}, e);
+  const xt::xarray<float> y1 = b.forward(x, true);
+  const xt::xarray<float> y2 = b.forward(x, true);
+  CHECK(y1.shape()[1] == 3);
+  CHECK(y1 != y2);  // fresh stochastic roundings of the weights on each pass
+  // A run-time network without an engine reports it instead of crashing.
+  sequential s(flat(3));
+  s.emplace<dense_layer>(2, layer_formats{quantizer::of<S>(), {}, {}});
+  const auto z = random_batch({1, 3}, e);
+  CHECK_THROWS_AS(s.forward(z, false), qnas::invalid_argument);
+  quantizer::engine_type engine(3);
+  s.set_engine(&engine);
+  CHECK(s.forward(z, false).size() == 2);
+}

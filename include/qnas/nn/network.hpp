@@ -158,9 +158,10 @@ class network {
   static constexpr std::size_t mac_count = body::macs(Input::shape);
 
   /// Builds the layers and draws initial parameters from `seed`.
-  explicit network(std::uint64_t seed = 0) : net_(std::make_unique<sequential>(Input::shape)), engine_(seed) {
+  explicit network(std::uint64_t seed = 0)
+      : net_(std::make_unique<sequential>(Input::shape)), engine_(std::make_unique<quantizer::engine_type>(seed)) {
     body::build(*net_);
-    net_->set_engine(&engine_);
+    net_->set_engine(engine_.get());
     std::mt19937_64 init(seed);
     net_->initialize(init);
   }
@@ -177,7 +178,7 @@ class network {
   void zero_grad() { net_->zero_grad(); }
   /// The run-time network (for folding, inspection, or code that handles any network).
   sequential& layers() noexcept { return *net_; }
-  quantizer::engine_type& engine() noexcept { return engine_; }
+  quantizer::engine_type& engine() noexcept { return *engine_; }
 
   friend std::ostream& operator<<(std::ostream& os, network& n) {
     print_summary(os, *n.net_);
@@ -186,7 +187,8 @@ class network {
 
  private:
   std::unique_ptr<sequential> net_;
-  quantizer::engine_type engine_;
+  // Layers hold a pointer to the engine: on the heap, so moving the network keeps it valid.
+  std::unique_ptr<quantizer::engine_type> engine_;
 };
 
 }  // namespace qnas::nn
