@@ -154,7 +154,9 @@ class trainer {
         const batch_stats bs{epoch, step_, mb->size(), static_cast<double>(loss),
                              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
         ++step_;
-        if ((call_batch_end(callbacks, bs) | ... | false)) {
+        bool stop_now = false;  // every callback runs, even after one asked to stop
+        ((stop_now = call_batch_end(callbacks, bs) || stop_now), ...);
+        if (stop_now) {
           stop = true;
           break;
         }
@@ -171,7 +173,7 @@ class trainer {
         s.val_accuracy = e.accuracy;
         s.val_top_k = e.top_k_accuracy;
       }
-      if ((call_epoch_end(callbacks, s) | ... | false)) stop = true;
+      ((stop = call_epoch_end(callbacks, s) || stop), ...);
     }
     (call_train_end(callbacks, s), ...);
     return s;
