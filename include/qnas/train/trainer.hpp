@@ -151,7 +151,7 @@ class trainer {
         opt_->step(std::span<nn::parameter* const>(params));
         loss_sum += static_cast<double>(loss) * static_cast<double>(mb->size());
         seen += mb->size();
-        const batch_stats bs{epoch, step_, mb->size(), static_cast<double>(loss),
+        [[maybe_unused]] const batch_stats bs{epoch, step_, mb->size(), static_cast<double>(loss),
                              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()};
         ++step_;
         bool stop_now = false;  // every callback runs, even after one asked to stop
