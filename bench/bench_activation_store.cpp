@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
                                              activation_codec::of<bfp<2, 16>>()};
   const std::vector<lossless_options> stages{lossless_options::off(),
                                              {true, entropy_coder::none, 1},
+                                             {false, entropy_coder::run_length, 1},
                                              {true, entropy_coder::huffman, 1},
                                              {true, entropy_coder::run_length, 1},
                                              {true, entropy_coder::deflate, 1}};

@@ -137,11 +137,11 @@ class lossless_codec {
     std::size_t s1_size = 0;
     if (opt.zero_mask) {
       const std::size_t mask_bytes = (count + 7) / 8;
-      s1.resize(s1_offset + mask_bytes + detail::packed_bytes(count, width));  // worst case: no zero
+      // Worst case (no zero) plus the 8 bytes of slack slack_packer writes into.
+      s1.resize(s1_offset + mask_bytes + detail::packed_bytes(count, width) + 8);
       std::uint8_t* mask = s1.data() + s1_offset;
-      std::memset(mask, 0, mask_bytes);
-      detail::bit_unpacker in(packed.data(), packed.data() + packed.size(), where);
-      detail::bit_packer nz(mask + mask_bytes);
+      detail::position_reader in(packed.data(), packed.data() + packed.size());
+      detail::slack_packer nz(mask + mask_bytes);
       // Branch-free: ReLU zeros are scattered at random, so a branch per field would be
       // mispredicted half the time. A zero field is "written" with width 0.
       for (std::size_t i = 0; i < count; i += 8) {
@@ -156,6 +156,7 @@ class lossless_codec {
         mask[i >> 3] = static_cast<std::uint8_t>(byte);
       }
       s1_size = static_cast<std::size_t>(nz.finish() - (s1.data() + s1_offset));
+      s1.resize(s1_offset + s1_size);
     } else {
       s1_size = detail::packed_bytes(count, width);
       s1.resize(s1_offset + s1_size);
@@ -228,7 +229,8 @@ class lossless_codec {
     if (s1_size != mask_bytes + detail::packed_bytes(nonzero, width))
       throw io_error(where, qnas::detail::cat(nonzero, " non-zero fields of ", width, " bits do not fill the ",
                                               s1_size - mask_bytes, " bytes stored"));
-    detail::bit_unpacker nz(s1 + mask_bytes, s1 + s1_size, where);
+    // The sizes match, so the non-zero fields are all there: a branch-free reader will do.
+    detail::position_reader nz(s1 + mask_bytes, s1 + s1_size);
     detail::bit_packer o(out.data());
     for (std::size_t i = 0; i < count; ++i) {
       const int present = (s1[i >> 3] >> (i & 7)) & 1;

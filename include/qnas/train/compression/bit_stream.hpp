@@ -116,4 +116,71 @@ class bit_unpacker {
   int n_ = 0;
 };
 
+/// Branch-free variant of bit_packer for variable widths (the zero mask writes a field with
+/// width 0 or w at random): every put stores 8 bytes, so the destination needs 8 bytes of
+/// slack past the last byte the fields occupy.
+class slack_packer {
+ public:
+  explicit slack_packer(std::uint8_t* out) noexcept : p_(out) {}
+  QNAS_ALWAYS_INLINE void put(std::uint32_t v, int width) noexcept {
+    acc_ |= (static_cast<std::uint64_t>(v) & low_mask(width)) << n_;  // n_ < 8: fits in 40 bits
+    n_ += width;
+    store8(p_, acc_);
+    const int whole = n_ >> 3;
+    p_ += whole;
+    acc_ >>= whole * 8;
+    n_ &= 7;
+  }
+  /// One past the last byte that holds field bits.
+  std::uint8_t* finish() noexcept {
+    store8(p_, acc_);
+    return p_ + (n_ > 0 ? 1 : 0);
+  }
+
+ private:
+  static void store8(std::uint8_t* p, std::uint64_t v) noexcept {
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(p, &v, 8);
+    } else {
+      for (int i = 0; i < 8; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+    }
+  }
+  std::uint8_t* p_;
+  std::uint64_t acc_ = 0;
+  int n_ = 0;
+};
+
+/// Branch-free reader of fields at a running bit position: reads 8 bytes around the position
+/// (bytes past `end` read as zero, so it never reads out of bounds). Reading past the end
+/// of the data is not an error here; callers check sizes before.
+class position_reader {
+ public:
+  position_reader(const std::uint8_t* begin, const std::uint8_t* end) noexcept
+      : p_(begin), size_(static_cast<std::size_t>(end - begin)) {}
+  /// The next `width` bits (width in [0, 32]).
+  QNAS_ALWAYS_INLINE std::uint32_t get(int width) noexcept {
+    const std::size_t byte = pos_ >> 3;
+    std::uint64_t w = 0;
+    if (byte + 8 <= size_) {
+      if constexpr (std::endian::native == std::endian::little) {
+        std::memcpy(&w, p_ + byte, 8);
+      } else {
+        for (int i = 0; i < 8; ++i) w |= static_cast<std::uint64_t>(p_[byte + i]) << (8 * i);
+      }
+    } else {
+      for (std::size_t i = 0; byte + i < size_ && i < 8; ++i) w |= static_cast<std::uint64_t>(p_[byte + i]) << (8 * i);
+    }
+    const auto v = static_cast<std::uint32_t>((w >> (pos_ & 7)) & low_mask(width));
+    pos_ += static_cast<std::size_t>(width);
+    return v;
+  }
+  /// Bits consumed so far.
+  [[nodiscard]] std::size_t position() const noexcept { return pos_; }
+
+ private:
+  const std::uint8_t* p_;
+  std::size_t size_;
+  std::size_t pos_ = 0;
+};
+
 }  // namespace qnas::train::detail
