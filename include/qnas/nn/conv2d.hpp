@@ -6,6 +6,7 @@
 #include <cstring>
 #include <memory>
 
+#include "qnas/core/config.hpp"
 #include "qnas/nn/blas.hpp"
 #include "qnas/nn/layer.hpp"
 #include "qnas/nn/spec.hpp"
@@ -13,6 +14,27 @@
 namespace qnas::nn {
 
 namespace detail {
+
+/// Copies n floats. im2col copies many short rows (kw*c floats: 3 for a 3x3 kernel on one
+/// channel), where a libc memcpy call costs more than the copy: short rows use fixed-size
+/// copies the compiler inlines as vector moves, long rows memcpy.
+QNAS_ALWAYS_INLINE void copy_floats(float* QNAS_RESTRICT d, const float* QNAS_RESTRICT s, std::size_t n) noexcept {
+  if (n >= 64) {
+    std::memcpy(d, s, n * sizeof(float));
+    return;
+  }
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) __builtin_memcpy(d + i, s + i, 8 * sizeof(float));
+  if (n - i >= 4) {
+    __builtin_memcpy(d + i, s + i, 4 * sizeof(float));
+    i += 4;
+  }
+  if (n - i >= 2) {
+    __builtin_memcpy(d + i, s + i, 2 * sizeof(float));
+    i += 2;
+  }
+  if (n - i >= 1) d[i] = s[i];
+}
 
 /// im2col for NHWC: row (n, oy, ox) of `cols` holds the kh x kw x c window in HWC order, so
 /// cols[n*oh*ow, kh*kw*c] x W[kh*kw*c, cout] (HWIO weights) is the NHWC output directly.
@@ -34,7 +56,7 @@ inline void im2col(const float* x, std::size_t n, const window_geometry& g, floa
           }
           const float* src = img + static_cast<std::size_t>(iy) * g.in_w * c;
           if (inside_w) {
-            std::memcpy(cols, src + static_cast<std::size_t>(x0) * c, row_len * sizeof(float));
+            copy_floats(cols, src + static_cast<std::size_t>(x0) * c, row_len);
             continue;
           }
           for (std::size_t kx = 0; kx < kw; ++kx) {
@@ -42,7 +64,7 @@ inline void im2col(const float* x, std::size_t n, const window_geometry& g, floa
             if (ix < 0 || ix >= static_cast<std::ptrdiff_t>(g.in_w))
               std::fill(cols + kx * c, cols + (kx + 1) * c, 0.0f);
             else
-              std::memcpy(cols + kx * c, src + static_cast<std::size_t>(ix) * c, c * sizeof(float));
+              copy_floats(cols + kx * c, src + static_cast<std::size_t>(ix) * c, c);
           }
         }
       }
