@@ -1,0 +1,148 @@
+// Peak heap memory of one supernet training step with op warm-up (all kernel branches and the
+// skippable block active, largest filters) against one step of the standalone network of the
+// largest candidate, with and without rematerialization. Claim: with rematerialization the
+// supernet step needs at most 1.5x the standalone step's working memory.
+//
+// Memory is counted by replacing the global operator new/delete (bytes live, peak). "Step
+// memory" is the peak during two forward + loss + backward steps minus what was live before
+// them (parameters, gradients and the input batch), i.e. activations and scratch buffers. The
+// totals including parameters are printed too: the supernet holds every branch's weights.
+#include <malloc.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <new>
+#include <random>
+
+#include "qnas/formats/fixed_point.hpp"
+#include "qnas/formats/po2.hpp"
+#include "qnas/formats/ternary.hpp"
+#include "qnas/space/supernet.hpp"
+#include "qnas/train/loss.hpp"
+
+namespace {
+std::atomic<long long> live{0}, peak{0};
+void note(long long d) {
+  const long long now = live.fetch_add(d) + d;
+  long long p = peak.load();
+  while (now > p && !peak.compare_exchange_weak(p, now)) {
+  }
+}
+}  // namespace
+
+// GCC pairs the replaced operator new/delete below with malloc/free and warns although they match.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+void* operator new(std::size_t n) {
+  void* p = std::malloc(n ? n : 1);
+  if (!p) throw std::bad_alloc();
+  note(static_cast<long long>(malloc_usable_size(p)));
+  return p;
+}
+void* operator new(std::size_t n, std::align_val_t a) {
+  void* p = std::aligned_alloc(static_cast<std::size_t>(a), (n + static_cast<std::size_t>(a) - 1) /
+                                                                 static_cast<std::size_t>(a) * static_cast<std::size_t>(a));
+  if (!p) throw std::bad_alloc();
+  note(static_cast<long long>(malloc_usable_size(p)));
+  return p;
+}
+void operator delete(void* p) noexcept {
+  if (p) note(-static_cast<long long>(malloc_usable_size(p)));
+  std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept { operator delete(p); }
+void operator delete(void* p, std::align_val_t) noexcept { operator delete(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { operator delete(p); }
+
+using namespace qnas;
+
+namespace {
+struct residual_block {
+  static std::string name() { return "residual_block"; }
+};
+// The MNIST space of examples/08_tunas_supernet.cpp.
+using w8 = fixed_point<8, 1>;
+using w4 = fixed_point<4, 1>;
+using wp = po2<4, 1.0>;
+using wt = ternary<-2, 0.125>;
+using mnist_space = space<choice<"s0.filters", 8, 16, 24>, choice<"s0.kernel", 3, 5>, type_choice<"s0.w", w8, w4, wp, wt>,
+                          optional<"s1.block", residual_block>, type_choice<"s1.w", w8, w4, wp, wt>,
+                          choice<"s2.filters", 16, 32, 48>, choice<"s2.kernel", 3, 5>, type_choice<"s2.w", w8, w4, wp, wt>,
+                          type_choice<"head.w", w8, w4>>;
+
+supernet_spec mnist_spec() {
+  const quantizer a8 = quantizer::of<fixed_relu<8, 3>>();
+  supernet_spec s;
+  s.input = nn::image(28, 28, 1);
+  s.stages.push_back({.filters = "s0.filters", .kernel = "s0.kernel", .weights = "s0.w", .stride = 2, .activation = a8});
+  s.stages.push_back({.fixed_kernel = 3, .weights = "s1.w", .skip = "s1.block", .activation = a8});
+  s.stages.push_back({.filters = "s2.filters", .kernel = "s2.kernel", .weights = "s2.w", .stride = 2, .activation = a8});
+  s.head_weights = "head.w";
+  return s;
+}
+
+struct measured {
+  long long before, step, total;
+};
+
+template <class Step>
+measured measure(Step&& step) {
+  const long long before = live.load();
+  peak.store(before);
+  step();
+  step();
+  return {before, peak.load() - before, peak.load()};
+}
+}  // namespace
+
+int main() {
+  const std::size_t batch = 64;
+  xt::xarray<float> x = xt::zeros<float>({batch, std::size_t{28}, std::size_t{28}, std::size_t{1}});
+  std::mt19937_64 e(1);
+  for (auto& v : x) v = static_cast<float>(e() % 256) / 255.0f;
+  std::vector<data::label_t> y(batch);
+  for (auto& v : y) v = static_cast<data::label_t>(e() % 10);
+  const candidate largest({2, 1, 0, 1, 0, 2, 1, 0, 0});
+
+  measured standalone{}, remat{}, plain{};
+  {
+    std::unique_ptr<nn::sequential> sa;
+    {
+      supernet net = make_supernet<mnist_space>(mnist_spec(), 1);
+      std::mt19937_64 init(2);
+      sa = net.build_standalone(largest, true, init);
+    }
+    xt::xarray<float> g;
+    standalone = measure([&] {
+      sa->zero_grad();
+      train::softmax_cross_entropy(sa->forward(x, true), y, g);
+      sa->backward(g, false);
+    });
+  }
+  for (bool on : {true, false}) {
+    supernet net = make_supernet<mnist_space>(mnist_spec(), 1);
+    net.set_rematerialize(on);
+    supernet_setting st = net.setting_of(largest);
+    for (auto& s : st.stages) s.branches = {0, 1};  // op warm-up everywhere (kernel 3 and 5; skip and block)
+    xt::xarray<float> g;
+    (on ? remat : plain) = measure([&] {
+      net.zero_grad();
+      train::softmax_cross_entropy(net.forward(x, st), y, g);
+      net.backward(g);
+    });
+  }
+  auto mib = [](long long b) { return static_cast<double>(b) / (1024.0 * 1024.0); };
+  std::printf("batch %zu, largest candidate; step memory = peak during 2 steps minus live before them\n", batch);
+  std::printf("%-44s %12s %12s %12s\n", "", "before MiB", "step MiB", "peak MiB");
+  std::printf("%-44s %12.2f %12.2f %12.2f\n", "standalone (nn::sequential)", mib(standalone.before), mib(standalone.step),
+              mib(standalone.total));
+  std::printf("%-44s %12.2f %12.2f %12.2f\n", "supernet, op warm-up, rematerialized", mib(remat.before), mib(remat.step),
+              mib(remat.total));
+  std::printf("%-44s %12.2f %12.2f %12.2f\n", "supernet, op warm-up, all branches kept", mib(plain.before), mib(plain.step),
+              mib(plain.total));
+  const double ratio = static_cast<double>(remat.step) / static_cast<double>(standalone.step);
+  std::printf("step memory ratio rematerialized / standalone: %.3f (claim <= 1.5)\n", ratio);
+  std::printf("step memory ratio all branches kept / standalone: %.3f\n",
+              static_cast<double>(plain.step) / static_cast<double>(standalone.step));
+  return ratio <= 1.5 ? 0 : 1;
+}
