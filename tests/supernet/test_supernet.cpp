@@ -22,8 +22,9 @@ using test_space = space<choice<"s0.filters", 4, 8>, choice<"s0.kernel", 3, 5>,
                          optional<"s1.block", residual_block>, choice<"s2.filters", 4, 6>, choice<"s2.kernel", 3, 5>,
                          type_choice<"s2.w", fixed_point<8, 1>, ternary<-2, 0.125>>, type_choice<"head.w", fixed_point<8, 2>, po2<4, 1.0>>>;
 
-supernet_spec test_spec() {
+supernet_spec test_spec(bool global_pool = false) {
   supernet_spec s;
+  s.global_pool = global_pool;
   s.input = nn::image(9, 9, 2);
   s.classes = 3;
   s.stages.push_back({.filters = "s0.filters", .kernel = "s0.kernel", .weights = "s0.w", .stride = 1});
@@ -72,9 +73,11 @@ TEST_CASE("format_table_of lists one quantizer per alternative of every format d
 TEST_CASE("a masked supernet step equals the standalone network of the selected sizes") {
   const candidate cands[] = {candidate({0, 0, 0, 0, 0, 0, 0, 0}), candidate({1, 1, 1, 1, 1, 1, 1, 1}),
                              candidate({0, 1, 2, 1, 1, 0, 0, 1}), candidate({1, 0, 3, 0, 0, 1, 1, 0})};
+  for (const bool global_pool : {false, true})
   for (const auto& c : cands) {
     CAPTURE(c.choices);
-    supernet net = make_supernet<test_space>(test_spec(), 7);
+    CAPTURE(global_pool);
+    supernet net = make_supernet<test_space>(test_spec(global_pool), 7);
     // Make the BN shifts and scales non-trivial so that they are really compared.
     std::mt19937_64 e(3);
     std::uniform_real_distribution<float> u(0.5f, 1.5f);
@@ -135,7 +138,13 @@ TEST_CASE("a masked supernet step equals the standalone network of the selected 
     }
     auto& dense = static_cast<nn::dense_layer&>(next("dense"));
     nn::parameter& hw = *params[params.size() - 2];
-    CHECK(max_abs_diff(hw.grad.data(), dense.weights().grad.data(), cin * 3) <= 1e-6);
+    const std::size_t positions = global_pool ? 1 : 25;  // 9x9 -> stride 2 -> 5x5
+    const std::size_t cmax = 6;
+    std::vector<float> rows;
+    for (std::size_t p = 0; p < positions; ++p)
+      rows.insert(rows.end(), hw.grad.data() + p * cmax * 3, hw.grad.data() + (p * cmax + cin) * 3);
+    REQUIRE(rows.size() == dense.weights().grad.size());
+    CHECK(max_abs_diff(rows.data(), dense.weights().grad.data(), rows.size()) <= 1e-6);
     CHECK(max_abs_diff(params.back()->grad.data(), dense.bias().grad.data(), 3) <= 1e-6);
   }
 }

@@ -57,13 +57,14 @@ struct supernet_stage {
   quantizer activation{};  ///< output quantizer after the ReLU (float32 by default)
 };
 
-/// A supernet: input image shape, stages, then global average pooling and a dense classifier
-/// (whose input is the prefix of channels the last stage produced).
+/// A supernet: input image shape, stages, then flatten (or global average pooling) and a dense
+/// classifier whose input rows are those of the channels the last stage produced.
 struct supernet_spec {
   nn::tensor_shape input = nn::image(28, 28, 1);
   std::vector<supernet_stage> stages;
   std::size_t classes = 10;
   std::string head_weights;  ///< format decision of the classifier's weights (empty: float32)
+  bool global_pool = false;  ///< head input: false flattens [h, w, c], true averages over h, w
 };
 
 /// Per format decision, one quantizer per alternative (in the order of the decision).
@@ -217,7 +218,8 @@ class supernet {
     head_decision_ = lookup(spec_.head_weights);
     if (head_decision_ >= 0) format_list(spec_.head_weights);
     head_cin_max_ = cmax;
-    head_w_ = {"head.weights", xt::zeros<float>({cmax, spec_.classes}), xt::zeros<float>({cmax, spec_.classes}), true};
+    const std::size_t rows = head_positions() * cmax;
+    head_w_ = {"head.weights", xt::zeros<float>({rows, spec_.classes}), xt::zeros<float>({rows, spec_.classes}), true};
     head_b_ = {"head.bias", xt::zeros<float>({spec_.classes}), xt::zeros<float>({spec_.classes}), false};
     std::mt19937_64 e(seed);
     initialize(e);
@@ -232,7 +234,7 @@ class supernet {
         std::fill(b.gamma.value.begin(), b.gamma.value.end(), 1.0f);
         std::fill(b.beta.value.begin(), b.beta.value.end(), 0.0f);
       }
-    std::normal_distribution<float> d(0.0f, std::sqrt(2.0f / static_cast<float>(head_cin_max_)));
+    std::normal_distribution<float> d(0.0f, std::sqrt(2.0f / static_cast<float>(head_positions() * head_cin_max_)));
     for (auto& v : head_w_.value) v = d(e);
     std::fill(head_b_.value.begin(), head_b_.value.end(), 0.0f);
   }
@@ -336,7 +338,8 @@ class supernet {
       for (const auto& br : s.branches) b += br.ws.bytes();
       b += s.shared.bytes() + (s.sum.capacity() + s.dys.capacity() + s.dx.capacity()) * sizeof(float);
     }
-    return b + (pooled_.capacity() + dpooled_.capacity() + dhead_.capacity() + hwq_.capacity()) * sizeof(float) +
+    return b + (pooled_.capacity() + dpooled_.capacity() + dhead_.capacity() + hwc_.capacity() + hwq_.capacity() +
+                dfeatures_.capacity()) * sizeof(float) +
            (logits_.size()) * sizeof(float);
   }
 
@@ -370,10 +373,13 @@ class supernet {
       in = conv.out;
       fin = fout;
     }
-    r.push_back(energy::pool("pool", energy::layer_kind::avg_pool, in, static_cast<int>(in.h), static_cast<int>(in.h),
-                             energy::padding::valid)
-                    .with_formats(fin, fin));
-    r.push_back(energy::dense("head", {1, 1, in.c}, static_cast<int>(spec_.classes), true)
+    if (spec_.global_pool) {
+      r.push_back(energy::pool("pool", energy::layer_kind::avg_pool, in, static_cast<int>(in.h), static_cast<int>(in.h),
+                               energy::padding::valid)
+                      .with_formats(fin, fin));
+      in = {1, 1, in.c};
+    }
+    r.push_back(energy::dense("head", in, static_cast<int>(spec_.classes), true)
                     .with_formats(head_quantizer(st.head_format).info(), float32_info, fin, float32_info));
     return r;
   }
@@ -387,7 +393,7 @@ class supernet {
 
   /// The standalone network a candidate selects, built from nn layers (conv2d without bias,
   /// batch_norm, relu with the stage's output quantizer; residual blocks for included skip
-  /// stages; global_avg_pool, dense). With `inherit` the weights are copied from the supernet's
+  /// stages; flatten or global_avg_pool, dense). With `inherit` the weights are copied from the supernet's
   /// active slices; otherwise they are drawn from `engine`.
   [[nodiscard]] std::unique_ptr<nn::sequential> build_standalone(const candidate& c, bool inherit,
                                                                  std::mt19937_64& engine) const {
@@ -412,7 +418,10 @@ class supernet {
         add_block(*net, set.branches[0], spec_.stages[s].stride);
       }
     }
-    net->emplace<nn::global_avg_pool_layer>();
+    if (spec_.global_pool)
+      net->emplace<nn::global_avg_pool_layer>();
+    else
+      net->emplace<nn::flatten_layer>();
     net->emplace<nn::dense_layer>(spec_.classes, nn::layer_formats{head_quantizer(st.head_format), {}, {}});
     net->initialize(engine);
     if (inherit) copy_weights_to(*net, st);
@@ -444,7 +453,9 @@ class supernet {
       cin = set.filters;
     }
     auto& d = static_cast<nn::dense_layer&>(next("dense"));
-    std::copy_n(head_w_.value.data(), cin * spec_.classes, d.weights().value.data());
+    const std::size_t k = spec_.classes;
+    for (std::size_t p = 0; p < head_positions(); ++p)
+      std::copy_n(head_w_.value.data() + p * head_cin_max_ * k, cin * k, d.weights().value.data() + p * cin * k);
     std::copy_n(head_b_.value.data(), spec_.classes, d.bias().value.data());
   }
 
@@ -735,54 +746,70 @@ class supernet {
     return ss.dx.data();
   }
 
-  // ---- head: global average pool over the active channels, dense on that prefix ----
+  // ---- head: flatten (or global average pool) of the active channels, dense on those rows ----
+  // Weight rows are (position, channel) with channel < cmax: the active rows of each position are
+  // a contiguous block, gathered into a compact [positions * c, classes] matrix.
+  [[nodiscard]] std::size_t head_positions() const noexcept {
+    return spec_.global_pool ? 1 : stages_.back().out_h * stages_.back().out_w;
+  }
+
   void head_forward(const float* x, std::size_t c, std::size_t format) {
     const auto& last = stages_.back();
-    const std::size_t hw = last.out_h * last.out_w, k = spec_.classes;
+    const std::size_t hw = last.out_h * last.out_w, k = spec_.classes, positions = head_positions();
     head_c_ = c;
-    pooled_.assign(n_ * c, 0.0f);
-    const float inv = 1.0f / static_cast<float>(hw);
-    for (std::size_t b = 0; b < n_; ++b) {
-      float* y = pooled_.data() + b * c;
-      for (std::size_t p = 0; p < hw; ++p) {
-        const float* xi = x + (b * hw + p) * c;
-        for (std::size_t j = 0; j < c; ++j) y[j] += xi[j];
+    const float* features = x;  // flatten: the NHWC batch is already [n, hw * c]
+    if (spec_.global_pool) {
+      pooled_.assign(n_ * c, 0.0f);
+      const float inv = 1.0f / static_cast<float>(hw);
+      for (std::size_t b = 0; b < n_; ++b) {
+        float* y = pooled_.data() + b * c;
+        for (std::size_t p = 0; p < hw; ++p) {
+          const float* xi = x + (b * hw + p) * c;
+          for (std::size_t j = 0; j < c; ++j) y[j] += xi[j];
+        }
+        for (std::size_t j = 0; j < c; ++j) y[j] *= inv;
       }
-      for (std::size_t j = 0; j < c; ++j) y[j] *= inv;
+      features = pooled_.data();
     }
+    head_features_ = features;
+    hwc_.resize(positions * c * k);
+    for (std::size_t p = 0; p < positions; ++p)
+      std::copy_n(head_w_.value.data() + p * head_cin_max_ * k, c * k, hwc_.data() + p * c * k);
     const quantizer& q = head_quantizer(format);
-    head_wuse_ = head_w_.value.data();  // the [c, k] prefix rows are contiguous
+    head_wuse_ = hwc_.data();
     if (!q.is_identity()) {
-      hwq_.resize(c * k);
-      const std::array<std::size_t, 2> shape{c, k};
-      q(std::span<const float>(head_w_.value.data(), c * k), std::span<float>(hwq_), shape, last_axis, engine_);
+      hwq_.resize(hwc_.size());
+      const std::array<std::size_t, 2> shape{positions * c, k};
+      q(std::span<const float>(hwc_), std::span<float>(hwq_), shape, last_axis, engine_);
       head_wuse_ = hwq_.data();
     }
     nn::detail::ensure_shape(logits_, std::array<std::size_t, 2>{n_, k});
     nn::detail::broadcast_rows(head_b_.value.data(), n_, k, logits_.data());
-    nn::detail::gemm(false, false, n_, k, c, 1.0f, pooled_.data(), head_wuse_, 1.0f, logits_.data());
+    nn::detail::gemm(false, false, n_, k, positions * c, 1.0f, features, head_wuse_, 1.0f, logits_.data());
   }
 
   const float* head_backward(const float* dy) {
     const auto& last = stages_.back();
-    const std::size_t hw = last.out_h * last.out_w, k = spec_.classes, c = head_c_;
+    const std::size_t hw = last.out_h * last.out_w, k = spec_.classes, c = head_c_, positions = head_positions();
+    const std::size_t rows = positions * c;
     const quantizer& q = head_quantizer(setting_.head_format);
-    dhead_.resize(c * k);
-    nn::detail::gemm(true, false, c, k, n_, 1.0f, pooled_.data(), dy, 0.0f, dhead_.data());
-    if (q.is_identity()) {
-      for (std::size_t i = 0; i < c * k; ++i) head_w_.grad.data()[i] += dhead_[i];
-    } else {
-      nn::detail::ste_mask_accumulate(q.info(), head_w_.value.data(), dhead_.data(), head_w_.grad.data(), c * k);
+    dhead_.resize(rows * k);
+    nn::detail::gemm(true, false, rows, k, n_, 1.0f, head_features_, dy, 0.0f, dhead_.data());
+    if (!q.is_identity()) nn::detail::ste_mask(q.info(), hwc_.data(), dhead_.data(), dhead_.data(), dhead_.size());
+    for (std::size_t p = 0; p < positions; ++p) {
+      float* dst = head_w_.grad.data() + p * head_cin_max_ * k;
+      const float* src = dhead_.data() + p * c * k;
+      for (std::size_t i = 0; i < c * k; ++i) dst[i] += src[i];
     }
     nn::detail::add_column_sums(dy, n_, k, head_b_.grad.data());
-    std::vector<float>& dpool = dhead_;  // reuse: [n, c] gradient of the pooled features
-    dpool.resize(n_ * c);
-    nn::detail::gemm(false, true, n_, c, k, 1.0f, dy, head_wuse_, 0.0f, dpool.data());
+    dfeatures_.resize(n_ * rows);
+    nn::detail::gemm(false, true, n_, rows, k, 1.0f, dy, head_wuse_, 0.0f, dfeatures_.data());
+    if (!spec_.global_pool) return dfeatures_.data();
     dpooled_.resize(n_ * hw * c);
     const float inv = 1.0f / static_cast<float>(hw);
     for (std::size_t b = 0; b < n_; ++b)
       for (std::size_t p = 0; p < hw; ++p)
-        for (std::size_t j = 0; j < c; ++j) dpooled_[(b * hw + p) * c + j] = dpool[b * c + j] * inv;
+        for (std::size_t j = 0; j < c; ++j) dpooled_[(b * hw + p) * c + j] = dfeatures_[b * c + j] * inv;
     return dpooled_.data();
   }
 
@@ -794,7 +821,8 @@ class supernet {
   std::size_t head_cin_max_ = 0, head_c_ = 0, n_ = 0;
   nn::parameter head_w_, head_b_;
   const float* head_wuse_ = nullptr;
-  std::vector<float> pooled_, dpooled_, dhead_, hwq_;
+  const float* head_features_ = nullptr;
+  std::vector<float> pooled_, dpooled_, dhead_, hwc_, hwq_, dfeatures_;
   xt::xarray<float> logits_;
   supernet_setting setting_;
   bool remat_ = true;

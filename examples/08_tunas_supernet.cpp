@@ -1,0 +1,243 @@
+// Example 8: TuNAS on MNIST. A weight-sharing supernet over filters, kernel sizes, a skippable
+// residual block and per-layer weight formats (fixed 8/4-bit, power-of-two, ternary) is trained
+// jointly with a REINFORCE policy whose reward is accuracy + beta * |E / E0 - 1| (E: inference
+// energy under horowitz_45nm). The final architecture (per-decision argmax) is retrained from
+// scratch and compared with random search given the same wall-clock time.
+//
+// Data: the MNIST test set (10,000 images) from --mnist DIR or $QNAS_SHARED_DATA/mnist, split
+// 8,000 train / 2,000 validation (seed 1); without MNIST the synthetic 10-class task.
+//
+//   08_tunas_supernet          reduced CI mode: 2,000 training images, one target (25 % of the
+//                              largest candidate's energy), a short search; checks that the final
+//                              architecture's energy is nearer the target than the candidates the
+//                              untrained (uniform) policy samples
+//   08_tunas_supernet --full   targets 25 / 50 / 75 %, one beta, 3 seeds each; checks the final
+//                              energy within +-10 % of its target and reports the retrained
+//                              accuracy beside random search given the same wall-clock time
+//   --out DIR                  where the JSONL logs and SVG plots go (default: current folder)
+//
+// Exits non-zero when a check fails.
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "qnas/data/dataset.hpp"
+#include "qnas/data/idx.hpp"
+#include "qnas/data/synthetic.hpp"
+#include "qnas/formats/fixed_point.hpp"
+#include "qnas/formats/po2.hpp"
+#include "qnas/formats/ternary.hpp"
+#include "qnas/search/tunas.hpp"
+#include "qnas/train/optimizer.hpp"
+#include "qnas/train/trainer.hpp"
+
+using namespace qnas;
+
+namespace {
+struct residual_block {
+  static std::string name() { return "residual_block"; }
+};
+// Weight formats: 8-bit fixed point (step 1/64 over [-2, 2)), 4-bit fixed point (step 1/4),
+// 4-bit power of two up to 1, ternary {-1/4, 0, 1/4} with threshold 1/8 (nearest).
+using w8 = fixed_point<8, 1>;
+using w4 = fixed_point<4, 1>;
+using wp = po2<4, 1.0>;
+using wt = ternary<-2, 0.125>;
+// 9 decisions: 3 * 2 * 4 * 2 * 4 * 3 * 2 * 4 * 2 = 36,864 candidates.
+using mnist_space = space<choice<"s0.filters", 8, 16, 24>, choice<"s0.kernel", 3, 5>, type_choice<"s0.w", w8, w4, wp, wt>,
+                          optional<"s1.block", residual_block>, type_choice<"s1.w", w8, w4, wp, wt>,
+                          choice<"s2.filters", 16, 32, 48>, choice<"s2.kernel", 3, 5>, type_choice<"s2.w", w8, w4, wp, wt>,
+                          type_choice<"head.w", w8, w4>>;
+
+// 28x28x1 -> [conv k/2 -> BN -> ReLU] -> optional residual [conv 3x3 -> BN -> ReLU] ->
+// [conv k/2 -> BN -> ReLU] -> global average pool -> dense 10; activations fixed_relu<8, 3>.
+supernet_spec mnist_spec() {
+  const quantizer a8 = quantizer::of<fixed_relu<8, 3>>();
+  supernet_spec s;
+  s.input = nn::image(28, 28, 1);
+  s.stages.push_back({.filters = "s0.filters", .kernel = "s0.kernel", .weights = "s0.w", .stride = 2, .activation = a8});
+  s.stages.push_back({.fixed_kernel = 3, .weights = "s1.w", .skip = "s1.block", .activation = a8});
+  s.stages.push_back({.filters = "s2.filters", .kernel = "s2.kernel", .weights = "s2.w", .stride = 2, .activation = a8});
+  s.head_weights = "head.w";
+  return s;
+}
+
+using clock_type = std::chrono::steady_clock;
+double seconds_since(clock_type::time_point t) { return std::chrono::duration<double>(clock_type::now() - t).count(); }
+
+struct settings {
+  std::uint64_t steps;
+  std::size_t batch;
+  std::size_t retrain_epochs;
+  std::size_t proxy_steps;  // random search: training steps per sampled candidate
+};
+
+// Trains the standalone network of `c` from scratch and returns its validation accuracy.
+double retrain(const supernet& net, const candidate& c, const data::dataset& tr, const data::dataset& va,
+               std::size_t epochs, std::uint64_t seed) {
+  std::mt19937_64 init(seed);
+  auto model = net.build_standalone(c, /*inherit=*/false, init);
+  train::adam opt({.learning_rate = 2e-3f});
+  train::trainer t(*model, opt);
+  return t.fit(tr, &va, {.epochs = epochs, .batch_size = 64, .seed = seed}).val_accuracy;
+}
+
+// Proxy accuracy for random search: a short training run, then validation.
+double proxy(const supernet& net, const candidate& c, const data::dataset& tr, const data::dataset& va,
+             std::size_t steps, std::uint64_t seed) {
+  std::mt19937_64 init(seed);
+  auto model = net.build_standalone(c, false, init);
+  train::adam opt({.learning_rate = 2e-3f});
+  train::trainer t(*model, opt);
+  const auto sub = data::head(tr, std::min(tr.size(), steps * 64));
+  return t.fit(sub, &va, {.epochs = 1, .batch_size = 64, .seed = seed}).val_accuracy;
+}
+
+struct outcome {
+  candidate arch;
+  double energy = 0, search_s = 0, accuracy = 0;
+  double initial_distance = 0;  // mean |E/E0 - 1| of the candidates sampled during the RL delay
+};
+
+outcome tunas_search(const data::dataset& tr, const data::dataset& va, double target, double beta, std::uint64_t seed,
+                     const settings& s, const std::filesystem::path& out, const std::string& tag) {
+  supernet net = make_supernet<mnist_space>(mnist_spec(), seed);
+  search::tunas_options o;
+  o.steps = s.steps;
+  o.batch_size = s.batch;
+  o.target = target;
+  o.beta = beta;
+  o.rl_learning_rate = 0.05;
+  o.weights.learning_rate = 2e-3f;
+  o.seed = seed;
+  search::tunas t(net, o);
+  std::vector<search::tunas_step> log;
+  const auto t0 = clock_type::now();
+  t.run(tr, va, [&](const search::tunas_step& st) { log.push_back(st); });
+  outcome r;
+  r.search_s = seconds_since(t0);
+  r.arch = t.result();
+  r.energy = net.energy_pj(r.arch);
+  std::size_t n = 0;
+  for (const auto& st : log)
+    if (st.step < t.rl_delay()) r.initial_distance += std::abs(st.cost_ratio - 1), ++n;
+  r.initial_distance /= static_cast<double>(std::max<std::size_t>(n, 1));
+  search::write_tunas_log(out / ("tunas_" + tag + ".jsonl"), log, net.space());
+  search::write_tunas_plots(out / ("tunas_" + tag + "_cost.svg"), out / ("tunas_" + tag + "_probs.svg"), log, net.space());
+  return r;
+}
+
+// Random search with a wall-clock budget: candidates within +-10 % of the target energy
+// (rejection sampling on the energy model, which costs microseconds), each trained for a short
+// proxy run; the best proxy accuracy wins.
+outcome random_search(const data::dataset& tr, const data::dataset& va, double target, std::uint64_t seed,
+                      double budget_s, const settings& s) {
+  supernet net = make_supernet<mnist_space>(mnist_spec(), seed);
+  std::mt19937_64 e(seed * 7919 + 1);
+  const auto& d = net.space();
+  outcome best;
+  double best_acc = -1;
+  const auto t0 = clock_type::now();
+  std::size_t tried = 0;
+  while (tried == 0 || seconds_since(t0) < budget_s) {
+    candidate c;
+    c.choices.resize(d.num_decisions());
+    for (std::size_t i = 0; i < c.size(); ++i) c[i] = static_cast<std::uint32_t>(e() % d.cardinality(i));
+    const double en = net.energy_pj(c);
+    if (std::abs(en / target - 1) > 0.10) continue;
+    const double acc = proxy(net, c, tr, va, s.proxy_steps, seed + tried);
+    ++tried;
+    if (acc > best_acc) best_acc = acc, best.arch = c, best.energy = en;
+  }
+  best.search_s = seconds_since(t0);
+  return best;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool full = false;
+  std::filesystem::path mnist, out = ".";
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--full") full = true;
+    else if (a == "--mnist" && i + 1 < argc) mnist = argv[++i];
+    else if (a == "--out" && i + 1 < argc) out = argv[++i];
+    else {
+      std::cerr << "usage: 08_tunas_supernet [--full] [--mnist DIR] [--out DIR]\n";
+      return 2;
+    }
+  }
+  if (mnist.empty()) {
+    const char* root = std::getenv("QNAS_SHARED_DATA");
+    mnist = std::filesystem::path(root ? root : "../shared/data") / "mnist";
+  }
+  std::filesystem::create_directories(out);
+  data::dataset all;
+  if (std::filesystem::exists(mnist)) {
+    all = data::load_mnist_test(mnist);
+    std::cout << "MNIST from " << mnist << "\n";
+  } else {
+    all = data::make_synthetic({.size = 10000, .seed = 1});
+    std::cout << "no MNIST at " << mnist << ": using the synthetic 10-class task\n";
+  }
+  auto parts = data::split(all, 2000, /*seed=*/1);
+  const settings s = full ? settings{600, 32, 2, 40} : settings{240, 32, 1, 30};
+  if (!full) parts.train = data::head(parts.train, 2000);
+
+  supernet probe = make_supernet<mnist_space>(mnist_spec(), 1);
+  const candidate largest({2, 1, 0, 1, 0, 2, 1, 0, 0}), smallest({0, 0, 3, 0, 3, 0, 0, 3, 1});
+  const double e_max = probe.energy_pj(largest), e_min = probe.energy_pj(smallest);
+  std::cout << std::fixed << std::setprecision(1) << "energy: largest candidate " << e_max << " pJ, smallest " << e_min
+            << " pJ (" << 100 * e_min / e_max << " %)\n";
+  const double beta = -1.0;  // one beta for every target
+
+  int failures = 0;
+  auto check = [&](bool ok, const std::string& what) {
+    std::cout << (ok ? "ok:   " : "FAIL: ") << what << "\n";
+    failures += !ok;
+  };
+
+  if (!full) {
+    const double target = 0.25 * e_max;
+    const auto r = tunas_search(parts.train, parts.validation, target, beta, 1, s, out, "ci");
+    const double acc = retrain(probe, r.arch, parts.train, parts.validation, s.retrain_epochs, 1);
+    std::cout << "target " << target << " pJ; final " << to_string(r.arch, probe.space()) << "\n  energy " << r.energy
+              << " pJ (" << 100 * (r.energy / target - 1) << " % off), search " << r.search_s << " s, retrained "
+              << 100 * acc << " % after " << s.retrain_epochs << " epoch(s)\n";
+    check(std::abs(r.energy / target - 1) < r.initial_distance,
+          "the final architecture is nearer the target than the uniform policy's samples (|E/E0-1| " +
+              std::to_string(std::abs(r.energy / target - 1)) + " < " + std::to_string(r.initial_distance) + ")");
+    check(acc > 0.5, "the retrained final architecture learns (> 50 %, chance 10 %)");
+    return failures ? 1 : 0;
+  }
+
+  std::cout << "target  seed  E/E0(tunas)  acc(tunas)  acc(random)  E/E0(random)  search s\n";
+  for (double fraction : {0.25, 0.50, 0.75}) {
+    const double target = fraction * e_max;
+    double mean_t = 0, mean_r = 0;
+    for (std::uint64_t seed = 1; seed <= 3; ++seed) {
+      const std::string tag = std::to_string(static_cast<int>(fraction * 100)) + "_s" + std::to_string(seed);
+      auto t = tunas_search(parts.train, parts.validation, target, beta, seed, s, out, tag);
+      t.accuracy = retrain(probe, t.arch, parts.train, parts.validation, s.retrain_epochs, seed);
+      auto r = random_search(parts.train, parts.validation, target, seed, t.search_s, s);
+      r.accuracy = retrain(probe, r.arch, parts.train, parts.validation, s.retrain_epochs, seed);
+      mean_t += t.accuracy / 3;
+      mean_r += r.accuracy / 3;
+      std::cout << std::setw(5) << 100 * fraction << "%  " << seed << "     " << std::setprecision(3) << t.energy / target
+                << "       " << std::setprecision(2) << 100 * t.accuracy << "       " << 100 * r.accuracy << "        "
+                << std::setprecision(3) << r.energy / target << "        " << std::setprecision(1) << t.search_s
+                << "\n  tunas:  " << to_string(t.arch, probe.space()) << "\n  random: " << to_string(r.arch, probe.space())
+                << std::endl;
+      check(std::abs(t.energy / target - 1) <= 0.10, "final energy within +-10 % of the target");
+    }
+    std::cout << std::setprecision(2) << "target " << 100 * fraction << " %: mean retrained accuracy tunas "
+              << 100 * mean_t << " %, random search " << 100 * mean_r << " %\n";
+    check(mean_t >= mean_r, "supernet search at least as accurate as random search at matched energy");
+  }
+  return failures ? 1 : 0;
+}
