@@ -74,9 +74,9 @@ supernet_spec mnist_spec() {
   const quantizer a8 = quantizer::of<fixed_relu<8, 3>>();
   supernet_spec s;
   s.input = nn::image(28, 28, 1);
-  s.stages.push_back({.filters = "s0.filters", .kernel = "s0.kernel", .weights = "s0.w", .stride = 2, .activation = a8});
-  s.stages.push_back({.fixed_kernel = 3, .weights = "s1.w", .skip = "s1.block", .activation = a8});
-  s.stages.push_back({.filters = "s2.filters", .kernel = "s2.kernel", .weights = "s2.w", .stride = 2, .activation = a8});
+  s.stages.push_back(supernet_stage::conv("s0.filters", "s0.kernel", "s0.w", 2, a8));
+  s.stages.push_back(supernet_stage::skippable("s1.block", "s1.w", 3, a8));
+  s.stages.push_back(supernet_stage::conv("s2.filters", "s2.kernel", "s2.w", 2, a8));
   s.head_weights = "head.w";
   return s;
 }

@@ -27,10 +27,9 @@ supernet_spec test_spec(bool global_pool = false) {
   s.global_pool = global_pool;
   s.input = nn::image(9, 9, 2);
   s.classes = 3;
-  s.stages.push_back({.filters = "s0.filters", .kernel = "s0.kernel", .weights = "s0.w", .stride = 1});
-  s.stages.push_back({.fixed_kernel = 3, .weights = "s0.w", .skip = "s1.block"});
-  s.stages.push_back({.filters = "s2.filters", .kernel = "s2.kernel", .weights = "s2.w", .stride = 2,
-                      .activation = quantizer::of<fixed_relu<8, 3>>()});
+  s.stages.push_back(supernet_stage::conv("s0.filters", "s0.kernel", "s0.w", 1));
+  s.stages.push_back(supernet_stage::skippable("s1.block", "s0.w", 3));
+  s.stages.push_back(supernet_stage::conv("s2.filters", "s2.kernel", "s2.w", 2, quantizer::of<fixed_relu<8, 3>>()));
   s.head_weights = "head.w";
   return s;
 }

@@ -26,8 +26,8 @@ supernet_spec small_spec() {
   supernet_spec s;
   s.input = nn::image(8, 8, 1);
   s.classes = 2;
-  s.stages.push_back({.filters = "s0.filters", .kernel = "s0.kernel", .weights = "s0.w", .stride = 2});
-  s.stages.push_back({.weights = "s0.w", .skip = "s1.block"});
+  s.stages.push_back(supernet_stage::conv("s0.filters", "s0.kernel", "s0.w", 2));
+  s.stages.push_back(supernet_stage::skippable("s1.block", "s0.w"));
   return s;
 }
 

@@ -55,6 +55,28 @@ struct supernet_stage {
   std::string skip;
   std::size_t stride = 1;
   quantizer activation{};  ///< output quantizer after the ReLU (float32 by default)
+
+  /// A searchable convolution stage (empty names fix that property to its `fixed_*` value).
+  static supernet_stage conv(std::string filters, std::string kernel, std::string weights, std::size_t stride = 1,
+                             quantizer activation = {}) {
+    supernet_stage s;
+    s.filters = std::move(filters);
+    s.kernel = std::move(kernel);
+    s.weights = std::move(weights);
+    s.stride = stride;
+    s.activation = std::move(activation);
+    return s;
+  }
+  /// A residual block `x + f(x)` (f: kernel x kernel conv, BN, ReLU) that decision `skip` removes.
+  static supernet_stage skippable(std::string skip, std::string weights, std::size_t kernel = 3,
+                                  quantizer activation = {}) {
+    supernet_stage s;
+    s.skip = std::move(skip);
+    s.weights = std::move(weights);
+    s.fixed_kernel = kernel;
+    s.activation = std::move(activation);
+    return s;
+  }
 };
 
 /// A supernet: input image shape, stages, then flatten (or global average pooling) and a dense
