@@ -1,0 +1,359 @@
+// Example 7: AutoQKeras-style joint search of per-layer quantizers and filter counts under an energy model.
+//
+// Reference model: 28x28x1 -> conv 3x3/2 16 -> relu -> conv 3x3/2 32 -> relu -> conv 3x3/2 64 ->
+// relu -> flatten -> dense 10, 8-bit fixed-point weights and activations, 16-bit accumulators.
+// Per layer the search picks the kernel quantizer (binary, ternary, fixed 2/4/8-bit, po2 4-bit),
+// the activation quantizer (binary, ternary, relu 3/4/8-bit, relu po2 4-bit) and the filter
+// count (x0.5, x0.75, x1, x1.5, x2 of the reference); the dense layer picks its kernel quantizer.
+// Each trial trains the candidate on a proxy task (search/train_evaluator.hpp), prices it with
+// qtools' energy model through the nn -> energy bridge, and scores it as AutoQKeras does:
+// validation accuracy x forgiving factor on energy (delta_p = delta_n = 8 %, rate 2) relative to
+// the reference model's energy. Candidates costing more energy than the reference are rejected
+// before training (a hard constraint on the untrained estimate).
+//
+// Usage: 07_autoqkeras_search [--strategy random|evolution|reinforce] [--block] [--mnist DIR]
+//                             [--out DIR] [--full] [--trials N] [--epochs N] [--threads N] [--seed N]
+// Default (ctest): synthetic data, 2,000 training / 500 validation images, 16 trials, 1 epoch;
+//   checks the direction of the claim: the best model uses less energy than the reference and
+//   loses at most 5 accuracy points.
+// --mnist DIR: the MNIST test set split 8,000 / 2,000 (the data of the full claim).
+// --full: MNIST (--mnist DIR, else $QNAS_SHARED_DATA/mnist, else 10,000 synthetic images),
+//   1 epoch per trial, up to 160 trials within 14 minutes; checks the claim: >= 74 % less
+//   energy than the reference at <= 2 points validation-accuracy loss.
+// Writes into --out (default autoqkeras_out): log.jsonl, checkpoint.json, report.txt,
+// pareto.csv, pareto.svg.
+#include <qnas/data/dataset.hpp>
+#include <qnas/data/idx.hpp>
+#include <qnas/data/synthetic.hpp>
+#include <qnas/energy.hpp>
+#include <qnas/energy/network.hpp>
+#include <qnas/formats/binary.hpp>
+#include <qnas/formats/fixed_point.hpp>
+#include <qnas/formats/po2.hpp>
+#include <qnas/formats/ternary.hpp>
+#include <qnas/nn.hpp>
+#include <qnas/search/block_schedule.hpp>
+#include <qnas/search/random_search.hpp>
+#include <qnas/search/regularized_evolution.hpp>
+#include <qnas/search/reinforce.hpp>
+#include <qnas/search/runner.hpp>
+#include <qnas/search/train_evaluator.hpp>
+#include <qnas/space.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+using namespace qnas;
+namespace qs = qnas::search;
+namespace en = qnas::energy;
+
+namespace {
+
+constexpr double pow2(int e) { return e >= 0 ? static_cast<double>(1 << e) : 1.0 / static_cast<double>(1 << -e); }
+
+// Kernel quantizers of a layer whose He-initialised weights have a standard deviation near 2^S
+// (sqrt(2 / fan-in): conv1 0.47, conv2 0.12, conv3 0.08, dense 0.04). The fixed scales play the
+// part of QKeras' alpha: binary and ternary step by 2^S, fixed point covers [-2^(S+1), 2^(S+1)).
+template <fixed_string Name, int S>
+using kernel_choice = type_choice<Name, binary<S>, ternary<S, pow2(S) / 2>, fixed_point<2, S + 1>,
+                                  fixed_point<4, S + 1>, fixed_point<8, S + 1>, po2<4, pow2(S + 1)>>;
+// Activation quantizers. binary and ternary replace the relu (sign-like activations, as in QKeras);
+// the others quantize a relu's output.
+template <fixed_string Name>
+using activation_choice = type_choice<Name, binary<0>, ternary<0, 0.5>, fixed_relu<3, 2>, fixed_relu<4, 2>,
+                                      fixed_relu<8, 3>, relu_po2<4, 8.0>>;
+// Filter multipliers 0.5, 0.75, 1, 1.5, 2 of the reference's F filters.
+template <fixed_string Name, int F>
+using filter_choice = choice<Name, F / 2, 3 * F / 4, F, 3 * F / 2, 2 * F>;
+
+using autoq_space = space<kernel_choice<"conv1.kernel", -1>, activation_choice<"conv1.activation">,
+                          filter_choice<"conv1.filters", 16>,                                      //
+                          kernel_choice<"conv2.kernel", -3>, activation_choice<"conv2.activation">,
+                          filter_choice<"conv2.filters", 32>,                                      //
+                          kernel_choice<"conv3.kernel", -3>, activation_choice<"conv3.activation">,
+                          filter_choice<"conv3.filters", 64>,                                      //
+                          kernel_choice<"dense.kernel", -4>>;
+
+constexpr std::array<const char*, 4> layer_names = {"conv1", "conv2", "conv3", "dense"};
+constexpr std::array<int, 3> reference_filters = {16, 32, 64};
+// The reference: fixed 8-bit kernels (index 4), 8-bit relu (index 4), x1 filters (index 2).
+const candidate reference_candidate({4, 4, 2, 4, 4, 2, 4, 4, 2, 4});
+
+template <fixed_string K, fixed_string A, fixed_string F>
+void add_conv(nn::sequential& net, const autoq_space& s, const candidate& c) {
+  const quantizer w = quantizer_of<K>(s, c);
+  const quantizer a = quantizer_of<A>(s, c);
+  const auto filters = static_cast<std::size_t>(get<F>(s, c));
+  const bool sign_like = a.info().family == format_family::binary || a.info().family == format_family::ternary;
+  if (sign_like) {  // the quantizer is the activation (QConv2D(activation=binary))
+    net.emplace<nn::conv2d_layer>(filters, 3, 2, nn::padding::same, nn::layer_formats{w, w, a});
+  } else {
+    net.emplace<nn::conv2d_layer>(filters, 3, 2, nn::padding::same, nn::layer_formats{w, w, {}});
+    net.emplace<nn::relu_layer>().set_output_quantizer(a);
+  }
+}
+
+/// The candidate's network. Every candidate of the space is buildable; the energy model prices
+/// every format pair, so there is nothing to refuse here.
+std::unique_ptr<nn::sequential> build(const candidate& c) {
+  const autoq_space s;
+  auto net = std::make_unique<nn::sequential>(nn::image(28, 28, 1));
+  add_conv<"conv1.kernel", "conv1.activation", "conv1.filters">(*net, s, c);
+  add_conv<"conv2.kernel", "conv2.activation", "conv2.filters">(*net, s, c);
+  add_conv<"conv3.kernel", "conv3.activation", "conv3.filters">(*net, s, c);
+  net->emplace<nn::flatten_layer>();
+  const quantizer w = quantizer_of<"dense.kernel">(s, c);
+  net->emplace<nn::dense_layer>(10, nn::layer_formats{w, w, {}});
+  return net;
+}
+
+struct settings {
+  std::string strategy = "evolution";
+  bool block = false;
+  bool full = false;
+  std::filesystem::path mnist;
+  std::filesystem::path out = "autoqkeras_out";
+  std::size_t trials = 0, epochs = 0, threads = 2;
+  std::uint64_t seed = 1;
+};
+
+[[noreturn]] void usage(const std::string& why) {
+  std::cerr << "07_autoqkeras_search: " << why
+            << "\nusage: 07_autoqkeras_search [--strategy random|evolution|reinforce] [--block] [--mnist DIR]\n"
+               "                            [--out DIR] [--full] [--trials N] [--epochs N] [--threads N] [--seed N]\n";
+  std::exit(2);
+}
+
+settings parse(int argc, char** argv) {
+  settings s;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage(a + " needs a value");
+      return argv[++i];
+    };
+    auto number = [&]() -> std::size_t {
+      const std::string v = value();
+      char* end = nullptr;
+      const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || n == 0) usage(a + " needs a positive integer, got '" + v + "'");
+      return static_cast<std::size_t>(n);
+    };
+    if (a == "--strategy") {
+      s.strategy = value();
+      if (s.strategy != "random" && s.strategy != "evolution" && s.strategy != "reinforce")
+        usage("unknown strategy '" + s.strategy + "'");
+    } else if (a == "--block") {
+      s.block = true;
+    } else if (a == "--full") {
+      s.full = true;
+    } else if (a == "--mnist") {
+      s.mnist = value();
+    } else if (a == "--out") {
+      s.out = value();
+    } else if (a == "--trials") {
+      s.trials = number();
+    } else if (a == "--epochs") {
+      s.epochs = number();
+    } else if (a == "--threads") {
+      s.threads = number();
+    } else if (a == "--seed") {
+      s.seed = number();
+    } else {
+      usage("unknown argument '" + a + "'");
+    }
+  }
+  return s;
+}
+
+/// The strategy named on the command line over (a sub-space of) the search space.
+qs::any_strategy make_strategy(const std::string& name, const space_description& sp, std::uint64_t seed, bool full) {
+  if (name == "random") return qs::random_search(sp, {.deduplicate = true}, seed);
+  if (name == "reinforce") return qs::reinforce(sp, seed);
+  // Small populations: a NAS-sized budget of tens to hundreds of trained trials.
+  return qs::regularized_evolution(sp, {.population_size = full ? 20u : 6u, .sample_size = full ? 5u : 3u}, seed);
+}
+
+/// Blocks for --block: one per layer (its kernel, activation and filters), with the reference
+/// model's energy of the layer and its activation as the share that orders them.
+std::vector<qs::block> make_blocks(const en::network_desc& ref, const en::energy_options& eo, std::size_t trials,
+                                   std::size_t batch) {
+  const en::energy_report r = en::estimate<en::qtools_compat>(ref.view(), eo);
+  std::array<double, 4> share{};
+  int layer = -1;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    if (ref[i].has_weights()) ++layer;
+    if (layer >= 0) share[static_cast<std::size_t>(layer)] += r.energies[i].total();
+  }
+  // Equal trial counts per block, in multiples of the batch so blocks end on batch boundaries.
+  const std::size_t per = std::max<std::size_t>(batch, (trials / 4) / batch * batch);
+  std::vector<qs::block> blocks;
+  for (std::size_t l = 0; l < 4; ++l) {
+    const std::string n = layer_names[l];
+    std::vector<std::string> d = {n + ".kernel"};
+    if (l < 3) d.insert(d.end(), {n + ".activation", n + ".filters"});
+    blocks.push_back({n, d, share[l], per});
+  }
+  return blocks;
+}
+
+/// One line per trained trial: energy vs the reference, accuracy, score.
+struct trial_printer {
+  double reference_energy;
+  void on_trial_end(const qs::trial_record& r, const qs::search_progress& p) const {
+    char buf[256];
+    if (r.rejected) {
+      std::snprintf(buf, sizeof buf, "trial %3zu  rejected before training (%s)\n", r.index, r.rejected->detail.c_str());
+    } else {
+      std::snprintf(buf, sizeof buf, "trial %3zu  energy %6.1f%% of ref  acc %.4f  score %.4f  %5.1f s  best %.4f (trial %zu)\n",
+                    r.index, 100.0 * r.values.at("energy_pj") / reference_energy, r.values.at("accuracy"), *r.reward,
+                    r.wall_s, p.best_reward.value_or(0.0), p.best_trial.value_or(0));
+    }
+    std::cout << buf << std::flush;
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const settings set = parse(argc, argv);
+  const auto t_start = std::chrono::steady_clock::now();
+  const std::size_t trials = set.trials ? set.trials : set.full ? 160 : 16;
+  const std::size_t epochs = set.epochs ? set.epochs : 1;
+  const std::size_t batch = set.threads;  // asks per batch = concurrent trainings
+#if defined(OPENBLAS_VERSION)
+  // Parallelism is across trials; one BLAS thread each avoids oversubscribing the cores.
+  if (set.threads > 1) openblas_set_num_threads(1);
+#endif
+
+  // ---- data -----------------------------------------------------------------------------------
+  std::filesystem::path mnist = set.mnist;
+  if (mnist.empty() && set.full) {
+    if (const char* shared = std::getenv("QNAS_SHARED_DATA"); shared && std::filesystem::exists(std::filesystem::path(shared) / "mnist"))
+      mnist = std::filesystem::path(shared) / "mnist";
+  }
+  // Full size (10,000 images split 8,000 / 2,000) on MNIST or with --full; 2,500 synthetic
+  // images split 2,000 / 500 in the reduced default.
+  const bool full_size = set.full || !mnist.empty();
+  data::dataset all;
+  std::string source;
+  if (!mnist.empty()) {
+    all = data::load_mnist_test(mnist);
+    source = "MNIST test set (" + mnist.string() + ")";
+  } else {
+    all = data::make_synthetic({.size = full_size ? 10000u : 2500u, .seed = 7});
+    source = "synthetic images (qnas::data::make_synthetic)";
+  }
+  auto parts = data::split(all, all.size() / 5, 11);
+  std::cout << "data: " << source << ": " << parts.train.size() << " training / " << parts.validation.size()
+            << " validation images; " << trials << " trials, " << epochs << " epoch(s) each, strategy "
+            << set.strategy << (set.block ? " (block by block)" : "") << ", " << set.threads << " thread(s)\n";
+
+  // ---- evaluator, reference ---------------------------------------------------------------------
+  qs::train_evaluator_options eo;
+  eo.training = {.epochs = epochs, .batch_size = 32, .learning_rate = 2e-3f};
+  eo.bridge = {.input_format = info_of<uint8>(), .max_accumulator_bits = 16};  // 8-bit pixels, 16-bit accumulators
+  eo.energy = {en::memory_kind::sram, en::memory_kind::sram, 134217728.0 /* 2^27 bits */, false};
+  const auto& desc = describe<autoq_space>();
+  const qs::train_evaluator<en::qtools_compat> evaluator(desc, build, std::move(parts.train),
+                                                         std::move(parts.validation), eo);
+
+  auto ref_net = build(reference_candidate);
+  std::cout << "\nreference model:\n" << *ref_net;
+  const en::network_desc ref_desc = en::describe_network(*ref_net, eo.bridge);
+  std::cout << en::estimate<en::qtools_compat>(ref_desc.view(), eo.energy);
+  const qs::metrics ref = evaluator(reference_candidate, {0, qs::trial_seed(set.seed, 1u << 20)});
+  const double ref_energy = ref.at("energy_pj"), ref_acc = ref.at("accuracy");
+  std::printf("reference: energy %.0f pJ, %.0f bits, validation accuracy %.4f (trained in %.1f s)\n\n", ref_energy,
+              ref.at("bits"), ref_acc, ref.at("train_s"));
+
+  // ---- search -----------------------------------------------------------------------------------
+  std::filesystem::create_directories(set.out);
+  qs::runner_options ro;
+  ro.max_trials = trials;
+  ro.threads = set.threads;
+  ro.batch_size = batch;
+  ro.evaluation_seed = set.seed;
+  ro.time_budget_s = set.full ? 14 * 60.0 : 0.0;
+  ro.log_path = set.out / "log.jsonl";
+  ro.checkpoint_path = set.out / "checkpoint.json";
+  ro.estimate = evaluator.estimator();
+  ro.constraints.at_most("energy_pj", ref_energy);  // only cheaper models are worth training
+  const qs::forgiving_factor_score score{.reference = ref_energy, .delta_p = 8, .delta_n = 8, .rate = 2};
+
+  qs::any_strategy strategy = make_strategy(set.strategy, desc, set.seed, set.full);
+  if (set.block) {
+    auto blocks = make_blocks(ref_desc, eo.energy, trials, batch);
+    const std::string name = set.strategy;
+    const bool full = set.full;
+    const std::uint64_t seed = set.seed;
+    qs::block_schedule<qs::any_strategy> sched(desc, blocks, reference_candidate,
+                                               [name, full, seed](const space_description& sub, std::size_t b) {
+                                                 return make_strategy(name, sub, seed + 100 * (b + 1), full);
+                                               });
+    ro.max_trials = sched.total_trials();
+    std::cout << "block order (decreasing energy):";
+    for (const auto& b : blocks) std::cout << ' ' << b.name;
+    std::cout << " -- searched from the largest share; " << ro.max_trials << " trials\n";
+    strategy = qs::any_strategy(std::move(sched));
+  }
+  const qs::search_result res =
+      qs::run_search(strategy, evaluator, score, ro, trial_printer{ref_energy}, qs::progress_printer{&std::cout, 10});
+
+  {
+    std::ofstream rep(set.out / "report.txt");
+    rep << "reference: energy_pj " << ref_energy << ", accuracy " << ref_acc << "\n";
+    res.print_report(rep);
+  }
+  res.write_report_files(set.out / "");
+
+  // ---- the result --------------------------------------------------------------------------------
+  const qs::trial_record& best = res.best_trial();
+  const autoq_space s;
+  std::cout << "\nbest model (trial " << best.index << ", score " << *best.reward << "):\n";
+  std::printf("  %-6s %-22s %-26s %s\n", "layer", "kernel", "activation", "filters (reference)");
+  for (std::size_t l = 0; l < 4; ++l) {
+    const std::string k = desc.decisions()[l * 3].labels[best.cand[l * 3]];
+    if (l == 3) {
+      std::printf("  %-6s %-22s %-26s %s\n", layer_names[l], k.c_str(), "-", "10 (10)");
+      break;
+    }
+    const std::string a = desc.decisions()[l * 3 + 1].labels[best.cand[l * 3 + 1]];
+    const int f = std::stoi(desc.decisions()[l * 3 + 2].labels[best.cand[l * 3 + 2]]);
+    const int rf = reference_filters[l];
+    const std::string change = f < rf ? "lost " + std::to_string(rf - f) : f > rf ? "gained " + std::to_string(f - rf) : "same";
+    std::printf("  %-6s %-22s %-26s %d (%d, %s)\n", layer_names[l], k.c_str(), a.c_str(), f, rf, change.c_str());
+  }
+  (void)s;
+  auto best_net = build(best.cand);
+  std::cout << *best_net;
+  const double e_best = best.values.at("energy_pj"), acc_best = best.values.at("accuracy");
+  const double reduction = 1.0 - e_best / ref_energy, drop = ref_acc - acc_best;
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  std::printf("energy: %.0f pJ vs %.0f pJ for the reference: %.1f%% less\n", e_best, ref_energy, 100 * reduction);
+  std::printf("accuracy: %.4f vs %.4f for the reference (%+.2f points)\n", acc_best, ref_acc, -100 * drop);
+  std::printf("bits: %.0f vs %.0f\n", best.values.at("bits"), ref.at("bits"));
+  std::printf("search: %zu trials (%zu rejected before training), %.1f s; whole run %.1f s\n", res.history.size(),
+              res.rejected, res.elapsed_s, wall);
+  std::cout << "files: " << (set.out / "log.jsonl").string() << " (one line per trial), "
+            << (set.out / "checkpoint.json").string() << ", " << (set.out / "report.txt").string() << ", "
+            << (set.out / "pareto.csv").string() << ", " << (set.out / "pareto.svg").string() << " (plot)\n";
+
+  // ---- the claim -------------------------------------------------------------------------------------
+  bool ok = true;
+  if (set.full) {
+    ok = reduction >= 0.74 && drop <= 0.02;
+    std::printf("claim (full): >= 74%% less energy at <= 2 points accuracy loss: %s\n", ok ? "holds" : "FAILS");
+  } else {
+    ok = reduction > 0 && drop <= 0.05;
+    std::printf("claim (reduced): less energy than the reference at <= 5 points accuracy loss: %s\n",
+                ok ? "holds" : "FAILS");
+  }
+  return ok ? 0 : 1;
+}
