@@ -44,6 +44,8 @@ namespace qnas {
 ///   branch (own weights and batch norm); the decision switches between branches.
 /// * `weights`: a decision whose alternatives are number formats; its quantizer is applied to the
 ///   shared weights of the selected slice.
+/// * `activations`: a format decision whose quantizer is applied to the stage's output (after
+///   the ReLU); without one the fixed `activation` quantizer is used.
 /// * `skip`: an `optional` decision. The stage is then a residual block `x + f(x)` of stride 1
 ///   whose width follows its input (it has no `filters` decision); "skip" makes it the identity.
 struct supernet_stage {
@@ -54,7 +56,8 @@ struct supernet_stage {
   std::string weights;
   std::string skip;
   std::size_t stride = 1;
-  quantizer activation{};  ///< output quantizer after the ReLU (float32 by default)
+  quantizer activation{};  ///< output quantizer after the ReLU when `activations` is empty
+  std::string activations; ///< format decision of the output activations (overrides `activation`)
 
   /// A searchable convolution stage (empty names fix that property to its `fixed_*` value).
   static supernet_stage conv(std::string filters, std::string kernel, std::string weights, std::size_t stride = 1,
@@ -124,6 +127,7 @@ struct stage_setting {
   std::vector<std::uint32_t> branches;
   std::size_t filters = 0;
   std::size_t format = 0;
+  std::size_t activation_format = 0;
 };
 struct supernet_setting {
   std::vector<stage_setting> stages;
@@ -196,7 +200,9 @@ class supernet {
       ss.kernel_decision = lookup(st.kernel);
       ss.format_decision = lookup(st.weights);
       ss.skip_decision = lookup(st.skip);
+      ss.act_decision = lookup(st.activations);
       if (ss.format_decision >= 0) format_list(st.weights);
+      if (ss.act_decision >= 0) format_list(st.activations);
       if (ss.skip_decision >= 0) {
         if (space_.cardinality(static_cast<std::size_t>(ss.skip_decision)) != 2)
           throw invalid_argument(where, detail::cat("skip decision '", st.skip, "' must have 2 alternatives (skip, include)"));
@@ -267,11 +273,11 @@ class supernet {
 
   /// Index of stage s's filters / kernel / format / skip decision in the space, or -1.
   struct stage_decisions {
-    int filters, kernel, format, skip;
+    int filters, kernel, format, skip, activations;
   };
   [[nodiscard]] stage_decisions decisions(std::size_t s) const {
     const auto& st = stages_.at(s);
-    return {st.filters_decision, st.kernel_decision, st.format_decision, st.skip_decision};
+    return {st.filters_decision, st.kernel_decision, st.format_decision, st.skip_decision, st.act_decision};
   }
   [[nodiscard]] int head_format_decision() const noexcept { return head_decision_; }
 
@@ -293,6 +299,7 @@ class supernet {
                                              : s.filter_values[0];
       }
       ss.format = s.format_decision >= 0 ? c[static_cast<std::size_t>(s.format_decision)] : 0;
+      ss.activation_format = s.act_decision >= 0 ? c[static_cast<std::size_t>(s.act_decision)] : 0;
       cin = ss.filters;
       r.stages.push_back(std::move(ss));
     }
@@ -377,7 +384,7 @@ class supernet {
       const auto& ss = stages_[s];
       const auto& set = st.stages[s];
       const auto& q = stage_quantizer(s, set.format);
-      const format_info fout = spec_.stages[s].activation.info();
+      const format_info fout = activation_quantizer(s, set.activation_format).info();
       if (ss.skip_decision >= 0) {
         if (set.branches[0] == 0) continue;
         auto conv = energy::conv2d(ss.name.c_str(), in, static_cast<int>(set.filters), static_cast<int>(ss.kernels[0]), 1,
@@ -429,7 +436,7 @@ class supernet {
       auto add_block = [&](nn::sequential& seq, std::size_t b, std::size_t stride) {
         seq.emplace<nn::conv2d_layer>(set.filters, ss.kernels[b], stride, nn::padding::same, f, false);
         seq.emplace<nn::batch_norm_layer>();
-        seq.emplace<nn::relu_layer>().set_output_quantizer(spec_.stages[s].activation);
+        seq.emplace<nn::relu_layer>().set_output_quantizer(activation_quantizer(s, set.activation_format));
       };
       if (ss.skip_decision >= 0) {
         if (set.branches[0] == 0) continue;
@@ -497,7 +504,8 @@ class supernet {
   };
   struct stage_state {
     std::string name, add_name;
-    int filters_decision = -1, kernel_decision = -1, format_decision = -1, skip_decision = -1;
+    int filters_decision = -1, kernel_decision = -1, format_decision = -1, skip_decision = -1, act_decision = -1;
+    std::size_t act_format = 0;  // of the last forward
     std::vector<std::size_t> filter_values, kernels;
     std::size_t cin_max = 0, cout_max = 0, in_h = 0, in_w = 0, out_h = 0, out_w = 0;
     std::vector<branch> branches;
@@ -525,6 +533,9 @@ class supernet {
     static const quantizer identity{};
     return stages_[s].format_decision >= 0 ? format_list(spec_.stages[s].weights).at(f) : identity;
   }
+  const quantizer& activation_quantizer(std::size_t s, std::size_t f) const {
+    return stages_[s].act_decision >= 0 ? format_list(spec_.stages[s].activations).at(f) : spec_.stages[s].activation;
+  }
   const quantizer& head_quantizer(std::size_t f) const {
     static const quantizer identity{};
     return head_decision_ >= 0 ? format_list(spec_.head_weights).at(f) : identity;
@@ -538,6 +549,9 @@ class supernet {
       const auto& ss = stages_[s];
       const auto& set = st.stages[s];
       if (set.branches.empty()) throw invalid_argument(where, detail::cat("stage ", s, " has no active branch"));
+      if ((ss.format_decision >= 0 && set.format >= space_.cardinality(static_cast<std::size_t>(ss.format_decision))) ||
+          (ss.act_decision >= 0 && set.activation_format >= space_.cardinality(static_cast<std::size_t>(ss.act_decision))))
+        throw invalid_argument(where, detail::cat("stage ", s, " selects a format that does not exist"));
       for (auto b : set.branches)
         if (b >= num_ops(s)) throw invalid_argument(where, detail::cat("stage ", s, " branch ", b, " does not exist"));
       if (ss.skip_decision >= 0 ? set.filters != cin : (set.filters == 0 || set.filters > ss.cout_max))
@@ -614,7 +628,7 @@ class supernet {
         const float y = g[j] * ws.xhat[i] + be[j];
         ws.act[i] = y > 0.0f ? y : 0.0f;
       }
-    const quantizer& aq = spec_.stages[s].activation;
+    const quantizer& aq = activation_quantizer(s, stages_[s].act_format);
     if (aq.is_identity()) return ws.act.data();
     ws.out.resize(m * cout);
     const std::array<std::size_t, 4> shape{n_, geo.g.out_h, geo.g.out_w, cout};
@@ -628,7 +642,7 @@ class supernet {
     const stage_state& ss = stages_[s];
     const geometry geo = branch_geometry(ss, b, cin, cout, stride);
     const std::size_t k = b.kernel, patch = k * k * cin, m = geo.m, sz = m * cout;
-    const quantizer& aq = spec_.stages[s].activation;
+    const quantizer& aq = activation_quantizer(s, stages_[s].act_format);
     ws.dact.resize(sz);
     // Output quantizer STE (clipped to the format's range, on the pre-quantization values), then ReLU.
     if (!aq.is_identity()) {
@@ -692,6 +706,7 @@ class supernet {
     stage_state& ss = stages_[s];
     ss.in = x;
     ss.cin = cin;
+    ss.act_format = set.activation_format;
     const quantizer& wq = stage_quantizer(s, set.format);
     const std::size_t stride = spec_.stages[s].stride;
     const std::size_t out_size = n_ * ss.out_h * ss.out_w * set.filters;
