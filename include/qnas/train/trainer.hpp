@@ -35,11 +35,16 @@ concept trainable_network = requires(N& n, const xt::xarray<float>& x) {
   n.zero_grad();
 };
 
-/// A loss: `float(logits, labels, dlogits)` returning the mean loss and writing d(loss)/d(logits).
+/// A loss: `float(logits, labels, dlogits)` returning the mean loss and writing d(loss)/d(logits),
+/// or `float(logits, labels, dlogits, const data::batch&)` when it needs to know which images the
+/// batch holds (`batch.indices`), e.g. distillation from teacher logits precomputed per image.
 template <class L>
 concept loss_function = requires(const L& l, const xt::xarray<float>& z, std::span<const label_t> y,
-                                 xt::xarray<float>& g) {
+                                 xt::xarray<float>& g, const data::batch& b) {
   { l(z, y, g) } -> std::convertible_to<float>;
+} || requires(const L& l, const xt::xarray<float>& z, std::span<const label_t> y, xt::xarray<float>& g,
+              const data::batch& b) {
+  { l(z, y, g, b) } -> std::convertible_to<float>;
 };
 
 /// The default loss: mean softmax cross-entropy on logits.
@@ -145,7 +150,11 @@ class trainer {
         const std::span<const label_t> y(mb->labels);
         net_->zero_grad();
         const auto& logits = net_->forward(x_, true);
-        const float loss = loss_(logits, y, dlogits_);
+        float loss = 0.0f;
+        if constexpr (requires { loss_(logits, y, dlogits_, *mb); })
+          loss = loss_(logits, y, dlogits_, *mb);
+        else
+          loss = loss_(logits, y, dlogits_);
         correct += top_k_correct(logits, y, 1);
         net_->backward(dlogits_, false);
         opt_->step(std::span<nn::parameter* const>(params));
