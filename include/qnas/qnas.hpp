@@ -4,7 +4,14 @@
 #include "qnas/core/config.hpp"
 #include "qnas/core/diagnostics.hpp"
 #include "qnas/core/fixed_string.hpp"
+#include "qnas/data.hpp"
 #include "qnas/energy.hpp"
 #include "qnas/formats.hpp"
+#include "qnas/nn.hpp"
 #include "qnas/search.hpp"
 #include "qnas/space.hpp"
+#include "qnas/train.hpp"
+
+// Bridges between modules: pricing nn networks, training search candidates.
+#include "qnas/energy/network.hpp"
+#include "qnas/search/train_evaluator.hpp"

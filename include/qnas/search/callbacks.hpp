@@ -126,7 +126,7 @@ struct early_stopping {
   explicit early_stopping(std::size_t patience_trials = 50, double min_improvement = 0.0)
       : patience(patience_trials), min_delta(min_improvement) {}
 
-  bool on_trial_end(const trial_record& r, const search_progress& p) {
+  bool on_trial_end(const trial_record& /*record*/, const search_progress& p) {
     if (p.best_reward && (!best_ || *p.best_reward > *best_ + min_delta)) {
       best_ = p.best_reward;
       since_ = 0;
