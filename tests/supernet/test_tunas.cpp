@@ -136,6 +136,7 @@ TEST_CASE("a short joint run learns the task, logs every step and moves the poli
   tunas_options o;
   o.steps = 240;
   o.batch_size = 32;
+  o.validation_batch_size = 48;
   o.target = smallest;
   o.beta = -2.0;
   o.rl_learning_rate = 0.1;
@@ -144,6 +145,8 @@ TEST_CASE("a short joint run learns the task, logs every step and moves the poli
   std::vector<search::tunas_step> log;
   t.run(train, val, [&](const search::tunas_step& s) { log.push_back(s); });
   REQUIRE(log.size() == 240);
+  // Accuracies are measured on 48 validation images: multiples of 1/48 (1/32 steps would show).
+  for (std::size_t k = 0; k < log.size(); ++k) CHECK(std::abs(log[k].accuracy * 48 - std::round(log[k].accuracy * 48)) < 1e-9);
   CHECK(log.front().op_p == 1.0);
   CHECK(log[60].op_p == 0.0);
   // The policy does not move during the delay (60 steps) and moves afterwards.

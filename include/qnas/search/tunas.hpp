@@ -37,6 +37,8 @@ inline double warmup_probability(std::uint64_t step, std::uint64_t warmup_steps)
 struct tunas_options {
   std::uint64_t steps = 1000;          ///< joint steps (one weight update + one policy update each)
   std::size_t batch_size = 64;
+  std::size_t validation_batch_size = 0;  ///< images per reward evaluation (0: batch_size); larger
+                                          ///< batches give a less noisy accuracy term
   double warmup_fraction = 0.25;       ///< fraction of steps over which p and q decay 1 -> 0
   bool op_warmup = true;
   bool filter_warmup = true;
@@ -164,11 +166,12 @@ class tunas {
   /// `train` and `validation`; calls `on_step(const tunas_step&)` after each.
   template <class OnStep>
   void run(const data::dataset& train, const data::dataset& validation, OnStep&& on_step) {
-    if (train.size() < opt_.batch_size || validation.size() < opt_.batch_size)
+    const std::size_t vb = opt_.validation_batch_size ? opt_.validation_batch_size : opt_.batch_size;
+    if (train.size() < opt_.batch_size || validation.size() < vb)
       throw invalid_argument("qnas::search::tunas::run", "the data sets are smaller than one batch");
     while (step_ < opt_.steps) {
-      fill_batch(train, tx_, ty_);
-      fill_batch(validation, vx_, vy_);
+      fill_batch(train, opt_.batch_size, tx_, ty_);
+      fill_batch(validation, vb, vx_, vy_);
       on_step(step(tx_, ty_, vx_, vy_));
     }
   }
@@ -192,8 +195,8 @@ class tunas {
  private:
   static double uniform(std::mt19937_64& e) { return static_cast<double>(e() >> 11) * 0x1.0p-53; }
 
-  void fill_batch(const data::dataset& d, xt::xarray<float>& x, std::vector<data::label_t>& y) {
-    const std::size_t b = opt_.batch_size, sz = d.image_size();
+  void fill_batch(const data::dataset& d, std::size_t b, xt::xarray<float>& x, std::vector<data::label_t>& y) {
+    const std::size_t sz = d.image_size();
     nn::detail::ensure_shape(x, std::array<std::size_t, 4>{b, d.height(), d.width(), d.channels()});
     y.resize(b);
     for (std::size_t i = 0; i < b; ++i) {
