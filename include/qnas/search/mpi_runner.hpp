@@ -139,8 +139,13 @@ class dispatcher {
  public:
   dispatcher(MPI_Comm comm, int workers, mpi_options opt)
       : comm_(comm), workers_(workers), opt_(std::move(opt)), state_(static_cast<std::size_t>(workers) + 1, idle) {
-    if (!opt_.event_log.empty()) log_ = io::jsonl_writer(opt_.event_log);
-    event({{"event", "start"}, {"workers", workers_}, {"timeout_s", opt_.timeout_s}});
+    try {
+      if (!opt_.event_log.empty()) log_ = io::jsonl_writer(opt_.event_log);
+      event({{"event", "start"}, {"workers", workers_}, {"timeout_s", opt_.timeout_s}});
+    } catch (...) {
+      stop_workers();  // they would otherwise wait for work forever
+      throw;
+    }
     thread_ = std::thread([this] { loop(); });
   }
   dispatcher(const dispatcher&) = delete;
@@ -161,6 +166,7 @@ class dispatcher {
     auto fut = r->done.get_future();
     {
       std::lock_guard lock(m_);
+      if (broken_) std::rethrow_exception(broken_);
       queue_.push_back(std::move(r));
     }
     return fut.get();
@@ -274,7 +280,29 @@ class dispatcher {
     return 0;
   }
 
+  /// The dispatcher thread. An exception inside it (the event log cannot be written, a garbled
+  /// message) fails every waiting and later evaluation with that exception and stops the workers,
+  /// so the run ends with the error instead of terminating the MPI job.
   void loop() {
+    try {
+      run_loop();
+    } catch (...) {
+      const auto e = std::current_exception();
+      std::lock_guard lock(m_);
+      broken_ = e;
+      for (auto& r : queue_)
+        if (!r->finished) r->finished = true, r->done.set_exception(e);
+      queue_.clear();
+      for (auto& [id, a] : running_)
+        if (!a.req->finished) a.req->finished = true, a.req->done.set_exception(e);
+      try {
+        stop_workers();
+      } catch (...) {
+      }
+    }
+  }
+
+  void run_loop() {
     last_answer_ = clock::now();
     const double give_up = opt_.give_up_s > 0 ? opt_.give_up_s : 10 * opt_.timeout_s;
     for (;;) {
@@ -318,8 +346,12 @@ class dispatcher {
       }
       if (!worked) std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
-    for (int w = 1; w <= workers_; ++w) send_text(std::string(), w, tag_stop, comm_);
+    stop_workers();
     event({{"event", "end"}});
+  }
+
+  void stop_workers() {
+    for (int w = 1; w <= workers_; ++w) send_text(std::string(), w, tag_stop, comm_);
   }
 
   MPI_Comm comm_;
@@ -327,9 +359,10 @@ class dispatcher {
   mpi_options opt_;
   io::jsonl_writer log_;
 
-  std::mutex m_;  // guards queue_ and stopping_ (shared with runner threads)
+  std::mutex m_;  // guards queue_, stopping_ and broken_ (shared with runner threads)
   std::deque<std::shared_ptr<request>> queue_;
   bool stopping_ = false;
+  std::exception_ptr broken_;
 
   // dispatcher thread only
   std::vector<worker_state> state_;  // index = rank; [0] unused
