@@ -73,6 +73,7 @@ double seconds_since(clock_type::time_point t) { return std::chrono::duration<do
 struct settings {
   std::uint64_t steps;
   std::size_t batch;
+  std::size_t validation_batch;  // images per reward (a less noisy accuracy than a training batch)
   std::size_t retrain_epochs;
   std::size_t proxy_steps;  // random search: training steps per sampled candidate
 };
@@ -110,6 +111,7 @@ outcome tunas_search(const data::dataset& tr, const data::dataset& va, double ta
   search::tunas_options o;
   o.steps = s.steps;
   o.batch_size = s.batch;
+  o.validation_batch_size = s.validation_batch;
   o.target = target;
   o.beta = beta;
   o.rl_learning_rate = 0.05;
@@ -186,7 +188,7 @@ int main(int argc, char** argv) {
     std::cout << "no MNIST at " << mnist << ": using the synthetic 10-class task\n";
   }
   auto parts = data::split(all, 2000, /*seed=*/1);
-  const settings s = full ? settings{600, 32, 2, 40} : settings{240, 32, 1, 30};
+  const settings s = full ? settings{600, 32, 128, 2, 40} : settings{240, 32, 128, 1, 30};
   if (!full) parts.train = data::head(parts.train, 2000);
 
   supernet probe = make_supernet<mnist_space>(mnist_spec(), 1);
