@@ -10,8 +10,9 @@
 // Determinism (DESIGN.md rule 6): initial weights, batch order and stochastic-rounding draws
 // are all seeded from evaluation_context::seed, which the runner derives from (evaluation_seed,
 // trial) only, and each call builds its own network and optimizer. So every metric except the
-// wall time `train_s` is the same on 1 or N runner threads. (OpenBLAS splits a GEMM by output
-// blocks, never along the summed axis, so its own thread count does not change results either.)
+// wall time `train_s` is the same on 1 or N runner threads (tested). OpenBLAS's own thread count
+// is a separate setting; keep it fixed between runs you compare (examples set it to 1 when the
+// runner trains several candidates at once).
 #pragma once
 
 #include <chrono>
