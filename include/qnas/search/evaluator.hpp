@@ -4,8 +4,8 @@
 // measurements. The runner calls it from several threads at once, so it must be safe to call
 // concurrently (the call operator is const; share read-only data, build per-call state inside).
 // The train-and-evaluate evaluator (build the network of a candidate, train it on a proxy task,
-// measure accuracy, add the energy model's estimate) comes with the nn/train modules; any
-// callable below works today.
+// measure accuracy, add the energy model's estimate) is search/train_evaluator.hpp; any
+// callable works through make_evaluator below.
 #pragma once
 
 #include <concepts>
