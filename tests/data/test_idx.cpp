@@ -168,6 +168,12 @@ void check_malformed(bool gz) {
     CHECK(msg.find(p.string()) != std::string::npos);
     CHECK(msg.find("6 bytes after the declared payload (from byte 22)") != std::string::npos);
   }
+  {  // a zero leading dimension must not hide huge other dimensions (strides would overflow)
+    const auto p = w(t.path / "zero_then_huge", idx_file(0x803, {0, 0xFFFFFFFFu, 0xFFFFFFFFu}, {}));
+    const auto msg = error_of([&] { (void)data::read_idx_images(p); });
+    CHECK(msg.find(p.string()) != std::string::npos);
+    CHECK(msg.find("makes the array too large to address") != std::string::npos);
+  }
   {  // label count differs from image count
     const auto im = w(t.path / "images", images_ok());
     const auto lb3 = w(t.path / "labels3", idx_file(0x801, {3}, {1, 2, 3}));

@@ -49,6 +49,8 @@ TEST_CASE("fixed_point<4,0> golden values, round half to even") {
   CHECK(q<F>(-inf) == -1.0f);
   CHECK(std::isnan(q<F>(std::numeric_limits<float>::quiet_NaN())));
   CHECK(q<F>(1e-30f) == 0.0f);
+  CHECK(!std::signbit(q<F>(-0.01f)));  // rounds to a zero code: +0, as decode gives (no -0 code)
+  CHECK(!std::signbit(q<F>(-0.0f)));
   CHECK(q<fixed_point<4, 0, true, true>>(-2.0f) == -0.875f);  // symmetric: codes -7..7
 }
 

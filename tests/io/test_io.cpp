@@ -71,6 +71,18 @@ TEST_CASE("JSON parsing errors name the source; get_field names the key") {
   CHECK_THROWS_WITH_AS(get_field<int>(j, "c", "mem"), doctest::Contains("missing field 'c'"), qnas::io_error);
   CHECK_THROWS_WITH_AS(get_field<int>(j, "b", "mem"), doctest::Contains("field 'b' has the wrong type (string)"),
                        qnas::io_error);
+  // integers are never converted from floats or out of range (that would be undefined behaviour)
+  const auto k = parse_json(R"({"big": 1e65, "neg": -1, "frac": 2.5, "ok": 7, "huge": 5000000000})", "mem");
+  CHECK_THROWS_WITH_AS(get_field<std::size_t>(k, "big", "mem"), doctest::Contains("field 'big' must be an integer"),
+                       qnas::io_error);
+  CHECK_THROWS_WITH_AS(get_field<std::size_t>(k, "neg", "mem"), doctest::Contains("must not be negative"), qnas::io_error);
+  CHECK_THROWS_WITH_AS(get_field<int>(k, "frac", "mem"), doctest::Contains("must be an integer"), qnas::io_error);
+  CHECK_THROWS_WITH_AS(get_field<int>(k, "huge", "mem"), doctest::Contains("is out of range"), qnas::io_error);
+  CHECK(get_field<std::size_t>(k, "ok", "mem") == 7);
+  CHECK(get_field<long long>(k, "huge", "mem") == 5000000000LL);
+  // a number beyond double's range is a parse error, not an escaping nlohmann exception
+  CHECK_THROWS_WITH_AS(parse_json(R"({"a": 1e400})", "big.json"), doctest::Contains("'big.json' is not valid JSON"),
+                       qnas::io_error);
   CHECK_THROWS_AS(finite_number(std::nan(""), "reward"), qnas::invalid_argument);
   CHECK(finite_number(0.25, "reward") == json(0.25));
 }

@@ -191,7 +191,7 @@ TEST_CASE("bad input: runner options and evaluators") {
           run_search(s, make_evaluator(nan_eval), cheap::objective_fn{}, cheap::options(5, {}));
         }) == "qnas::search::check_finite: trial 0: the evaluator reported metric 'accuracy' = nan (NaN and "
               "infinities are not valid measurements)");
-  const search_result empty{};
+  const search_result empty = search_result();
   CHECK(message_of<invalid_argument>([&] { (void)empty.best_trial(); }) ==
         "qnas::search::search_result::best_trial: no trial was trained (all rejected?)");
 }

@@ -129,6 +129,10 @@ TEST_CASE("space_description JSON round trip; a tampered fingerprint is refused"
   CHECK_THROWS_AS((void)space_description_from_json(t), qnas::invalid_argument);
   t.erase("fingerprint");
   CHECK(space_description_from_json(t).fingerprint() != s.fingerprint());
+  auto wrong_type = j;  // members of the wrong JSON type are refused, not leaked as nlohmann errors
+  wrong_type["decisions"][0]["labels"] = 5;
+  CHECK_THROWS_WITH_AS((void)space_description_from_json(wrong_type),
+                       doctest::Contains("malformed space description"), qnas::invalid_argument);
 }
 
 TEST_CASE("candidates hash and compare as values") {

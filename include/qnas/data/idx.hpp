@@ -127,11 +127,13 @@ namespace qnas::data {
   out.type = static_cast<idx_type>(type);
   out.dims.resize(ndim);
   std::size_t count = 1;
+  std::size_t nonzero = 1;  // the product of the non-zero dimensions: a zero one must not hide an overflow
   for (std::size_t k = 0; k < ndim; ++k) {
     out.dims[k] = qnas::detail::read_be32(bytes.data() + 4 + 4 * k);
-    if (out.dims[k] != 0 && count > std::numeric_limits<std::size_t>::max() / 8 / out.dims[k])
+    if (out.dims[k] != 0 && nonzero > std::numeric_limits<std::size_t>::max() / 8 / out.dims[k])
       throw io_error(name, qnas::detail::cat("dimension ", k, " (", out.dims[k], ", at byte ", 4 + 4 * k,
                                        ") makes the array too large to address"));
+    if (out.dims[k] != 0) nonzero *= out.dims[k];
     count *= out.dims[k];
   }
   const std::size_t expected = count * idx_element_size(type);

@@ -66,7 +66,9 @@ struct fixed_point {
 
   template <class R>
   QNAS_ALWAYS_INLINE static float quantize_one(float x, R& round) noexcept {
-    return code_value(x, round) * step;
+    // + 0.0f turns a -0 code (a small negative input) into +0, the value decode gives: the
+    // integer codes have no negative zero, and quantize must equal decode(encode(x)) bit for bit
+    return code_value(x, round) * step + 0.0f;
   }
 
   template <class R>

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qnas/core/diagnostics.hpp"
+#include "qnas/io/json.hpp"
 #include "qnas/search/objectives.hpp"
 #include "qnas/space/candidate.hpp"
 
@@ -123,7 +124,7 @@ inline trial_record trial_record_from_json(const nlohmann::json& j, const space_
                                       j.dump().substr(0, 200));
   trial_record r;
   try {
-    r.index = j["trial"].get<std::size_t>();
+    r.index = io::get_integer<std::size_t>(j["trial"], "trial", where);
     r.cand = candidate_from_json(j["decisions"], space);
     r.values = metrics_from_json(j["metrics"]);
     if (!j["reward"].is_null()) r.reward = j["reward"].get<double>();

@@ -252,7 +252,12 @@ class runner {
       detail::refuse_if(st.evaluation_seed != opt_.evaluation_seed, opt_.checkpoint_path,
                         qnas::detail::cat("it used evaluation_seed ", st.evaluation_seed, ", this run ",
                                           opt_.evaluation_seed));
-      strategy_.load(st.strategy_state);
+      try {
+        strategy_.load(st.strategy_state);
+      } catch (const nlohmann::json::exception& e) {  // a well-formed file with a malformed state
+        throw io_error(opt_.checkpoint_path.string(),
+                       qnas::detail::cat("the strategy state in this checkpoint is malformed: ", e.what()));
+      }
       elapsed_before = st.elapsed_s;
       res.rejected = st.rejected;
       for (auto& r : st.history) {

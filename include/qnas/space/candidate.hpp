@@ -252,30 +252,34 @@ inline nlohmann::json to_json(const space_description& space) {
 /// stored fingerprint when present.
 inline space_description space_description_from_json(const nlohmann::json& j) {
   constexpr const char* where = "qnas::space_description_from_json";
-  if (!j.is_object() || !j.contains("decisions") || !j["decisions"].is_array())
-    throw invalid_argument(where, "expected {\"decisions\": [...]}");
-  std::vector<decision_info> ds;
-  for (const auto& e : j["decisions"]) {
-    if (!e.is_object() || !e.contains("name") || !e.contains("kind") || !e.contains("labels"))
-      throw invalid_argument(where, "each decision needs name, kind and labels: " + e.dump());
-    decision_info d;
-    d.name = e["name"].get<std::string>();
-    const auto kind = e["kind"].get<std::string>();
-    if (kind == "ordinal")
-      d.kind = decision_kind::ordinal;
-    else if (kind == "categorical")
-      d.kind = decision_kind::categorical;
-    else
-      throw invalid_argument(where, detail::cat("decision '", d.name, "': unknown kind '", kind, "'"));
-    d.labels = e["labels"].get<std::vector<std::string>>();
-    d.cardinality = d.labels.size();
-    ds.push_back(std::move(d));
+  try {
+    if (!j.is_object() || !j.contains("decisions") || !j["decisions"].is_array())
+      throw invalid_argument(where, "expected {\"decisions\": [...]}");
+    std::vector<decision_info> ds;
+    for (const auto& e : j["decisions"]) {
+      if (!e.is_object() || !e.contains("name") || !e.contains("kind") || !e.contains("labels"))
+        throw invalid_argument(where, "each decision needs name, kind and labels: " + e.dump());
+      decision_info d;
+      d.name = e["name"].get<std::string>();
+      const auto kind = e["kind"].get<std::string>();
+      if (kind == "ordinal")
+        d.kind = decision_kind::ordinal;
+      else if (kind == "categorical")
+        d.kind = decision_kind::categorical;
+      else
+        throw invalid_argument(where, detail::cat("decision '", d.name, "': unknown kind '", kind, "'"));
+      d.labels = e["labels"].get<std::vector<std::string>>();
+      d.cardinality = d.labels.size();
+      ds.push_back(std::move(d));
+    }
+    space_description s(std::move(ds));
+    if (j.contains("fingerprint") && j["fingerprint"].get<std::string>() != s.fingerprint_hex())
+      throw invalid_argument(where, "stored fingerprint " + j["fingerprint"].get<std::string>() +
+                                        " does not match the decisions (" + s.fingerprint_hex() + ")");
+    return s;
+  } catch (const nlohmann::json::exception& e) {  // a member of the wrong JSON type
+    throw invalid_argument(where, detail::cat("malformed space description: ", e.what()));
   }
-  space_description s(std::move(ds));
-  if (j.contains("fingerprint") && j["fingerprint"].get<std::string>() != s.fingerprint_hex())
-    throw invalid_argument(where, "stored fingerprint " + j["fingerprint"].get<std::string>() +
-                                      " does not match the decisions (" + s.fingerprint_hex() + ")");
-  return s;
 }
 
 }  // namespace qnas
