@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "qnas/io/json.hpp"
 #include "qnas/core/diagnostics.hpp"
 #include "qnas/search/strategy.hpp"
 #include "qnas/space/candidate.hpp"
@@ -129,11 +130,11 @@ class block_schedule {
     engine_type unused;
     detail::load_header(j, name(), space_, unused);
     try {
-      const auto b = j.at("block").get<std::size_t>();
+      const auto b = io::get_integer<std::size_t>(j.at("block"), "block", "qnas::search::block_schedule::load");
       if (b > blocks_.size()) throw invalid_argument(where, qnas::detail::cat("block ", b, " out of range"));
       start_block(b);
-      asked_ = j.at("asked").get<std::size_t>();
-      told_ = j.at("told").get<std::size_t>();
+      asked_ = io::get_integer<std::size_t>(j.at("asked"), "asked", "qnas::search::block_schedule::load");
+      told_ = io::get_integer<std::size_t>(j.at("told"), "told", "qnas::search::block_schedule::load");
       frozen_ = detail::candidate_from_indices(j.at("frozen"), space_, where);
       best_.reset();
       if (!j.at("best").is_null()) best_ = detail::candidate_from_indices(j.at("best"), space_, where);

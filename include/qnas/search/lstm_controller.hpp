@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "qnas/io/json.hpp"
 #include "qnas/search/reinforce.hpp"
 #include "qnas/search/strategy.hpp"
 
@@ -138,7 +139,7 @@ class lstm_controller {
     engine_type e;
     detail::load_header(j, name(), space_, e);
     const auto& o = j.at("options");
-    options opt{o.at("hidden_size").get<std::size_t>(),  o.at("learning_rate").get<double>(),
+    options opt{io::get_integer<std::size_t>(o.at("hidden_size"), "hidden_size", "qnas::search::lstm_controller::load"),  o.at("learning_rate").get<double>(),
                 o.at("baseline_momentum").get<double>(), o.at("entropy_weight").get<double>(),
                 o.at("adam_beta1").get<double>(),        o.at("adam_beta2").get<double>(),
                 o.at("init_scale").get<double>()};

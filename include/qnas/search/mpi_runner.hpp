@@ -43,6 +43,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "qnas/io/json.hpp"
 #include "qnas/core/diagnostics.hpp"
 #include "qnas/io/jsonl.hpp"
 #include "qnas/search/runner.hpp"
@@ -219,7 +220,7 @@ class dispatcher {
   void on_result(const MPI_Status& st) {
     const int w = st.MPI_SOURCE;
     const auto j = nlohmann::json::parse(recv_text(st, comm_));
-    const auto id = j.at("id").get<std::uint64_t>();
+    const auto id = io::get_integer<std::uint64_t>(j.at("id"), "id", "qnas::search::mpi_runner (message)");
     if (state_[static_cast<std::size_t>(w)] == silent)
       event({{"event", "worker_back"}, {"worker", w}});
     state_[static_cast<std::size_t>(w)] = idle;
@@ -393,7 +394,7 @@ void serve(const E& eval, MPI_Comm comm, const worker_options& wo) {
     nlohmann::json reply = {{"id", j.at("id")}};
     try {
       const candidate c(j.at("cand").get<std::vector<std::uint32_t>>());
-      const evaluation_context ctx{j.at("trial").get<std::size_t>(), j.at("seed").get<std::uint64_t>()};
+      const evaluation_context ctx{io::get_integer<std::size_t>(j.at("trial"), "trial", "qnas::search::mpi_runner (message)"), io::get_integer<std::uint64_t>(j.at("seed"), "seed", "qnas::search::mpi_runner (message)")};
       reply["metrics"] = metrics_to_bits(search::evaluate(eval, c, ctx));
     } catch (const std::exception& e) {
       reply["error"] = e.what();

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "qnas/io/json.hpp"
 #include "qnas/search/strategy.hpp"
 
 namespace qnas::search {
@@ -115,15 +116,15 @@ class regularized_evolution {
     engine_type e;
     detail::load_header(j, name(), space_, e);
     options o;
-    o.population_size = j.at("options").at("population_size").get<std::size_t>();
-    o.sample_size = j.at("options").at("sample_size").get<std::size_t>();
+    o.population_size = io::get_integer<std::size_t>(j.at("options").at("population_size"), "population_size", "qnas::search::regularized_evolution::load");
+    o.sample_size = io::get_integer<std::size_t>(j.at("options").at("sample_size"), "sample_size", "qnas::search::regularized_evolution::load");
     o.ordinal_step = j.at("options").at("ordinal_step").get<bool>();
     std::deque<individual> pop;
     for (const auto& x : j.at("population"))
       pop.push_back({detail::candidate_from_indices(x.at("c"), space_, where), x.at("r").get<double>()});
     opt_ = o;
     engine_ = e;
-    asked_ = j.at("asked").get<std::size_t>();
+    asked_ = io::get_integer<std::size_t>(j.at("asked"), "asked", "qnas::search::regularized_evolution::load");
     population_ = std::move(pop);
   }
 

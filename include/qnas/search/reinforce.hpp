@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "qnas/io/json.hpp"
 #include "qnas/search/strategy.hpp"
 
 namespace qnas::search {
@@ -57,7 +58,7 @@ struct adam {
       throw invalid_argument(where, cat("optimizer state has ", mm.size(), "/", vv.size(), " entries, expected ", n));
     m = std::move(mm);
     v = std::move(vv);
-    t = j.at("t").get<std::uint64_t>();
+    t = io::get_integer<std::uint64_t>(j.at("t"), "t", "qnas::search::reinforce::load");
   }
 };
 
@@ -216,8 +217,8 @@ class reinforce {
     detail::load_header(j, name(), space_, e);
     const auto& o = j.at("options");
     options opt{o.at("learning_rate").get<double>(), o.at("baseline_momentum").get<double>(),
-                o.at("entropy_weight").get<double>(),  o.at("delay").get<std::uint64_t>(),
-                o.at("total_tells").get<std::uint64_t>(), o.at("adam_beta1").get<double>(),
+                o.at("entropy_weight").get<double>(),  io::get_integer<std::uint64_t>(o.at("delay"), "delay", "qnas::search::reinforce::load"),
+                io::get_integer<std::uint64_t>(o.at("total_tells"), "total_tells", "qnas::search::reinforce::load"), o.at("adam_beta1").get<double>(),
                 o.at("adam_beta2").get<double>()};
     auto logits = j.at("logits").get<std::vector<double>>();
     if (logits.size() != logits_.size())
@@ -234,7 +235,7 @@ class reinforce {
     logits_ = std::move(logits);
     adam_ = std::move(a);
     baseline_ = b;
-    tells_ = j.at("tells").get<std::uint64_t>();
+    tells_ = io::get_integer<std::uint64_t>(j.at("tells"), "tells", "qnas::search::reinforce::load");
     refresh_probs();
   }
 
