@@ -15,3 +15,4 @@
 #include "qnas/search/reinforce.hpp"
 #include "qnas/search/runner.hpp"
 #include "qnas/search/strategy.hpp"
+#include "qnas/search/tunas.hpp"

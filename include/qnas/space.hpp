@@ -5,3 +5,4 @@
 #include "qnas/space/decision.hpp"
 #include "qnas/space/quantizer_choice.hpp"
 #include "qnas/space/space.hpp"
+#include "qnas/space/supernet.hpp"
