@@ -39,7 +39,7 @@ struct log3 {
   static float decode_one(std::uint32_t code) noexcept {
     static constexpr float mag[4] = {0.0f, 0.25f, 0.5f, 1.0f};
     const float m = mag[code & 3u];
-    return (code & 4u) ? -m : m;
+    return (code & 4u) && m != 0.0f ? -m : m;  // code 4 ("-0") is zero too: one zero, +0, as encode writes
   }
   template <class R>
   static float quantize_one(float x, R& r) noexcept {

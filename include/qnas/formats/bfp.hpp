@@ -191,7 +191,7 @@ struct bfp {
     const float step = detail::exp2i(x - (magnitude_bits - 1));
     constexpr float hi = static_cast<float>(max_code);
     if constexpr (R::needs_engine) {
-      for (std::size_t i = 0; i < n; ++i) out[i] = std::clamp(round(to_code(in[i])), -hi, hi) * step;
+      for (std::size_t i = 0; i < n; ++i) out[i] = std::clamp(round(to_code(in[i])), -hi, hi) * step + 0.0f;
     } else if constexpr (std::is_same_v<R, nearest_even> && magnitude_bits <= 21) {
       // Round half to even straight onto the block's grid: with e = log2(step) and
       // c = 1.5 * 2^(23 + e), (x + c) - c is x rounded to a multiple of 2^e, ties to even, exactly
@@ -216,7 +216,7 @@ struct bfp {
         float r = detail::round_half_even(to_code(in[i]));
         r = r > -hi ? r : -hi;
         r = r < hi ? r : hi;
-        out[i] = r * step;
+        out[i] = r * step + 0.0f;  // + 0: a negative that rounds to zero is +0, as decode gives
       }
     } else {
 #pragma omp simd
@@ -224,7 +224,7 @@ struct bfp {
         float r = round(to_code(in[i]));
         r = r > -hi ? r : -hi;
         r = r < hi ? r : hi;
-        out[i] = r * step;
+        out[i] = r * step + 0.0f;  // + 0: a negative that rounds to zero is +0, as decode gives
       }
     }
   }

@@ -200,7 +200,7 @@ struct bfp_nonuniform {
     for (std::size_t i = 0; i < n; ++i) {
       const std::uint32_t k = nearest_level(static_cast<double>(detail::fabs(in[i])) * inv);
       const auto v = static_cast<float>(static_cast<double>(level_value[k]) * scale);
-      out[i] = (in[i] < 0.0f) ? -v : v;
+      out[i] = (in[i] < 0.0f && v != 0.0f) ? -v : v;  // zero has no sign code: +0, as decode gives
     }
   }
 

@@ -138,7 +138,7 @@ struct bfp_outlier {
     const float step = detail::exp2i(l.exponent - (magnitude_bits - 1));
     for (std::size_t i = 0; i < n; ++i) {
       const float hi = static_cast<float>(is_outlier[i] ? max_outlier_code : max_code);
-      out[i] = std::clamp(round(to_code(in[i])), -hi, hi) * step;
+      out[i] = std::clamp(round(to_code(in[i])), -hi, hi) * step + 0.0f;  // +0, not -0, as decode gives
     }
   }
 

@@ -40,7 +40,8 @@ namespace detail {
 
 inline bool same_bits(float a, float b) {
   if (qnas::detail::is_nan(a) || qnas::detail::is_nan(b)) return qnas::detail::is_nan(a) && qnas::detail::is_nan(b);
-  return a == b;  // +0 == -0 accepted: the sign of zero is not a law
+  // Bit for bit, the sign of zero included: a format without a -0 code must not produce -0.
+  return a == b && std::signbit(a) == std::signbit(b);
 }
 
 class recorder {
