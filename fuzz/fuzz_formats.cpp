@@ -16,7 +16,6 @@
 #include <limits>
 #include <vector>
 
-#include "known_findings.hpp"
 #include "qnas/formats/bfp.hpp"
 #include "qnas/formats/bfp_nonuniform.hpp"
 #include "qnas/formats/bfp_outlier.hpp"
@@ -87,23 +86,6 @@ float special(std::uint8_t b, double max_value) {
   return v;
 }
 
-/// Known finding (signed zero only): formats whose codes have no -0 (fixed point, bfp,
-/// bfp_nonuniform...) write a zero with sign 0, so decode(encode(x)) is +0; but their quantize
-/// keeps the sign of a negative input that rounds to zero, -0 (fixed_point::quantize_one;
-/// bfp.hpp:214-226, the loops other than the nearest-even fast path; bfp_nonuniform.hpp:203).
-/// The concept's laws 1 and 3 say bit for bit. Tolerated unless QNAS_FUZZ_STRICT=1; formats
-/// that do encode -0 (minifloat, MX float elements) are still checked bit for bit.
-template <number_format F>
-bool known_signed_zero(float a, float b) {
-  static const bool has_negative_zero = [] {
-    const std::vector<float> z{-0.0f};
-    return std::signbit(decode(encode<F>(xt::adapt(z, std::vector<std::size_t>{1}))).data()[0]);
-  }();
-  if (has_negative_zero || a != 0.0f || b != 0.0f) return false;
-  qnas_fuzz::known_finding("fuzz_formats", F::name() + " (q(x) = -0, decode(encode(x)) = +0)", "signed zero");
-  return true;
-}
-
 template <number_format F>
 void check(const std::uint8_t* data, std::size_t size, std::uint8_t layout) {
   static const std::string full = F::name();
@@ -133,7 +115,6 @@ void check(const std::uint8_t* data, std::size_t size, std::uint8_t layout) {
   const auto qq = quantize<F>(q, axis);
   for (std::size_t i = 0; i < v.size(); ++i)
     if (!same_bits(q.data()[i], qq.data()[i])) {
-      if (known_signed_zero<F>(qq.data()[i], q.data()[i])) return;
       fail(name, "q(q(x)) != q(x)", i, qq.data()[i], q.data()[i]);
     }
   bool has_nan_input = false;
@@ -157,7 +138,6 @@ void check(const std::uint8_t* data, std::size_t size, std::uint8_t layout) {
   const auto d = decode(e);
   for (std::size_t i = 0; i < v.size(); ++i)
     if (!same_bits(d.data()[i], q.data()[i])) {
-      if (known_signed_zero<F>(d.data()[i], q.data()[i])) return;
       fail(name, "decode(encode(x)) != q(x)", i, d.data()[i], q.data()[i]);
     }
 
