@@ -8,7 +8,8 @@
 #
 # OpenBLAS 0.3.21 does not recognise every recent CPU and then falls back to its generic
 # (SSE3 "Prescott") kernels; set OPENBLAS_CORETYPE (e.g. SkylakeX, Haswell) to pick the right
-# ones. The script passes it through unchanged and prints the core OpenBLAS reports.
+# ones, or build with QNAS_BLAS=BLIS (cmake --preset bench -B build/bench-blis -DQNAS_BLAS=BLIS).
+# The script passes OPENBLAS_CORETYPE through unchanged and prints the BLAS and kernels in use.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 build="${1:-$here/../build/bench}"
@@ -22,11 +23,11 @@ steps="${STEPS:-30}"
 
 tmp="$(mktemp)"
 trap 'rm -f "$tmp"' EXIT
-core="$(OPENBLAS_NUM_THREADS=1 "$bin" --mode infer_f32 --repeats 1 --steps 1 | sed -n 's/^# blas core \([^,]*\),.*/\1/p')"
-echo "OpenBLAS core: ${core:-unknown}; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>}; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+core="$(OPENBLAS_NUM_THREADS=1 BLIS_NUM_THREADS=1 "$bin" --mode infer_f32 --repeats 1 --steps 1 | sed -n 's/^# blas core \([^,]*\),.*/\1/p')"
+echo "BLAS: ${core:-unknown}; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-<unset>}; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for t in $threads_list; do
   for ((r = 1; r <= rounds; ++r)); do
-    OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t "$bin" --repeats 3 --steps "$steps" | grep -v '^#' | sed "s/^/$t /" >> "$tmp"
+    OPENBLAS_NUM_THREADS=$t BLIS_NUM_THREADS=$t OMP_NUM_THREADS=$t "$bin" --repeats 3 --steps "$steps" | grep -v '^#' | sed "s/^/$t /" >> "$tmp"
     OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t "$py" "$here/pytorch_reference.py" --threads "$t" --repeats 3 \
       --steps "$steps" | sed "s/^/$t /" >> "$tmp"
   done

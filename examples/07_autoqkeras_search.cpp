@@ -228,10 +228,8 @@ int main(int argc, char** argv) {
   const std::size_t trials = set.trials ? set.trials : set.full ? 160 : 16;
   const std::size_t epochs = set.epochs ? set.epochs : set.full ? 2 : 1;
   const std::size_t batch = set.threads;  // asks per batch = concurrent trainings
-#if defined(OPENBLAS_VERSION)
   // Parallelism is across trials; one BLAS thread each avoids oversubscribing the cores.
-  if (set.threads > 1) openblas_set_num_threads(1);
-#endif
+  if (set.threads > 1) nn::set_blas_threads(1);
 
   // ---- data -----------------------------------------------------------------------------------
   std::filesystem::path mnist = set.mnist;

@@ -240,3 +240,18 @@ TEST_CASE("stochastic-rounding formats draw from the network's engine, which sur
   s.set_engine(&engine);
   CHECK(s.forward(z, false).size() == 2);
 }
+
+TEST_CASE("the BLAS backend is the one qnas was configured with, and its thread count can be set") {
+  const std::string core = blas_core();
+#if defined(QNAS_BLAS_BLIS)
+  CHECK(core.rfind("BLIS ", 0) == 0);
+#else
+  CHECK(core.rfind("OpenBLAS ", 0) == 0);
+#endif
+  CHECK(core.find("unknown") == std::string::npos);
+  const int before = blas_threads();
+  set_blas_threads(1);
+  CHECK(blas_threads() == 1);
+  set_blas_threads(before);
+  CHECK(blas_threads() == before);
+}

@@ -1,32 +1,61 @@
-// Row-major GEMM on float buffers through OpenBLAS (cblas_sgemm): the hot loop of dense and conv layers.
+// Row-major GEMM on float buffers through the CBLAS interface (cblas_sgemm) of OpenBLAS or BLIS:
+// the hot loop of dense and conv layers.
+//
+// The backend is chosen when qnas is configured (CMake cache variable QNAS_BLAS = OpenBLAS, the
+// default, or BLIS; the BLIS target defines QNAS_BLAS_BLIS). Both come from Debian packages
+// (libopenblas-dev, libblis-dev). They differ in how they pick their kernels: OpenBLAS 0.3.21
+// matches the CPU model and falls back to its generic SSE3 "Prescott" kernels on models it does
+// not know (several recent Xeons), 3 to 10 times slower; BLIS 0.9 picks its kernels from the
+// CPU's features (AVX2, AVX-512), so it stays fast on such CPUs. docs/networks.md has figures.
 #pragma once
 
 #include <cstddef>
 #include <string>
 
 #include <cblas.h>
+#if defined(QNAS_BLAS_BLIS)
+#include <blis.h>
+#endif
 
 namespace qnas::nn {
 
-/// The BLAS kernel family in use ("SkylakeX", "Haswell", "Prescott", ...), "unknown" for a BLAS
-/// other than OpenBLAS. OpenBLAS 0.3.21 falls back to its generic SSE3 "Prescott" kernels on
-/// CPUs it does not recognise, at less than half the speed: set OPENBLAS_CORETYPE (SkylakeX for
-/// AVX-512, Haswell for AVX2) in the environment before the program starts.
+/// The BLAS and the kernel family it runs: "OpenBLAS SkylakeX", "OpenBLAS Prescott" (OpenBLAS's
+/// generic fallback: set OPENBLAS_CORETYPE=SkylakeX for AVX-512 or Haswell for AVX2 before the
+/// program starts, or configure qnas with QNAS_BLAS=BLIS), "BLIS skx", "BLIS haswell", ...
 inline std::string blas_core() {
-#if defined(OPENBLAS_VERSION)
+#if defined(QNAS_BLAS_BLIS)
+  const char* c = bli_arch_string(bli_arch_query_id());
+  return std::string("BLIS ") + (c ? c : "unknown");
+#elif defined(OPENBLAS_VERSION)
   const char* c = openblas_get_corename();
-  return c ? c : "unknown";
+  return std::string("OpenBLAS ") + (c ? c : "unknown");
 #else
   return "unknown";
 #endif
 }
 
-/// Threads the BLAS uses (OPENBLAS_NUM_THREADS), 1 for a BLAS other than OpenBLAS.
+/// Threads the BLAS uses for one GEMM (OpenBLAS: OPENBLAS_NUM_THREADS; BLIS: BLIS_NUM_THREADS
+/// or OMP_NUM_THREADS, else 1).
 inline int blas_threads() {
-#if defined(OPENBLAS_VERSION)
+#if defined(QNAS_BLAS_BLIS)
+  const auto n = bli_thread_get_num_threads();
+  return n > 0 ? static_cast<int>(n) : 1;
+#elif defined(OPENBLAS_VERSION)
   return openblas_get_num_threads();
 #else
   return 1;
+#endif
+}
+
+/// Sets the threads the BLAS uses for one GEMM, process-wide. A search that evaluates candidates
+/// on several runner threads sets 1, so that the two levels of parallelism do not oversubscribe
+/// the cores. No effect with a BLAS other than OpenBLAS and BLIS.
+inline void set_blas_threads(int n) {
+  if (n < 1) n = 1;
+#if defined(QNAS_BLAS_BLIS)
+  bli_thread_set_num_threads(n);
+#elif defined(OPENBLAS_VERSION)
+  openblas_set_num_threads(n);
 #endif
 }
 
@@ -39,11 +68,16 @@ namespace qnas::nn::detail {
 inline void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
                  const float* a, const float* b, float beta, float* c) {
   if (m == 0 || n == 0) return;
-  const auto lda = static_cast<blasint>(trans_a ? m : k);
-  const auto ldb = static_cast<blasint>(trans_b ? k : n);
+#if defined(QNAS_BLAS_BLIS)
+  using blas_int = f77_int;
+#else
+  using blas_int = blasint;
+#endif
+  const auto lda = static_cast<blas_int>(trans_a ? m : k);
+  const auto ldb = static_cast<blas_int>(trans_b ? k : n);
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-              static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a, lda, b, ldb,
-              beta, c, static_cast<blasint>(n));
+              static_cast<blas_int>(m), static_cast<blas_int>(n), static_cast<blas_int>(k), alpha, a, lda, b, ldb,
+              beta, c, static_cast<blas_int>(n));
 }
 
 /// Adds the column sums of x[rows, cols] into acc[cols] (bias gradients).
