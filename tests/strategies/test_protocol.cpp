@@ -111,6 +111,38 @@ TEST_CASE_TEMPLATE("load refuses a state from another strategy or another space"
   CHECK(c.save() == make<S>(space, 1).save());
 }
 
+TEST_CASE_TEMPLATE("load refuses a state with a member missing or of the wrong type, naming the strategy", S,
+                   QNAS_ALL_STRATEGIES) {
+  const auto space = mixed_space();
+  auto a = make<S>(space, 1);
+  run_steps(a, 5);
+  const auto state = a.save();
+  const auto fresh = make<S>(space, 1).save();
+  // Every member the strategy wrote, removed in turn and then replaced by a value of the wrong
+  // JSON type (a corrupt checkpoint whose CRC still matches, or a hand-edited one).
+  for (const auto& [key, value] : state.items()) {
+    for (int variant = 0; variant < 2; ++variant) {
+      auto bad = state;
+      if (variant == 0)
+        bad.erase(key);
+      else
+        bad[key] = value.is_string() ? nlohmann::json::array({1, 2}) : nlohmann::json("not a value");
+      auto b = make<S>(space, 1);
+      CAPTURE(key);
+      CAPTURE(variant);
+      try {
+        b.load(bad);
+        FAIL("load accepted a state without a valid '" << key << "'");
+      } catch (const qnas::invalid_argument& e) {
+        CHECK(std::string(e.what()).find(b.name()) != std::string::npos);
+      } catch (const std::exception& e) {
+        FAIL("load threw something other than qnas::invalid_argument: " << e.what());
+      }
+      CHECK(b.save() == fresh);  // a refused load changes nothing
+    }
+  }
+}
+
 TEST_CASE_TEMPLATE("non-finite rewards and foreign candidates are refused, naming the candidate", S,
                    QNAS_ALL_STRATEGIES) {
   const auto space = mixed_space();

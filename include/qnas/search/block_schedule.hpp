@@ -127,9 +127,9 @@ class block_schedule {
 
   void load(const nlohmann::json& j) {
     const std::string where = name() + "::load";
-    engine_type unused;
-    detail::load_header(j, name(), space_, unused);
-    try {
+    detail::read_state(where, [&] {
+      engine_type unused;
+      detail::load_header(j, name(), space_, unused);
       const auto b = io::get_integer<std::size_t>(j.at("block"), "block", "qnas::search::block_schedule::load");
       if (b > blocks_.size()) throw invalid_argument(where, qnas::detail::cat("block ", b, " out of range"));
       start_block(b);
@@ -140,9 +140,7 @@ class block_schedule {
       if (!j.at("best").is_null()) best_ = detail::candidate_from_indices(j.at("best"), space_, where);
       best_reward_ = j.at("best_reward").get<double>();
       if (inner_) inner_->load(j.at("inner"));
-    } catch (const nlohmann::json::exception& e) {
-      throw invalid_argument(where, e.what());
-    }
+    });
   }
 
   [[nodiscard]] std::string name() const {

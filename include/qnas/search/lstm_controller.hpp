@@ -135,33 +135,35 @@ class lstm_controller {
 
   /// Restores a state saved by a controller over the same space with the same hidden size.
   void load(const nlohmann::json& j) {
-    constexpr const char* where = "lstm_controller::load";
-    engine_type e;
-    detail::load_header(j, name(), space_, e);
-    const auto& o = j.at("options");
-    options opt{io::get_integer<std::size_t>(o.at("hidden_size"), "hidden_size", "qnas::search::lstm_controller::load"),  o.at("learning_rate").get<double>(),
-                o.at("baseline_momentum").get<double>(), o.at("entropy_weight").get<double>(),
-                o.at("adam_beta1").get<double>(),        o.at("adam_beta2").get<double>(),
-                o.at("init_scale").get<double>()};
-    if (opt.hidden_size != opt_.hidden_size)
-      throw invalid_argument(where, detail::cat("state has hidden_size ", opt.hidden_size, ", this controller has ",
-                                                opt_.hidden_size));
-    auto p = j.at("parameters").get<std::vector<double>>();
-    if (p.size() != params_.size())
-      throw invalid_argument(where, detail::cat("state has ", p.size(), " parameters, expected ", params_.size()));
-    detail::adam a;
-    a.beta1 = opt.adam_beta1;
-    a.beta2 = opt.adam_beta2;
-    a.load(j.at("adam"), params_.size(), where);
-    detail::ema_baseline b;
-    b.momentum = opt.baseline_momentum;
-    b.load(j.at("baseline"));
-    opt_ = opt;
-    engine_ = e;
-    params_ = std::move(p);
-    sampled_valid_ = false;
-    adam_ = std::move(a);
-    baseline_ = b;
+    detail::read_state("qnas::search::lstm_controller::load", [&] {
+      constexpr const char* where = "lstm_controller::load";
+      engine_type e;
+      detail::load_header(j, name(), space_, e);
+      const auto& o = j.at("options");
+      options opt{io::get_integer<std::size_t>(o.at("hidden_size"), "hidden_size", "qnas::search::lstm_controller::load"),  o.at("learning_rate").get<double>(),
+                  o.at("baseline_momentum").get<double>(), o.at("entropy_weight").get<double>(),
+                  o.at("adam_beta1").get<double>(),        o.at("adam_beta2").get<double>(),
+                  o.at("init_scale").get<double>()};
+      if (opt.hidden_size != opt_.hidden_size)
+        throw invalid_argument(where, detail::cat("state has hidden_size ", opt.hidden_size, ", this controller has ",
+                                                  opt_.hidden_size));
+      auto p = j.at("parameters").get<std::vector<double>>();
+      if (p.size() != params_.size())
+        throw invalid_argument(where, detail::cat("state has ", p.size(), " parameters, expected ", params_.size()));
+      detail::adam a;
+      a.beta1 = opt.adam_beta1;
+      a.beta2 = opt.adam_beta2;
+      a.load(j.at("adam"), params_.size(), where);
+      detail::ema_baseline b;
+      b.momentum = opt.baseline_momentum;
+      b.load(j.at("baseline"));
+      opt_ = opt;
+      engine_ = e;
+      params_ = std::move(p);
+      sampled_valid_ = false;
+      adam_ = std::move(a);
+      baseline_ = b;
+    });
   }
 
   [[nodiscard]] std::string name() const { return "lstm_controller"; }

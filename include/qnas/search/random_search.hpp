@@ -52,14 +52,17 @@ class random_search {
   }
 
   void load(const nlohmann::json& j) {
-    engine_type e;
-    detail::load_header(j, name(), space_, e);
-    std::vector<candidate> order;
-    for (const auto& c : j.at("seen")) order.push_back(detail::candidate_from_indices(c, space_, "random_search::load"));
-    engine_ = e;
-    opt_.deduplicate = j.at("deduplicate").get<bool>();
-    order_ = std::move(order);
-    seen_ = std::unordered_set<candidate>(order_.begin(), order_.end());
+    detail::read_state("qnas::search::random_search::load", [&] {
+      engine_type e;
+      detail::load_header(j, name(), space_, e);
+      std::vector<candidate> order;
+      for (const auto& c : j.at("seen")) order.push_back(detail::candidate_from_indices(c, space_, "random_search::load"));
+      const bool deduplicate = j.at("deduplicate").get<bool>();
+      engine_ = e;
+      opt_.deduplicate = deduplicate;
+      order_ = std::move(order);
+      seen_ = std::unordered_set<candidate>(order_.begin(), order_.end());
+    });
   }
 
   [[nodiscard]] std::string name() const { return "random_search"; }

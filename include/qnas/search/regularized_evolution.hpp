@@ -112,20 +112,23 @@ class regularized_evolution {
   }
 
   void load(const nlohmann::json& j) {
-    constexpr const char* where = "regularized_evolution::load";
-    engine_type e;
-    detail::load_header(j, name(), space_, e);
-    options o;
-    o.population_size = io::get_integer<std::size_t>(j.at("options").at("population_size"), "population_size", "qnas::search::regularized_evolution::load");
-    o.sample_size = io::get_integer<std::size_t>(j.at("options").at("sample_size"), "sample_size", "qnas::search::regularized_evolution::load");
-    o.ordinal_step = j.at("options").at("ordinal_step").get<bool>();
-    std::deque<individual> pop;
-    for (const auto& x : j.at("population"))
-      pop.push_back({detail::candidate_from_indices(x.at("c"), space_, where), x.at("r").get<double>()});
-    opt_ = o;
-    engine_ = e;
-    asked_ = io::get_integer<std::size_t>(j.at("asked"), "asked", "qnas::search::regularized_evolution::load");
-    population_ = std::move(pop);
+    detail::read_state("qnas::search::regularized_evolution::load", [&] {
+      constexpr const char* where = "regularized_evolution::load";
+      engine_type e;
+      detail::load_header(j, name(), space_, e);
+      options o;
+      o.population_size = io::get_integer<std::size_t>(j.at("options").at("population_size"), "population_size", "qnas::search::regularized_evolution::load");
+      o.sample_size = io::get_integer<std::size_t>(j.at("options").at("sample_size"), "sample_size", "qnas::search::regularized_evolution::load");
+      o.ordinal_step = j.at("options").at("ordinal_step").get<bool>();
+      std::deque<individual> pop;
+      for (const auto& x : j.at("population"))
+        pop.push_back({detail::candidate_from_indices(x.at("c"), space_, where), x.at("r").get<double>()});
+      const auto asked = io::get_integer<std::size_t>(j.at("asked"), "asked", "qnas::search::regularized_evolution::load");
+      opt_ = o;
+      engine_ = e;
+      asked_ = asked;
+      population_ = std::move(pop);
+    });
   }
 
   [[nodiscard]] std::string name() const { return "regularized_evolution"; }
@@ -174,15 +177,17 @@ class one_plus_one_evolution {
   }
 
   void load(const nlohmann::json& j) {
-    engine_type e;
-    detail::load_header(j, name(), space_, e);
-    std::optional<std::pair<candidate, double>> b;
-    if (!j.at("best").is_null())
-      b = {detail::candidate_from_indices(j["best"].at("c"), space_, "one_plus_one_evolution::load"),
-           j["best"].at("r").get<double>()};
-    opt_.ordinal_step = j.at("ordinal_step").get<bool>();
-    engine_ = e;
-    best_ = std::move(b);
+    detail::read_state("qnas::search::one_plus_one_evolution::load", [&] {
+      engine_type e;
+      detail::load_header(j, name(), space_, e);
+      std::optional<std::pair<candidate, double>> b;
+      if (!j.at("best").is_null())
+        b = {detail::candidate_from_indices(j["best"].at("c"), space_, "one_plus_one_evolution::load"),
+             j["best"].at("r").get<double>()};
+      opt_.ordinal_step = j.at("ordinal_step").get<bool>();
+      engine_ = e;
+      best_ = std::move(b);
+    });
   }
 
   [[nodiscard]] std::string name() const { return "one_plus_one_evolution"; }

@@ -212,31 +212,34 @@ class reinforce {
   }
 
   void load(const nlohmann::json& j) {
-    constexpr const char* where = "reinforce::load";
-    engine_type e;
-    detail::load_header(j, name(), space_, e);
-    const auto& o = j.at("options");
-    options opt{o.at("learning_rate").get<double>(), o.at("baseline_momentum").get<double>(),
-                o.at("entropy_weight").get<double>(),  io::get_integer<std::uint64_t>(o.at("delay"), "delay", "qnas::search::reinforce::load"),
-                io::get_integer<std::uint64_t>(o.at("total_tells"), "total_tells", "qnas::search::reinforce::load"), o.at("adam_beta1").get<double>(),
-                o.at("adam_beta2").get<double>()};
-    auto logits = j.at("logits").get<std::vector<double>>();
-    if (logits.size() != logits_.size())
-      throw invalid_argument(where, detail::cat("state has ", logits.size(), " logits, the space needs ", logits_.size()));
-    detail::adam a;
-    a.beta1 = opt.adam_beta1;
-    a.beta2 = opt.adam_beta2;
-    a.load(j.at("adam"), logits_.size(), where);
-    detail::ema_baseline b;
-    b.momentum = opt.baseline_momentum;
-    b.load(j.at("baseline"));
-    opt_ = opt;
-    engine_ = e;
-    logits_ = std::move(logits);
-    adam_ = std::move(a);
-    baseline_ = b;
-    tells_ = io::get_integer<std::uint64_t>(j.at("tells"), "tells", "qnas::search::reinforce::load");
-    refresh_probs();
+    detail::read_state("qnas::search::reinforce::load", [&] {
+      constexpr const char* where = "reinforce::load";
+      engine_type e;
+      detail::load_header(j, name(), space_, e);
+      const auto& o = j.at("options");
+      options opt{o.at("learning_rate").get<double>(), o.at("baseline_momentum").get<double>(),
+                  o.at("entropy_weight").get<double>(),  io::get_integer<std::uint64_t>(o.at("delay"), "delay", "qnas::search::reinforce::load"),
+                  io::get_integer<std::uint64_t>(o.at("total_tells"), "total_tells", "qnas::search::reinforce::load"), o.at("adam_beta1").get<double>(),
+                  o.at("adam_beta2").get<double>()};
+      auto logits = j.at("logits").get<std::vector<double>>();
+      if (logits.size() != logits_.size())
+        throw invalid_argument(where, detail::cat("state has ", logits.size(), " logits, the space needs ", logits_.size()));
+      detail::adam a;
+      a.beta1 = opt.adam_beta1;
+      a.beta2 = opt.adam_beta2;
+      a.load(j.at("adam"), logits_.size(), where);
+      detail::ema_baseline b;
+      b.momentum = opt.baseline_momentum;
+      b.load(j.at("baseline"));
+      const auto tells = io::get_integer<std::uint64_t>(j.at("tells"), "tells", "qnas::search::reinforce::load");
+      opt_ = opt;
+      engine_ = e;
+      logits_ = std::move(logits);
+      adam_ = std::move(a);
+      baseline_ = b;
+      tells_ = tells;
+      refresh_probs();
+    });
   }
 
   [[nodiscard]] std::string name() const { return "reinforce"; }

@@ -105,6 +105,22 @@ inline nlohmann::json save_header(std::string_view strategy_name, const space_de
           {"engine", engine_to_string(engine)}};
 }
 
+/// Runs `read`, a strategy's reading of its saved state, so that a member that is missing or of
+/// the wrong JSON type (a corrupt or hand-edited checkpoint) is refused as invalid_argument naming
+/// `where`, not as one of nlohmann's exceptions or io::get_integer's io_error. Random search,
+/// both evolutions, REINFORCE and the LSTM controller apply what they read only after reading
+/// all of it, so a refused state leaves them unchanged (tests/strategies/test_protocol.cpp).
+template <class F>
+void read_state(std::string_view where, F&& read) {
+  try {
+    static_cast<F&&>(read)();
+  } catch (const nlohmann::json::exception& e) {
+    throw invalid_argument(where, std::string("malformed saved state: ") + e.what());
+  } catch (const io_error& e) {  // io::get_integer's refusal of a non-integer counter
+    throw invalid_argument(where, std::string("malformed saved state: ") + e.what());
+  }
+}
+
 /// Checks what save_header wrote and restores the engine; throws when the state is for another
 /// strategy or space.
 inline void load_header(const nlohmann::json& j, std::string_view strategy_name, const space_description& space,
