@@ -12,6 +12,8 @@
 #include "qnas/space.hpp"
 #include "qnas/train.hpp"
 
-// Bridges between modules: pricing nn networks, training search candidates.
+// Bridges between modules: pricing nn networks, training search candidates, exporting
+// networks to files (nn + io; kept out of nn.hpp so that networks compile without JSON and zlib).
 #include "qnas/energy/network.hpp"
+#include "qnas/nn/export.hpp"
 #include "qnas/search/train_evaluator.hpp"

@@ -23,6 +23,8 @@ class pool_layer : public layer {
       : layer(m == mode::max ? "max_pool" : "avg_pool", in, out_shape(in, kernel, stride, pad)),
         g_(window_geometry::of(in, kernel, stride, pad)), mode_(m), pad_(pad) {}
 
+  [[nodiscard]] const window_geometry& geometry() const noexcept { return g_; }
+
   [[nodiscard]] layer_description describe() const override {
     layer_description d = layer::describe();
     d.config = detail::window_config(g_.kernel_h, g_.stride, pad_);

@@ -1,0 +1,709 @@
+// Export of a run-time network for deployment: a JSON manifest plus a blob of weights packed in each layer's own format, and the loader that runs it again.
+//
+// A quantized model is worth deploying only in its packed form: 4-bit weights stored as float32
+// take eight times the memory the hardware will give them. `export_model` writes
+//
+//   <name>.json  the manifest: format version, input shape, every layer (kind, shapes,
+//                hyper-parameters, weight / bias / output formats) and, for every tensor, where
+//                its bytes lie in the blob, how many, how many elements and their CRC-32;
+//   <name>.bin   the blob: each tensor as the element codes of its format (F::bits each) followed
+//                by its block headers (F::scale_bits each), both packed least-significant bit
+//                first, tensors back to back: exactly what qnas::encode<F> produces.
+//
+// `load_model` reads both back into an nn::sequential whose inference outputs equal the exported
+// network's bit for bit: decoding gives quantize(w) exactly (format law 3), and the loaded layer
+// quantizes it again to the same values (law 1). docs/export.md describes the file format field
+// by field, so other tools can read it without this header.
+//
+// Formats are types, so a file names them and the reader needs to know them: a format_registry
+// lists the formats a program can write and read (`format_registry::of<int8, msfp12>()`; float32
+// is always known). Batch norm is exported as it runs in inference (float32 gamma, beta and running
+// statistics); call fold_batch_norm first to deploy folded weights instead.
+#pragma once
+
+#include <bit>
+#include <cerrno>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <zlib.h>
+
+#include "qnas/core/diagnostics.hpp"
+#include "qnas/formats/ops.hpp"
+#include "qnas/formats/quantizer.hpp"
+#include "qnas/io/atomic_file.hpp"
+#include "qnas/io/json.hpp"
+#include "qnas/nn/activations.hpp"
+#include "qnas/nn/batch_norm.hpp"
+#include "qnas/nn/conv2d.hpp"
+#include "qnas/nn/dense.hpp"
+#include "qnas/nn/pooling.hpp"
+#include "qnas/nn/residual.hpp"
+#include "qnas/nn/sequential.hpp"
+
+namespace qnas::nn {
+
+/// The "format" member of a model manifest.
+inline constexpr std::string_view model_format = "qnas.model";
+/// The manifest version this library writes and reads; another version is refused.
+inline constexpr int model_format_version = 1;
+
+/// One number format as a value: its name and traits, the quantizer a loaded layer runs, and
+/// the functions that pack and unpack a whole tensor blocked along its last axis.
+struct format_codec {
+  std::string name = "float32";
+  format_info info = float32_info;
+  quantizer q{};
+  /// The value of every code of a scalar format of at most 8 bits (F::decode_one), so that a
+  /// reader of the file needs no knowledge of the format; empty otherwise.
+  std::vector<float> code_values;
+  /// Element codes (row-major) and block headers of `x`, as qnas::encode<F>(x) packs them.
+  void (*encode)(const xt::xarray<float>& x, std::vector<std::uint8_t>& codes, std::vector<std::uint8_t>& headers) = nullptr;
+  /// The tensor of `shape` those bytes hold (their counts have been checked by the caller).
+  xt::xarray<float> (*decode)(const std::vector<std::size_t>& shape, std::vector<std::uint8_t> codes,
+                              std::vector<std::uint8_t> headers) = nullptr;
+};
+
+namespace detail {
+
+// float32 is stored as its IEEE-754 bit patterns, 32-bit codes packed least-significant bit
+// first like every other format, i.e. little-endian bytes on any host.
+inline void encode_float32(const xt::xarray<float>& x, std::vector<std::uint8_t>& codes, std::vector<std::uint8_t>& headers) {
+  codes.resize(4 * x.size());
+  headers.clear();
+  const float* p = x.data();
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const auto u = std::bit_cast<std::uint32_t>(p[i]);
+    for (std::size_t b = 0; b < 4; ++b) codes[4 * i + b] = static_cast<std::uint8_t>(u >> (8 * b));
+  }
+}
+inline xt::xarray<float> decode_float32(const std::vector<std::size_t>& shape, std::vector<std::uint8_t> codes,
+                                        std::vector<std::uint8_t>) {
+  xt::xarray<float> out = xt::empty<float>(shape);
+  float* q = out.data();
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    std::uint32_t u = 0;
+    for (std::size_t b = 0; b < 4; ++b) u |= static_cast<std::uint32_t>(codes[4 * i + b]) << (8 * b);
+    q[i] = std::bit_cast<float>(u);
+  }
+  return out;
+}
+
+template <number_format F>
+void encode_as(const xt::xarray<float>& x, std::vector<std::uint8_t>& codes, std::vector<std::uint8_t>& headers) {
+  encoded<F> e = qnas::encode<F>(x, last_axis);
+  codes = std::move(e.codes);
+  headers = std::move(e.headers);
+}
+template <number_format F>
+xt::xarray<float> decode_as(const std::vector<std::size_t>& shape, std::vector<std::uint8_t> codes,
+                            std::vector<std::uint8_t> headers) {
+  encoded<F> e;
+  e.shape = shape;
+  e.axis = shape.empty() ? 0 : shape.size() - 1;
+  e.codes = std::move(codes);
+  e.headers = std::move(headers);
+  return qnas::decode(e);
+}
+
+inline std::uint32_t crc32_bytes(const std::uint8_t* p, std::size_t n) {
+  uLong c = ::crc32(0L, Z_NULL, 0);
+  while (n > 0) {  // zlib takes uInt lengths
+    const auto k = static_cast<uInt>(std::min<std::size_t>(n, 1u << 30));
+    c = ::crc32(c, reinterpret_cast<const Bytef*>(p), k);
+    p += k;
+    n -= k;
+  }
+  return static_cast<std::uint32_t>(c);
+}
+
+/// Bytes of the element codes of `elements` values of format `f`.
+inline std::size_t code_bytes_of(const format_info& f, std::size_t elements) {
+  return (elements * static_cast<std::size_t>(f.bits) + 7) / 8;
+}
+/// Bytes of the block headers of a tensor of `shape` blocked along its last axis (0 for scalar
+/// formats): every row along the last axis is cut into ceil(len / block_size) blocks.
+inline std::size_t header_bytes_of(const format_info& f, const std::vector<std::size_t>& shape) {
+  if (f.block_size <= 1 || f.scale_bits == 0 || shape.empty()) return 0;
+  std::size_t rows = 1;
+  for (std::size_t d = 0; d + 1 < shape.size(); ++d) rows *= shape[d];
+  const auto b = static_cast<std::size_t>(f.block_size);
+  const std::size_t blocks = rows * ((shape.back() + b - 1) / b);
+  return (blocks * static_cast<std::size_t>(f.scale_bits) + 7) / 8;
+}
+
+inline std::string shape_text(const std::vector<std::size_t>& s) {
+  std::string t = "[";
+  for (std::size_t i = 0; i < s.size(); ++i) t += (i ? "," : "") + std::to_string(s[i]);
+  return t + "]";
+}
+
+}  // namespace detail
+
+/// The formats a program exports and loads, by name. float32 (unquantized) is always present.
+///
+///     auto formats = nn::format_registry::of<fixed_point<8, 1>, ternary<-2, 0.125>, msfp12>();
+///
+/// Names are the formats' full names (F::name()), which include every parameter, so a manifest
+/// written by one program reads in another that registers the same format types.
+class format_registry {
+ public:
+  format_registry() {
+    format_codec f32;
+    f32.encode = &detail::encode_float32;
+    f32.decode = &detail::decode_float32;
+    codecs_.push_back(std::move(f32));
+  }
+
+  /// Adds format F (adding it twice is harmless; another type with the same name is refused).
+  template <number_format F>
+  format_registry& add() {
+    static_assert(!F::rounding::needs_engine,
+                  "qnas::nn::format_registry::add<F>: F rounds stochastically; an exported model must compute the "
+                  "same outputs on every run, so its formats must round deterministically");
+    format_codec c;
+    c.name = F::name();
+    c.info = info_of<F>();
+    c.q = quantizer::of<F>();
+    c.encode = &detail::encode_as<F>;
+    c.decode = &detail::decode_as<F>;
+    if constexpr (scalar_format<F> && F::bits <= 8)
+      for (std::uint32_t code = 0; code < (1u << F::bits); ++code) c.code_values.push_back(F::decode_one(code));
+    if (const format_codec* e = find(c.name)) {
+      if (e->q == c.q) return *this;
+      throw invalid_argument("qnas::nn::format_registry::add",
+                             qnas::detail::cat("two different format types are named '", c.name, "'"));
+    }
+    codecs_.push_back(std::move(c));
+    return *this;
+  }
+  /// A registry holding float32 and Fs...
+  template <number_format... Fs>
+  static format_registry of() {
+    format_registry r;
+    (r.add<Fs>(), ...);
+    return r;
+  }
+
+  /// The codec named `name`, or nullptr.
+  [[nodiscard]] const format_codec* find(std::string_view name) const {
+    for (const auto& c : codecs_)
+      if (c.name == name) return &c;
+    return nullptr;
+  }
+  [[nodiscard]] std::size_t size() const noexcept { return codecs_.size(); }
+  /// The registered names, comma-separated (for messages).
+  [[nodiscard]] std::string names() const {
+    std::string s;
+    for (const auto& c : codecs_) s += (s.empty() ? "" : ", ") + c.name;
+    return s;
+  }
+
+ private:
+  std::vector<format_codec> codecs_;
+};
+
+/// What export_model wrote.
+struct export_summary {
+  std::filesystem::path manifest, blob;
+  std::size_t manifest_bytes = 0;
+  std::size_t blob_bytes = 0;
+  std::size_t tensors = 0;
+  std::size_t elements = 0;       ///< scalars in all tensors (weights, biases, batch-norm statistics)
+  std::size_t float32_bytes = 0;  ///< what the same tensors take as float32: 4 * elements
+};
+
+namespace detail {
+
+using json = nlohmann::json;
+
+inline json shape_json(const tensor_shape& s) {
+  if (s.rank == 1) return json::array({s.c});
+  return json::array({s.h, s.w, s.c});
+}
+
+/// Padding is not stored by the layers; it is whichever of same / valid gives their geometry
+/// (when both do, they compute the same thing).
+inline padding padding_of(const window_geometry& g) {
+  const window_geometry s = window_geometry::of(image(g.in_h, g.in_w, g.channels), g.kernel_h, g.stride, padding::same);
+  return s.out_h == g.out_h && s.out_w == g.out_w && s.pad_top == g.pad_top && s.pad_left == g.pad_left
+             ? padding::same
+             : padding::valid;
+}
+
+inline json format_json(const format_codec& c) {
+  json j = {{"family", to_string(c.info.family)},
+            {"bits", c.info.bits},
+            {"block_size", c.info.block_size},
+            {"scale_bits", c.info.scale_bits},
+            {"min_value", c.info.min_value},
+            {"max_value", c.info.max_value}};
+  if (!c.code_values.empty()) {
+    json v = json::array();
+    for (float x : c.code_values)  // JSON has no NaN or infinities: they are written as strings
+      v.push_back(std::isnan(x) ? json("nan") : std::isinf(x) ? json(x > 0 ? "inf" : "-inf") : json(x));
+    j["code_values"] = std::move(v);
+  }
+  return j;
+}
+
+class model_writer {
+ public:
+  model_writer(const format_registry& formats, export_summary& sum) : formats_(formats), sum_(sum) {}
+
+  /// The entries of net's layers; `list` names the array in messages ("layers", "layers[5].body").
+  json layers(sequential& net, const std::string& list) {
+    json out = json::array();
+    for (std::size_t i = 0; i < net.size(); ++i)
+      out.push_back(layer_entry(net[i], list + "[" + std::to_string(i) + "]"));
+    return out;
+  }
+
+  [[nodiscard]] const std::vector<std::uint8_t>& blob() const noexcept { return blob_; }
+
+  /// The registry's codec for q (recorded for the manifest's formats table).
+  const format_codec& codec_for(const quantizer& q, const std::string& what) {
+    const format_codec* c = formats_.find(q.name());
+    if (c == nullptr)
+      throw invalid_argument(where, qnas::detail::cat(what, ": format '", q.name(), "' is not in the format registry (it holds ",
+                                                      formats_.names(), ")",
+                                                      q.needs_engine()
+                                                          ? "; it rounds stochastically, and an exported model must "
+                                                            "compute the same outputs on every run"
+                                                          : "; add it with format_registry::add<F>()"));
+    if (!(c->q == q))
+      throw invalid_argument(where, qnas::detail::cat(what, ": the registry's format '", q.name(),
+                                                      "' is another type with the same name as the layer's"));
+    used_[c->name] = c;
+    return *c;
+  }
+
+  /// {name: description} of every format the written entries name.
+  [[nodiscard]] json formats_table() const {
+    json t = json::object();
+    for (const auto& [name, c] : used_) t[name] = format_json(*c);
+    return t;
+  }
+
+  static constexpr const char* where = "qnas::nn::export_model";
+
+ private:
+  json tensor(const xt::xarray<float>& x, const quantizer& q, const std::string& what) {
+    const format_codec& c = codec_for(q, what);
+    std::vector<std::uint8_t> codes, headers;
+    try {
+      c.encode(x, codes, headers);
+    } catch (const invalid_argument& e) {  // NaN in a format without a NaN code
+      throw invalid_argument(where, qnas::detail::cat(what, ": ", e.what()));
+    }
+    const std::size_t offset = blob_.size();
+    blob_.insert(blob_.end(), codes.begin(), codes.end());
+    blob_.insert(blob_.end(), headers.begin(), headers.end());
+    const std::size_t bytes = codes.size() + headers.size();
+    ++sum_.tensors;
+    sum_.elements += x.size();
+    return {{"format", c.name},
+            {"shape", std::vector<std::size_t>(x.shape().begin(), x.shape().end())},
+            {"elements", x.size()},
+            {"offset", offset},
+            {"bytes", bytes},
+            {"code_bytes", codes.size()},
+            {"header_bytes", headers.size()},
+            {"crc32", crc32_bytes(blob_.data() + offset, bytes)}};
+  }
+  json float_tensor(const std::vector<float>& v, const std::string& what) {
+    xt::xarray<float> x = xt::empty<float>({v.size()});
+    std::copy(v.begin(), v.end(), x.begin());
+    return tensor(x, quantizer{}, what);
+  }
+  static std::string named(const std::string& path, const nn::layer& l) { return path + " (" + l.kind() + ")"; }
+
+  void weighted(json& j, weighted_layer& l, const std::string& what) {
+    j["use_bias"] = l.has_bias();
+    j["weights"] = tensor(l.weights().value, l.weight_quantizer(), what + " weights");
+    if (l.has_bias()) j["bias"] = tensor(l.bias().value, l.bias_quantizer(), what + " bias");
+  }
+
+  json layer_entry(nn::layer& l, const std::string& path) {
+    const std::string what = named(path, l);
+    json j = {{"kind", l.kind()}, {"input_shape", shape_json(l.input_shape())}, {"output_shape", shape_json(l.output_shape())}};
+    if (auto* c = dynamic_cast<conv2d_layer*>(&l)) {
+      const window_geometry& g = c->geometry();
+      j["filters"] = c->filters();
+      j["kernel"] = g.kernel_h;
+      j["stride"] = g.stride;
+      j["padding"] = to_string(padding_of(g));
+      weighted(j, *c, what);
+    } else if (auto* d = dynamic_cast<depthwise_conv2d_layer*>(&l)) {
+      const window_geometry& g = d->geometry();
+      j["kernel"] = g.kernel_h;
+      j["stride"] = g.stride;
+      j["padding"] = to_string(padding_of(g));
+      weighted(j, *d, what);
+    } else if (auto* f = dynamic_cast<dense_layer*>(&l)) {
+      j["units"] = f->units();
+      weighted(j, *f, what);
+    } else if (auto* p = dynamic_cast<pool_layer*>(&l)) {
+      const window_geometry& g = p->geometry();
+      j["kernel"] = g.kernel_h;
+      j["stride"] = g.stride;
+      j["padding"] = to_string(padding_of(g));
+    } else if (auto* b = dynamic_cast<batch_norm_layer*>(&l)) {
+      j["epsilon"] = b->epsilon();
+      j["gamma"] = tensor(b->gamma().value, quantizer{}, what + " gamma");
+      j["beta"] = tensor(b->beta().value, quantizer{}, what + " beta");
+      j["running_mean"] = float_tensor(b->running_mean(), what + " running_mean");
+      j["running_var"] = float_tensor(b->running_var(), what + " running_var");
+    } else if (auto* r = dynamic_cast<residual_layer*>(&l)) {
+      j["body"] = layers(r->body(), path + ".body");
+    } else if (auto* s = dynamic_cast<sequential*>(&l)) {
+      j["body"] = layers(*s, path + ".body");
+    } else if (!(dynamic_cast<relu_layer*>(&l) || dynamic_cast<relu6_layer*>(&l) || dynamic_cast<swish_layer*>(&l) ||
+                 dynamic_cast<sigmoid_layer*>(&l) || dynamic_cast<softmax_layer*>(&l) ||
+                 dynamic_cast<flatten_layer*>(&l) || dynamic_cast<global_avg_pool_layer*>(&l))) {
+      throw invalid_argument(where, qnas::detail::cat(what, ": this layer kind cannot be exported (supported: conv2d, "
+                                                      "depthwise_conv2d, dense, max_pool, avg_pool, global_avg_pool, "
+                                                      "batch_norm, relu, relu6, swish, sigmoid, softmax, flatten, "
+                                                      "residual, sequential)"));
+    }
+    j["output_format"] = codec_for(l.output_quantizer(), what + " output").name;
+    return j;
+  }
+
+  const format_registry& formats_;
+  export_summary& sum_;
+  std::vector<std::uint8_t> blob_;
+  std::map<std::string, const format_codec*> used_;
+};
+
+}  // namespace detail
+
+/// Writes `net` to `manifest` (a .json path) and its blob next to it (same name, extension
+/// .bin), each atomically (io::write_file_atomic): the blob first, then the manifest, so a crash
+/// in between leaves the previous manifest, whose CRCs then refuse the new blob. Every format
+/// of the network (weights, biases, outputs) must be in `formats`.
+/// Throws qnas::invalid_argument naming the layer for an unsupported layer kind, a format
+/// missing from the registry, or NaN weights in a format without a NaN code; qnas::io_error
+/// when a file cannot be written.
+inline export_summary export_model(sequential& net, const std::filesystem::path& manifest, const format_registry& formats) {
+  constexpr const char* where = detail::model_writer::where;
+  if (manifest.extension() == ".bin")
+    throw invalid_argument(where, qnas::detail::cat("the manifest path '", manifest.string(),
+                                                    "' ends in .bin, the name of its blob; give a .json path"));
+  export_summary sum;
+  sum.manifest = manifest;
+  sum.blob = std::filesystem::path(manifest).replace_extension(".bin");
+  detail::model_writer w(formats, sum);
+  nlohmann::json layers = w.layers(net, "layers");
+  const std::string output_format = w.codec_for(net.output_quantizer(), "the network's output").name;
+  nlohmann::json j = {{"format", std::string(model_format)},
+                      {"version", model_format_version},
+                      {"blob", sum.blob.filename().string()},
+                      {"blob_bytes", w.blob().size()},
+                      {"input_shape", detail::shape_json(net.input_shape())},
+                      {"output_shape", detail::shape_json(net.output_shape())},
+                      {"output_format", output_format},
+                      {"formats", w.formats_table()},
+                      {"layers", std::move(layers)}};
+  const std::string text = j.dump(1) + "\n";
+  const auto& blob = w.blob();
+  io::write_file_atomic(sum.blob, std::string_view(reinterpret_cast<const char*>(blob.data()), blob.size()));
+  io::write_file_atomic(manifest, text);
+  sum.manifest_bytes = text.size();
+  sum.blob_bytes = blob.size();
+  sum.float32_bytes = 4 * sum.elements;
+  return sum;
+}
+
+namespace detail {
+
+class model_reader {
+ public:
+  model_reader(const std::filesystem::path& manifest, const format_registry& formats)
+      : manifest_(manifest), formats_(formats), where_("qnas::nn::load_model('" + manifest.string() + "')") {}
+
+  std::unique_ptr<sequential> read() {
+    const std::string text = read_bytes(manifest_, "cannot open the manifest");
+    const json j = io::parse_json(text, manifest_.string());
+    if (!j.is_object() || !j.contains("format") || j.at("format") != std::string(model_format))
+      throw io_error(where_, qnas::detail::cat("not a qnas model manifest (no \"format\": \"", model_format, "\")"));
+    const int version = io::get_field<int>(j, "version", where_);
+    if (version != model_format_version)
+      throw io_error(where_, qnas::detail::cat("the manifest is version ", version,
+                                               " of the qnas model format; this library reads version ",
+                                               model_format_version));
+    blob_path_ = manifest_.parent_path() / io::get_field<std::string>(j, "blob", where_);
+    const std::string blob = read_bytes(blob_path_, "cannot open the blob '" + blob_path_.string() + "' that it names");
+    blob_.assign(blob.begin(), blob.end());
+    const auto declared = io::get_field<std::size_t>(j, "blob_bytes", where_);
+    if (blob_.size() != declared)
+      throw io_error(where_, qnas::detail::cat("the blob '", blob_path_.string(), "' has ", blob_.size(),
+                                               " bytes, the manifest says ", declared,
+                                               blob_.size() < declared ? " (truncated?)" : " (written by another export?)"));
+    formats_table_ = &io::get_member(j, "formats", where_);
+    if (!formats_table_->is_object())
+      throw io_error(where_, qnas::detail::cat("field 'formats' must be an object {name: format}, got ",
+                                               formats_table_->type_name()));
+    const tensor_shape in = shape(io::get_member(j, "input_shape", where_), "input_shape", where_);
+    auto net = std::make_unique<sequential>(in);
+    build(*net, io::get_member(j, "layers", where_), "layers");
+    const tensor_shape out = shape(io::get_member(j, "output_shape", where_), "output_shape", where_);
+    if (!(net->output_shape() == out))
+      throw io_error(where_, qnas::detail::cat("shape mismatch: the layers produce ", to_string(net->output_shape()),
+                                               ", the manifest's output_shape is ", to_string(out)));
+    net->set_output_quantizer(format(j, "output_format", "the network's output").q);
+    return net;
+  }
+
+ private:
+  std::string read_bytes(const std::filesystem::path& p, const std::string& what) const {
+    std::ifstream f(p, std::ios::binary);
+    if (!f) throw io_error(where_, qnas::detail::cat(what, ": ", io::detail::errno_text(errno)));
+    std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (f.bad()) throw io_error(where_, qnas::detail::cat(what, ": read error"));
+    return s;
+  }
+
+  /// [h, w, c] or [c], every entry > 0.
+  tensor_shape shape(const json& v, const std::string& key, const std::string& where) const {
+    if (!v.is_array() || (v.size() != 1 && v.size() != 3))
+      throw io_error(where, qnas::detail::cat("field '", key, "' must be [h, w, c] or [c], got ", v.dump()));
+    std::vector<std::size_t> d;
+    for (const auto& e : v) {
+      d.push_back(io::get_integer<std::size_t>(e, key, where));
+      if (d.back() == 0) throw io_error(where, qnas::detail::cat("field '", key, "' has a zero dimension: ", v.dump()));
+    }
+    return d.size() == 1 ? flat(d[0]) : image(d[0], d[1], d[2]);
+  }
+
+  /// The codec of the format that field `key` of entry `e` names, checked against the
+  /// manifest's formats table.
+  const format_codec& format(const json& e, const char* key, const std::string& what) const {
+    const std::string w = where_ + ": " + what;
+    const auto name = io::get_field<std::string>(e, key, w);
+    const auto it = formats_table_->find(name);
+    if (it == formats_table_->end())
+      throw io_error(where_, qnas::detail::cat(what, ": format '", name, "' is not in the manifest's formats table"));
+    const json& f = *it;
+    const format_codec* c = formats_.find(name);
+    if (c == nullptr)
+      throw io_error(where_, qnas::detail::cat(what, ": unknown format '", name, "' (the format registry holds ",
+                                               formats_.names(), "; add the format with format_registry::add<F>())"));
+    const std::pair<const char*, int> fields[] = {
+        {"bits", c->info.bits}, {"block_size", c->info.block_size}, {"scale_bits", c->info.scale_bits}};
+    for (const auto& [key, mine] : fields)
+      if (const int theirs = io::get_field<int>(f, key, w); theirs != mine)
+        throw io_error(where_, qnas::detail::cat(what, ": format '", name, "' has ", key, " ", theirs,
+                                                 " in the manifest but ", mine, " in this program"));
+    return *c;
+  }
+
+  /// Reads tensor entry `t`, which must have `expected` shape, and returns its decoded values
+  /// and format (the byte ranges and CRC are checked before anything is decoded).
+  std::pair<xt::xarray<float>, const format_codec*> tensor(const json& t, const std::vector<std::size_t>& expected,
+                                                           const std::string& what) const {
+    const std::string w = where_ + ": " + what;
+    const format_codec& c = format(t, "format", what);
+    const auto s = io::get_field<std::vector<json>>(t, "shape", w);
+    std::vector<std::size_t> got;
+    for (const auto& e : s) got.push_back(io::get_integer<std::size_t>(e, "shape", w));
+    if (got != expected)
+      throw io_error(where_, qnas::detail::cat(what, ": shape mismatch: the manifest's tensor is ", shape_text(got),
+                                               ", the layer needs ", shape_text(expected)));
+    std::size_t n = 1;
+    for (auto d : expected) n *= d;
+    if (const auto e = io::get_field<std::size_t>(t, "elements", w); e != n)
+      throw io_error(where_, qnas::detail::cat(what, ": elements is ", e, ", the shape ", shape_text(expected), " holds ", n));
+    const std::size_t code_bytes = code_bytes_of(c.info, n), header_bytes = header_bytes_of(c.info, expected);
+    const auto cb = io::get_field<std::size_t>(t, "code_bytes", w), hb = io::get_field<std::size_t>(t, "header_bytes", w);
+    const auto offset = io::get_field<std::size_t>(t, "offset", w), bytes = io::get_field<std::size_t>(t, "bytes", w);
+    if (cb != code_bytes || hb != header_bytes || bytes != cb + hb)
+      throw io_error(where_, qnas::detail::cat(what, ": ", n, " elements of ", c.name, " take ", code_bytes,
+                                               " code bytes and ", header_bytes, " header bytes, the manifest says ", cb,
+                                               " and ", hb, " (", bytes, " in all)"));
+    if (offset > blob_.size() || bytes > blob_.size() - offset)
+      throw io_error(where_, qnas::detail::cat(what, ": bytes [", offset, ", ", offset + bytes, ") lie beyond the end of the blob '",
+                                               blob_path_.string(), "' (", blob_.size(), " bytes)"));
+    const auto crc = io::get_field<std::uint32_t>(t, "crc32", w);
+    if (const std::uint32_t mine = crc32_bytes(blob_.data() + offset, bytes); mine != crc)
+      throw io_error(where_, qnas::detail::cat(what, ": CRC-32 of bytes [", offset, ", ", offset + bytes, ") of the blob is ", mine,
+                                               ", the manifest says ", crc, " (corrupt blob, or one from another export)"));
+    const auto first = blob_.begin() + static_cast<std::ptrdiff_t>(offset);
+    std::vector<std::uint8_t> codes(first, first + static_cast<std::ptrdiff_t>(cb));
+    std::vector<std::uint8_t> headers(first + static_cast<std::ptrdiff_t>(cb), first + static_cast<std::ptrdiff_t>(bytes));
+    return {c.decode(expected, std::move(codes), std::move(headers)), &c};
+  }
+
+  static std::vector<std::size_t> dims(const xt::xarray<float>& a) { return {a.shape().begin(), a.shape().end()}; }
+
+  /// Fills a weighted layer's parameters from the entry; the layer was built with float32
+  /// quantizers and gets the manifest's ones.
+  void weighted(weighted_layer& l, const json& j, bool use_bias, const std::string& what) const {
+    const std::string w = where_ + ": " + what;
+    auto [wv, wf] = tensor(io::get_member(j, "weights", w), dims(l.weights().value), what + " weights");
+    l.weights().value = std::move(wv);
+    l.set_weight_quantizer(wf->q);
+    if (use_bias) {
+      auto [bv, bf] = tensor(io::get_member(j, "bias", w), dims(l.bias().value), what + " bias");
+      l.bias().value = std::move(bv);
+      l.set_bias_quantizer(bf->q);
+    } else if (j.contains("bias")) {
+      throw io_error(where_, what + ": has a bias tensor but use_bias is false");
+    }
+  }
+
+  /// The expected weight count of a layer, refused before the layer allocates it when the blob
+  /// could not hold that many elements (a corrupt hyper-parameter would otherwise allocate
+  /// whatever it says).
+  void check_fits(std::size_t a, std::size_t b, std::size_t c, std::size_t d, const std::string& what) const {
+    const std::size_t limit = 8 * blob_.size();  // an element takes at least one bit
+    std::size_t n = 1;
+    for (std::size_t f : {a, b, c, d}) {
+      if (f != 0 && n > limit / f) n = limit + 1;
+      else n *= f;
+    }
+    if (n > limit)
+      throw io_error(where_, qnas::detail::cat(what, ": shape mismatch: the hyper-parameters ask for more weights than the ",
+                                               blob_.size(), "-byte blob can hold"));
+  }
+
+  template <class F>
+  auto guarded(const std::string& what, F&& make) const {
+    try {
+      return make();
+    } catch (const invalid_argument& e) {  // a layer constructor refusing the hyper-parameters
+      throw io_error(where_, qnas::detail::cat(what, ": ", e.what()));
+    }
+  }
+
+  /// Appends the layers of array `layers` (named `list` in messages) to net.
+  void build(sequential& net, const json& layers, const std::string& list) {
+    if (!layers.is_array()) throw io_error(where_, qnas::detail::cat(list, " must be an array, got ", layers.type_name()));
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      const json& j = layers[i];
+      const std::string at = list + "[" + std::to_string(i) + "]";
+      const auto kind = io::get_field<std::string>(j, "kind", where_ + ": " + at);
+      const std::string what = at + " (" + kind + ")";
+      const std::string w = where_ + ": " + what;
+      const tensor_shape in = shape(io::get_member(j, "input_shape", w), "input_shape", w);
+      if (!(in == net.output_shape()))
+        throw io_error(where_, qnas::detail::cat(what, ": shape mismatch: its input_shape is ", to_string(in),
+                                                 " but the layers before it produce ", to_string(net.output_shape())));
+      std::unique_ptr<nn::layer> l = make(j, kind, in, what, at);
+      const tensor_shape out = shape(io::get_member(j, "output_shape", w), "output_shape", w);
+      if (!(l->output_shape() == out))
+        throw io_error(where_, qnas::detail::cat(what, ": shape mismatch: the layer produces ", to_string(l->output_shape()),
+                                                 ", the manifest's output_shape is ", to_string(out)));
+      l->set_output_quantizer(format(j, "output_format", what + " output").q);
+      net.add(std::move(l));
+    }
+  }
+
+  padding padding_field(const json& j, const std::string& w) const {
+    const auto p = io::get_field<std::string>(j, "padding", w);
+    if (p == "same") return padding::same;
+    if (p == "valid") return padding::valid;
+    throw io_error(w, qnas::detail::cat("field 'padding' is '", p, "'; expected \"same\" or \"valid\""));
+  }
+
+  std::unique_ptr<nn::layer> make(const json& j, const std::string& kind, tensor_shape in, const std::string& what,
+                                  const std::string& at) {
+    const std::string w = where_ + ": " + what;
+    auto field = [&](const char* key) { return io::get_field<std::size_t>(j, key, w); };
+    if (kind == "conv2d" || kind == "depthwise_conv2d") {
+      const std::size_t k = field("kernel"), s = field("stride");
+      const padding p = padding_field(j, w);
+      const bool bias = io::get_field<bool>(j, "use_bias", w);
+      if (kind == "conv2d") {
+        const std::size_t filters = field("filters");
+        check_fits(k, k, in.c, filters, what);
+        auto l = guarded(what, [&] { return std::make_unique<conv2d_layer>(in, filters, k, s, p, layer_formats{}, bias); });
+        weighted(*l, j, bias, what);
+        return l;
+      }
+      check_fits(k, k, in.c, 1, what);
+      auto l = guarded(what, [&] { return std::make_unique<depthwise_conv2d_layer>(in, k, s, p, layer_formats{}, bias); });
+      weighted(*l, j, bias, what);
+      return l;
+    }
+    if (kind == "dense") {
+      const std::size_t units = field("units");
+      const bool bias = io::get_field<bool>(j, "use_bias", w);
+      check_fits(in.size(), units, 1, 1, what);
+      auto l = guarded(what, [&] { return std::make_unique<dense_layer>(in, units, layer_formats{}, bias); });
+      weighted(*l, j, bias, what);
+      return l;
+    }
+    if (kind == "max_pool" || kind == "avg_pool") {
+      const std::size_t k = field("kernel"), s = field("stride");
+      const padding p = padding_field(j, w);
+      const auto m = kind == "max_pool" ? pool_layer::mode::max : pool_layer::mode::average;
+      return guarded(what, [&] { return std::make_unique<pool_layer>(in, m, k, s, p); });
+    }
+    if (kind == "batch_norm") {
+      const auto eps = io::get_field<float>(j, "epsilon", w);
+      auto l = guarded(what, [&] { return std::make_unique<batch_norm_layer>(in, 0.9f, eps); });
+      const std::vector<std::size_t> c{in.c};
+      l->gamma().value = tensor(io::get_member(j, "gamma", w), c, what + " gamma").first;
+      l->beta().value = tensor(io::get_member(j, "beta", w), c, what + " beta").first;
+      const auto mean = tensor(io::get_member(j, "running_mean", w), c, what + " running_mean").first;
+      const auto var = tensor(io::get_member(j, "running_var", w), c, what + " running_var").first;
+      l->running_mean().assign(mean.begin(), mean.end());
+      l->running_var().assign(var.begin(), var.end());
+      return l;
+    }
+    if (kind == "residual") {
+      auto body = std::make_unique<sequential>(in);
+      build(*body, io::get_member(j, "body", w), at + ".body");
+      return guarded(what, [&] { return std::make_unique<residual_layer>(std::move(body)); });
+    }
+    if (kind == "sequential") {
+      auto body = std::make_unique<sequential>(in);
+      build(*body, io::get_member(j, "body", w), at + ".body");
+      return body;
+    }
+    return guarded(what, [&]() -> std::unique_ptr<nn::layer> {
+      if (kind == "relu") return std::make_unique<relu_layer>(in);
+      if (kind == "relu6") return std::make_unique<relu6_layer>(in);
+      if (kind == "swish") return std::make_unique<swish_layer>(in);
+      if (kind == "sigmoid") return std::make_unique<sigmoid_layer>(in);
+      if (kind == "softmax") return std::make_unique<softmax_layer>(in);
+      if (kind == "flatten") return std::make_unique<flatten_layer>(in);
+      if (kind == "global_avg_pool") return std::make_unique<global_avg_pool_layer>(in);
+      throw io_error(where_, qnas::detail::cat(what, ": unknown layer kind '", kind, "'"));
+    });
+  }
+
+  std::filesystem::path manifest_, blob_path_;
+  const format_registry& formats_;
+  std::string where_;
+  std::vector<std::uint8_t> blob_;
+  const json* formats_table_ = nullptr;
+};
+
+}  // namespace detail
+
+/// Reads a model written by export_model: the manifest at `manifest` and the blob it names
+/// (relative to the manifest's folder). Every format the manifest names must be in `formats`.
+/// The network runs inference (forward(x, false)) with the exported network's outputs, bit for
+/// bit; it can be trained further, but its float master weights are the quantized ones.
+/// Throws qnas::io_error "qnas::nn::load_model('<manifest>'): <what and where>" for a missing
+/// or unreadable file, malformed JSON or fields, another format version, a blob of the wrong
+/// size, a CRC mismatch, an unknown format name or layer kind, and shapes that do not chain or
+/// do not match the layers' hyper-parameters (docs/bad_input.md lists the messages).
+inline std::unique_ptr<sequential> load_model(const std::filesystem::path& manifest, const format_registry& formats) {
+  return detail::model_reader(manifest, formats).read();
+}
+
+}  // namespace qnas::nn
