@@ -50,6 +50,8 @@
 #include <iostream>
 #include <string>
 
+#include "search_cli.hpp"
+
 using namespace qnas;
 namespace qs = qnas::search;
 namespace en = qnas::energy;
@@ -114,65 +116,6 @@ std::unique_ptr<nn::sequential> build(const candidate& c) {
   return net;
 }
 
-struct settings {
-  std::string strategy = "evolution";
-  bool block = false;
-  bool full = false;
-  std::filesystem::path mnist;
-  std::filesystem::path out = "autoqkeras_out";
-  std::size_t trials = 0, epochs = 0, threads = 2;
-  std::uint64_t seed = 1;
-};
-
-[[noreturn]] void usage(const std::string& why) {
-  std::cerr << "07_autoqkeras_search: " << why
-            << "\nusage: 07_autoqkeras_search [--strategy random|evolution|reinforce] [--block] [--mnist DIR]\n"
-               "                            [--out DIR] [--full] [--trials N] [--epochs N] [--threads N] [--seed N]\n";
-  std::exit(2);
-}
-
-settings parse(int argc, char** argv) {
-  settings s;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage(a + " needs a value");
-      return argv[++i];
-    };
-    auto number = [&]() -> std::size_t {
-      const std::string v = value();
-      char* end = nullptr;
-      const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0' || n == 0) usage(a + " needs a positive integer, got '" + v + "'");
-      return static_cast<std::size_t>(n);
-    };
-    if (a == "--strategy") {
-      s.strategy = value();
-      if (s.strategy != "random" && s.strategy != "evolution" && s.strategy != "reinforce")
-        usage("unknown strategy '" + s.strategy + "'");
-    } else if (a == "--block") {
-      s.block = true;
-    } else if (a == "--full") {
-      s.full = true;
-    } else if (a == "--mnist") {
-      s.mnist = value();
-    } else if (a == "--out") {
-      s.out = value();
-    } else if (a == "--trials") {
-      s.trials = number();
-    } else if (a == "--epochs") {
-      s.epochs = number();
-    } else if (a == "--threads") {
-      s.threads = number();
-    } else if (a == "--seed") {
-      s.seed = number();
-    } else {
-      usage("unknown argument '" + a + "'");
-    }
-  }
-  return s;
-}
-
 /// The strategy named on the command line over (a sub-space of) the search space.
 qs::any_strategy make_strategy(const std::string& name, const space_description& sp, std::uint64_t seed, bool full) {
   if (name == "random") return qs::random_search(sp, {.deduplicate = true}, seed);
@@ -223,7 +166,20 @@ struct trial_printer {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const settings set = parse(argc, argv);
+  std::string strategy_name = "evolution";
+  bool block = false;
+  const auto set = qnas::examples::parse_search_cli(
+      argc, argv, "07_autoqkeras_search",
+      "07_autoqkeras_search [--strategy random|evolution|reinforce] [--block] [--mnist DIR]\n"
+      "                            [--out DIR] [--full] [--trials N] [--epochs N] [--threads N] [--seed N]",
+      "autoqkeras_out", [&](const std::string& a, const qnas::examples::cli_value& value) {
+        if (a == "--block") return block = true;
+        if (a != "--strategy") return false;
+        strategy_name = value();
+        return true;
+      });
+  if (strategy_name != "random" && strategy_name != "evolution" && strategy_name != "reinforce")
+    set.fail("unknown strategy '" + strategy_name + "'");
   const auto t_start = std::chrono::steady_clock::now();
   const std::size_t trials = set.trials ? set.trials : set.full ? 160 : 16;
   const std::size_t epochs = set.epochs ? set.epochs : set.full ? 2 : 1;
@@ -232,27 +188,15 @@ int main(int argc, char** argv) {
   if (set.threads > 1) nn::set_blas_threads(1);
 
   // ---- data -----------------------------------------------------------------------------------
-  std::filesystem::path mnist = set.mnist;
-  if (mnist.empty() && set.full) {
-    if (const char* shared = std::getenv("QNAS_SHARED_DATA"); shared && std::filesystem::exists(std::filesystem::path(shared) / "mnist"))
-      mnist = std::filesystem::path(shared) / "mnist";
-  }
+  const std::filesystem::path mnist = qnas::examples::find_mnist(set);
   // Full size (10,000 images split 8,000 / 2,000) on MNIST or with --full; 2,500 synthetic
   // images split 2,000 / 500 in the reduced default.
   const bool full_size = set.full || !mnist.empty();
-  data::dataset all;
-  std::string source;
-  if (!mnist.empty()) {
-    all = data::load_mnist_test(mnist);
-    source = "MNIST test set (" + mnist.string() + ")";
-  } else {
-    all = data::make_synthetic({.size = full_size ? 10000u : 2500u, .seed = 7});
-    source = "synthetic images (qnas::data::make_synthetic)";
-  }
+  const auto [all, source] = qnas::examples::load_proxy_data(mnist, full_size ? 10000u : 2500u);
   auto parts = data::split(all, all.size() / 5, 11);
   std::cout << "data: " << source << ": " << parts.train.size() << " training / " << parts.validation.size()
             << " validation images; " << trials << " trials, " << epochs << " epoch(s) each, strategy "
-            << set.strategy << (set.block ? " (block by block)" : "") << ", " << set.threads << " thread(s)\n";
+            << strategy_name << (block ? " (block by block)" : "") << ", " << set.threads << " thread(s)\n";
 
   // ---- evaluator, reference ---------------------------------------------------------------------
   qs::train_evaluator_options eo;
@@ -286,10 +230,10 @@ int main(int argc, char** argv) {
   ro.constraints.at_most("energy_pj", ref_energy);  // only cheaper models are worth training
   const qs::forgiving_factor_score score{.reference = ref_energy, .delta_p = 8, .delta_n = 8, .rate = 2};
 
-  qs::any_strategy strategy = make_strategy(set.strategy, desc, set.seed, set.full);
-  if (set.block) {
+  qs::any_strategy strategy = make_strategy(strategy_name, desc, set.seed, set.full);
+  if (block) {
     auto blocks = make_blocks(ref_desc, eo.energy, trials, batch);
-    const std::string name = set.strategy;
+    const std::string name = strategy_name;
     const bool full = set.full;
     const std::uint64_t seed = set.seed;
     qs::block_schedule<qs::any_strategy> sched(desc, blocks, reference_candidate,

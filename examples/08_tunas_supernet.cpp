@@ -15,15 +15,21 @@
 //                              energy within +-10 % of its target and reports the retrained
 //                              accuracy beside random search given the same wall-clock time
 //   --out DIR                  where the JSONL logs and SVG plots go (default: current folder)
+//   --threads N                --full: (target, seed) runs in parallel (default 2); each run
+//                              and its random-search baseline share the machine alike, and each
+//                              uses one BLAS thread
 //
 // Exits non-zero when a check fails.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "qnas/data/dataset.hpp"
@@ -32,6 +38,7 @@
 #include "qnas/formats/fixed_point.hpp"
 #include "qnas/formats/po2.hpp"
 #include "qnas/formats/ternary.hpp"
+#include "qnas/nn/blas.hpp"
 #include "qnas/search/tunas.hpp"
 #include "qnas/train/optimizer.hpp"
 #include "qnas/train/trainer.hpp"
@@ -163,14 +170,16 @@ outcome random_search(const data::dataset& tr, const data::dataset& va, double t
 
 int main(int argc, char** argv) {
   bool full = false;
+  std::size_t threads = 2;
   std::filesystem::path mnist, out = ".";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--full") full = true;
     else if (a == "--mnist" && i + 1 < argc) mnist = argv[++i];
     else if (a == "--out" && i + 1 < argc) out = argv[++i];
+    else if (a == "--threads" && i + 1 < argc) threads = std::max<std::size_t>(1, std::stoul(argv[++i]));
     else {
-      std::cerr << "usage: 08_tunas_supernet [--full] [--mnist DIR] [--out DIR]\n";
+      std::cerr << "usage: 08_tunas_supernet [--full] [--mnist DIR] [--out DIR] [--threads N]\n";
       return 2;
     }
   }
@@ -218,28 +227,66 @@ int main(int argc, char** argv) {
     return failures ? 1 : 0;
   }
 
+  // The nine (target, seed) runs are independent: run them `threads` at a time, each with its
+  // own supernet, policy and random-search baseline; the random search gets the wall-clock time
+  // its TuNAS run took while sharing the machine the same way.
+  struct job {
+    double fraction;
+    std::uint64_t seed;
+    outcome tunas, random;
+  };
+  std::vector<job> jobs;
+  for (double fraction : {0.25, 0.50, 0.75})
+    for (std::uint64_t seed = 1; seed <= 3; ++seed) jobs.push_back({fraction, seed, {}, {}});
+  if (threads > 1) nn::set_blas_threads(1);
+  std::mutex print_mutex;
+  std::size_t next = 0;
+  auto worker = [&] {
+    for (;;) {
+      std::size_t k;
+      {
+        std::lock_guard lock(print_mutex);
+        if (next == jobs.size()) return;
+        k = next++;
+      }
+      job& jb = jobs[k];
+      const double target = jb.fraction * e_max;
+      const std::string tag = std::to_string(static_cast<int>(jb.fraction * 100)) + "_s" + std::to_string(jb.seed);
+      jb.tunas = tunas_search(parts.train, parts.validation, target, beta, jb.seed, s, out, tag);
+      jb.tunas.accuracy = retrain(probe, jb.tunas.arch, parts.train, parts.validation, s.retrain_epochs, jb.seed);
+      jb.random = random_search(parts.train, parts.validation, target, jb.seed, jb.tunas.search_s, s);
+      jb.random.accuracy = retrain(probe, jb.random.arch, parts.train, parts.validation, s.retrain_epochs, jb.seed);
+      std::lock_guard lock(print_mutex);
+      std::cout << "done: target " << 100 * jb.fraction << " %, seed " << jb.seed << " (" << k + 1 << " of "
+                << jobs.size() << ")" << std::endl;
+    }
+  };
+  const auto t_all = clock_type::now();
+  std::vector<std::thread> pool;
+  for (std::size_t i = 0; i < std::min(threads, jobs.size()); ++i) pool.emplace_back(worker);
+  for (auto& t : pool) t.join();
+
   std::cout << "target  seed  E/E0(tunas)  acc(tunas)  acc(random)  E/E0(random)  search s\n";
-  for (double fraction : {0.25, 0.50, 0.75}) {
-    const double target = fraction * e_max;
+  for (std::size_t f = 0; f < 3; ++f) {
     double mean_t = 0, mean_r = 0;
-    for (std::uint64_t seed = 1; seed <= 3; ++seed) {
-      const std::string tag = std::to_string(static_cast<int>(fraction * 100)) + "_s" + std::to_string(seed);
-      auto t = tunas_search(parts.train, parts.validation, target, beta, seed, s, out, tag);
-      t.accuracy = retrain(probe, t.arch, parts.train, parts.validation, s.retrain_epochs, seed);
-      auto r = random_search(parts.train, parts.validation, target, seed, t.search_s, s);
-      r.accuracy = retrain(probe, r.arch, parts.train, parts.validation, s.retrain_epochs, seed);
+    const double fraction = jobs[3 * f].fraction, target = fraction * e_max;
+    for (std::size_t k = 3 * f; k < 3 * f + 3; ++k) {
+      const auto& t = jobs[k].tunas;
+      const auto& r = jobs[k].random;
       mean_t += t.accuracy / 3;
       mean_r += r.accuracy / 3;
-      std::cout << std::setw(5) << 100 * fraction << "%  " << seed << "     " << std::setprecision(3) << t.energy / target
-                << "       " << std::setprecision(2) << 100 * t.accuracy << "       " << 100 * r.accuracy << "        "
-                << std::setprecision(3) << r.energy / target << "        " << std::setprecision(1) << t.search_s
-                << "\n  tunas:  " << to_string(t.arch, probe.space()) << "\n  random: " << to_string(r.arch, probe.space())
-                << std::endl;
+      std::cout << std::setw(5) << 100 * fraction << "%  " << jobs[k].seed << "     " << std::setprecision(3)
+                << t.energy / target << "       " << std::setprecision(2) << 100 * t.accuracy << "       "
+                << 100 * r.accuracy << "        " << std::setprecision(3) << r.energy / target << "        "
+                << std::setprecision(1) << t.search_s << "\n  tunas:  " << to_string(t.arch, probe.space())
+                << "\n  random: " << to_string(r.arch, probe.space()) << std::endl;
       check(std::abs(t.energy / target - 1) <= 0.10, "final energy within +-10 % of the target");
     }
     std::cout << std::setprecision(2) << "target " << 100 * fraction << " %: mean retrained accuracy tunas "
               << 100 * mean_t << " %, random search " << 100 * mean_r << " %\n";
     check(mean_t >= mean_r, "supernet search at least as accurate as random search at matched energy");
   }
+  std::cout << std::setprecision(1) << "wall time of the nine runs: " << seconds_since(t_all) / 60 << " min on "
+            << threads << " thread(s)\n";
   return failures ? 1 : 0;
 }

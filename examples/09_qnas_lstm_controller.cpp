@@ -73,6 +73,8 @@
 #include <string>
 #include <vector>
 
+#include "search_cli.hpp"
+
 using namespace qnas;
 namespace qs = qnas::search;
 namespace en = qnas::energy;
@@ -205,59 +207,6 @@ struct qnas_reward {
   double operator()(const qs::metrics& m) const { return m.at("accuracy") - hardware_penalty(m); }
 };
 
-// ---- command line -----------------------------------------------------------------------------------
-
-struct settings {
-  bool full = false;
-  std::filesystem::path mnist;
-  std::filesystem::path out = "qnas_lstm_out";
-  std::size_t trials = 0, epochs = 0, threads = 2;
-  std::uint64_t seed = 1;
-};
-
-[[noreturn]] void usage(const std::string& why) {
-  std::cerr << "09_qnas_lstm_controller: " << why
-            << "\nusage: 09_qnas_lstm_controller [--mnist DIR] [--out DIR] [--full] [--trials N] [--epochs N]\n"
-               "                               [--threads N] [--seed N]\n";
-  std::exit(2);
-}
-
-settings parse(int argc, char** argv) {
-  settings s;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage(a + " needs a value");
-      return argv[++i];
-    };
-    auto number = [&]() -> std::size_t {
-      const std::string v = value();
-      char* end = nullptr;
-      const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0' || n == 0) usage(a + " needs a positive integer, got '" + v + "'");
-      return static_cast<std::size_t>(n);
-    };
-    if (a == "--full") {
-      s.full = true;
-    } else if (a == "--mnist") {
-      s.mnist = value();
-    } else if (a == "--out") {
-      s.out = value();
-    } else if (a == "--trials") {
-      s.trials = number();
-    } else if (a == "--epochs") {
-      s.epochs = number();
-    } else if (a == "--threads") {
-      s.threads = number();
-    } else if (a == "--seed") {
-      s.seed = number();
-    } else {
-      usage("unknown argument '" + a + "'");
-    }
-  }
-  return s;
-}
-
 /// "2L 16/bfp<4,16>/bfp<5,16> 32/... | dense bfp<4,16> | 16x8 PEs, 32 KiB"
 std::string summary(const candidate& c, const space_description& desc) {
   const qnas_space s;
@@ -316,40 +265,26 @@ void plot_batches(const std::filesystem::path& file, const std::string& title, c
 }  // namespace
 
 int main(int argc, char** argv) {
-  const settings set = parse(argc, argv);
+  const auto set = qnas::examples::parse_search_cli(
+      argc, argv, "09_qnas_lstm_controller",
+      "09_qnas_lstm_controller [--mnist DIR] [--out DIR] [--full] [--trials N] [--epochs N] [--threads N] [--seed N]",
+      "qnas_lstm_out");
   const auto t_start = std::chrono::steady_clock::now();
   const std::size_t trials = set.trials ? set.trials : set.full ? 240 : 120;
   const std::size_t epochs = set.epochs ? set.epochs : 1;
   // Asks per runner batch, fixed so that --threads does not change the search (the runner's
   // trial sequence depends on the batch size only); the controller is told every reward.
   const std::size_t runner_batch = 4;
-#if defined(OPENBLAS_VERSION)
   // Parallelism is across trials; one BLAS thread each avoids oversubscribing the cores.
-  if (set.threads > 1) openblas_set_num_threads(1);
-#endif
+  if (set.threads > 1) nn::set_blas_threads(1);
 
   // ---- data -----------------------------------------------------------------------------------
-  std::filesystem::path mnist = set.mnist;
-  if (mnist.empty() && set.full) {
-    const char* shared = std::getenv("QNAS_SHARED_DATA");
-    mnist = shared && std::filesystem::exists(std::filesystem::path(shared) / "mnist")
-                ? std::filesystem::path(shared) / "mnist"
-                : std::filesystem::path("../shared/data/mnist");
-    if (!std::filesystem::exists(mnist))
-      usage("--full needs MNIST: not in $QNAS_SHARED_DATA/mnist nor " + mnist.string() + " (use --mnist DIR)");
-  }
-  data::dataset all;
-  std::string source;
-  std::size_t validation = 0, training = 0;
-  if (!mnist.empty()) {
-    all = data::load_mnist_test(mnist);
-    source = "MNIST test set (" + mnist.string() + ")";
-    validation = 2000, training = 8000;
-  } else {
-    all = data::make_synthetic({.size = 2000, .seed = 7});
-    source = "synthetic images (qnas::data::make_synthetic)";
-    validation = 500, training = 1500;
-  }
+  const std::filesystem::path mnist = qnas::examples::find_mnist(set);
+  if (set.full && mnist.empty())
+    set.fail("--full needs MNIST: not in $QNAS_SHARED_DATA/mnist nor ../shared/data/mnist (use --mnist DIR)");
+  const auto [all, source] = qnas::examples::load_proxy_data(mnist, 2000);
+  // MNIST: 8,000 training / 2,000 validation; synthetic: 1,500 / 500.
+  const std::size_t validation = mnist.empty() ? 500 : 2000, training = mnist.empty() ? 1500 : 8000;
   auto parts = data::split(all, validation, 11);
   parts.train = data::head(parts.train, std::min(training, parts.train.size()));
   std::cout << "data: " << source << ": " << parts.train.size() << " training / " << parts.validation.size()

@@ -1,0 +1,99 @@
+// The command line and the proxy-task data that the search examples (07, 09, 10) share.
+//
+// Every search example takes the same options: --mnist DIR, --out DIR, --full, --trials N,
+// --epochs N, --threads N, --seed N; an example adds its own through `extra`. Copying an example
+// into your project means copying this header with it (or replacing it with your own flags).
+#pragma once
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <string>
+
+#include <qnas/data/dataset.hpp>
+#include <qnas/data/idx.hpp>
+#include <qnas/data/synthetic.hpp>
+
+namespace qnas::examples {
+
+struct search_cli {
+  std::string program;           ///< the example's name, for messages
+  std::string usage;             ///< its usage line(s)
+  bool full = false;             ///< --full: the full claim's run
+  std::filesystem::path mnist;   ///< --mnist DIR (empty: not given)
+  std::filesystem::path out;     ///< --out DIR
+  std::size_t trials = 0;        ///< --trials N (0: the mode's default)
+  std::size_t epochs = 0;        ///< --epochs N (0: the mode's default)
+  std::size_t threads = 2;       ///< --threads N: candidates trained at once
+  std::uint64_t seed = 1;        ///< --seed N
+
+  /// Prints why, then the usage, and exits with status 2.
+  [[noreturn]] void fail(const std::string& why) const {
+    std::cerr << program << ": " << why << "\nusage: " << usage << "\n";
+    std::exit(2);
+  }
+};
+
+/// Reads the next value of the option being parsed (the option's name is in the message).
+using cli_value = std::function<std::string()>;
+
+/// Parses argv into a search_cli. `extra(option, value)` is offered every option the common set
+/// does not know and returns whether it took it; `value()` reads the option's argument.
+inline search_cli parse_search_cli(int argc, char** argv, std::string program, std::string usage,
+                                   std::filesystem::path default_out,
+                                   const std::function<bool(const std::string&, const cli_value&)>& extra = {}) {
+  search_cli s;
+  s.program = std::move(program);
+  s.usage = std::move(usage);
+  s.out = std::move(default_out);
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const cli_value value = [&]() -> std::string {
+      if (i + 1 >= argc) s.fail(a + " needs a value");
+      return argv[++i];
+    };
+    auto number = [&]() -> std::size_t {
+      const std::string v = value();
+      char* end = nullptr;
+      const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || n == 0) s.fail(a + " needs a positive integer, got '" + v + "'");
+      return static_cast<std::size_t>(n);
+    };
+    if (a == "--full") s.full = true;
+    else if (a == "--mnist") s.mnist = value();
+    else if (a == "--out") s.out = value();
+    else if (a == "--trials") s.trials = number();
+    else if (a == "--epochs") s.epochs = number();
+    else if (a == "--threads") s.threads = number();
+    else if (a == "--seed") s.seed = number();
+    else if (!extra || !extra(a, value)) s.fail("unknown argument '" + a + "'");
+  }
+  return s;
+}
+
+/// Where the MNIST test set is: --mnist DIR when given; with --full, $QNAS_SHARED_DATA/mnist or
+/// else ../shared/data/mnist when it exists; otherwise empty (the synthetic data set is used).
+inline std::filesystem::path find_mnist(const search_cli& s) {
+  if (!s.mnist.empty()) return s.mnist;
+  if (!s.full) return {};
+  if (const char* shared = std::getenv("QNAS_SHARED_DATA"); shared && std::filesystem::exists(std::filesystem::path(shared) / "mnist"))
+    return std::filesystem::path(shared) / "mnist";
+  if (std::filesystem::exists("../shared/data/mnist")) return "../shared/data/mnist";
+  return {};
+}
+
+/// The images of a proxy task and where they came from.
+struct proxy_data {
+  data::dataset all;
+  std::string source;
+};
+
+/// The MNIST test set from `mnist`, or `synthetic_size` synthetic images (seed 7) when it is empty.
+inline proxy_data load_proxy_data(const std::filesystem::path& mnist, std::size_t synthetic_size) {
+  if (!mnist.empty()) return {data::load_mnist_test(mnist), "MNIST test set (" + mnist.string() + ")"};
+  return {data::make_synthetic({.size = synthetic_size, .seed = 7}), "synthetic images (qnas::data::make_synthetic)"};
+}
+
+}  // namespace qnas::examples
