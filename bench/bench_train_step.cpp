@@ -109,6 +109,7 @@ int main(int argc, char** argv) {
     }
   }
   std::cout << "# blas core " << blas_core() << ", blas threads " << blas_threads() << std::endl;
+  if (const std::string advice = blas_advice(); !advice.empty()) std::cout << "# note: " << advice << std::endl;
   auto want = [&](const char* m) { return only.empty() || only == m; };
   std::vector<bench_case> cases;
   if (want("train_f32")) cases.push_back(make_case<reference_cnn>("train_f32", true));

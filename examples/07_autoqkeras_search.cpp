@@ -194,6 +194,7 @@ int main(int argc, char** argv) {
   const bool full_size = set.full || !mnist.empty();
   const auto [all, source] = qnas::examples::load_proxy_data(mnist, full_size ? 10000u : 2500u);
   auto parts = data::split(all, all.size() / 5, 11);
+  if (const std::string advice = nn::blas_advice(); !advice.empty()) std::cout << "note: " << advice << "\n";
   std::cout << "data: " << source << ": " << parts.train.size() << " training / " << parts.validation.size()
             << " validation images; " << trials << " trials, " << epochs << " epoch(s) each, strategy "
             << strategy_name << (block ? " (block by block)" : "") << ", " << set.threads << " thread(s)\n";

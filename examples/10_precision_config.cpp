@@ -255,6 +255,7 @@ int main(int argc, char** argv) {
   if (set.epochs) st->epochs = set.epochs;
   st->train = std::move(parts.train);
   st->validation = std::move(parts.validation);
+  if (const std::string advice = nn::blas_advice(); !advice.empty()) std::cout << "note: " << advice << "\n";
   std::cout << "data: " << source << ": " << st->train.size() << " training / " << st->validation.size()
             << " validation images; " << trials << " trials, " << set.threads << " thread(s), seed " << set.seed << "\n";
 

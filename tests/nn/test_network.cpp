@@ -249,6 +249,14 @@ TEST_CASE("the BLAS backend is the one qnas was configured with, and its thread 
   CHECK(core.rfind("OpenBLAS ", 0) == 0);
 #endif
   CHECK(core.find("unknown") == std::string::npos);
+  // The advice speaks exactly when OpenBLAS runs its generic kernels on a CPU with AVX2 or better.
+#if defined(__x86_64__) && !defined(QNAS_BLAS_BLIS)
+  const bool fallback_on_avx2 = core == "OpenBLAS Prescott" && __builtin_cpu_supports("avx2");
+  CHECK(blas_advice().empty() == !fallback_on_avx2);
+  if (fallback_on_avx2) CHECK(blas_advice().find("OPENBLAS_CORETYPE=") != std::string::npos);
+#else
+  CHECK(blas_advice().empty());
+#endif
   const int before = blas_threads();
   set_blas_threads(1);
   CHECK(blas_threads() == 1);

@@ -34,6 +34,24 @@ inline std::string blas_core() {
 #endif
 }
 
+/// Empty when the BLAS runs kernels that match the CPU; otherwise one line saying that it does
+/// not and what to do. OpenBLAS reports its generic "Prescott" kernels (SSE3) on CPUs it does
+/// not recognise, although they may have AVX2 or AVX-512: dense and conv layers then run 3 to 10
+/// times slower than they could. Programs print this once at start (the examples do).
+inline std::string blas_advice() {
+#if defined(OPENBLAS_VERSION) && !defined(QNAS_BLAS_BLIS) && (defined(__x86_64__) || defined(__i386__)) && \
+    (defined(__GNUC__) || defined(__clang__))
+  if (blas_core() != "OpenBLAS Prescott") return {};
+  if (__builtin_cpu_supports("avx512f"))
+    return "OpenBLAS runs its generic Prescott kernels on this AVX-512 CPU: set OPENBLAS_CORETYPE=SkylakeX before "
+           "the program starts, or configure qnas with -DQNAS_BLAS=BLIS";
+  if (__builtin_cpu_supports("avx2"))
+    return "OpenBLAS runs its generic Prescott kernels on this AVX2 CPU: set OPENBLAS_CORETYPE=Haswell before the "
+           "program starts, or configure qnas with -DQNAS_BLAS=BLIS";
+#endif
+  return {};
+}
+
 /// Threads the BLAS uses for one GEMM (OpenBLAS: OPENBLAS_NUM_THREADS; BLIS: BLIS_NUM_THREADS
 /// or OMP_NUM_THREADS, else 1).
 inline int blas_threads() {
