@@ -5,6 +5,7 @@
 #include "qnas/train/activation_store.hpp"
 #include "qnas/train/adaptive_compression.hpp"
 #include "qnas/train/callbacks.hpp"
+#include "qnas/train/compressed_training.hpp"
 #include "qnas/train/init.hpp"
 #include "qnas/train/loss.hpp"
 #include "qnas/train/lossless.hpp"

@@ -22,32 +22,50 @@ class elementwise_layer : public layer {
   }
 
  protected:
-  const xt::xarray<float>& forward_impl(const xt::xarray<float>& x, bool) override {
+  const xt::xarray<float>& forward_impl(const xt::xarray<float>& x, bool training) override {
     const std::size_t n = check_input(x);
-    x_ = &x;
+    x_ = saver_ != nullptr ? nullptr : &x;
     ensure_batch(y_, n, output_shape());
     const float* QNAS_RESTRICT xi = x.data();
     float* QNAS_RESTRICT y = y_.data();
     const std::size_t size = x.size();
     for (std::size_t i = 0; i < size; ++i) y[i] = Op::f(xi[i]);
+    save_input(x, training);
     return y_;
   }
   const xt::xarray<float>& backward_impl(const xt::xarray<float>& dy, bool need_dx) override {
     if (!need_dx) return empty_;
     ensure_batch(dx_, dy.shape()[0], input_shape());
+    const std::size_t size = dy.size();
+    const float* QNAS_RESTRICT g = dy.data();
+    float* QNAS_RESTRICT dx = dx_.data();
+    if (saver_ != nullptr) {
+      // The output is recomputed from the restored input, so neither buffer had to be kept.
+      restore_input(restored_);
+      const float* QNAS_RESTRICT xi = restored_.data();
+      for (std::size_t i = 0; i < size; ++i) dx[i] = Op::grad(xi[i], Op::f(xi[i]), g[i]);
+      if (memory_saving_) free_buffer(restored_);
+      return dx_;
+    }
     // Restrict-qualified so the loop vectorizes (the buffers are distinct by construction).
     const float* QNAS_RESTRICT xi = x_->data();
     const float* QNAS_RESTRICT y = y_.data();
-    const float* QNAS_RESTRICT g = dy.data();
-    float* QNAS_RESTRICT dx = dx_.data();
-    const std::size_t size = dy.size();
     for (std::size_t i = 0; i < size; ++i) dx[i] = Op::grad(xi[i], y[i], g[i]);
     return dx_;
   }
 
+ public:
+  [[nodiscard]] bool accepts_input_saver() const noexcept override { return true; }
+  [[nodiscard]] bool reads_input_in_backward() const noexcept override { return saver_ == nullptr; }
+  void release_input_grad() override { free_buffer(dx_); }
+
+ protected:
+  [[nodiscard]] bool reads_own_output() const noexcept override { return saver_ == nullptr; }
+  void release_output_impl() override { free_buffer(y_); }
+
  private:
   const xt::xarray<float>* x_ = nullptr;
-  xt::xarray<float> y_, dx_;
+  xt::xarray<float> y_, dx_, restored_;
 };
 
 struct relu_op {
@@ -139,6 +157,10 @@ class softmax_layer : public layer {
     return dx_;
   }
 
+ public:
+  [[nodiscard]] bool reads_input_in_backward() const noexcept override { return false; }
+  void release_input_grad() override { detail::free_buffer(dx_); }
+
  private:
   xt::xarray<float> y_, dx_;
 };
@@ -177,6 +199,14 @@ class flatten_layer : public layer {
     std::copy(dy.data(), dy.data() + dy.size(), dx_.data());
     return dx_;
   }
+
+ public:
+  [[nodiscard]] bool reads_input_in_backward() const noexcept override { return false; }
+  void release_input_grad() override { detail::free_buffer(dx_); }
+
+ protected:
+  [[nodiscard]] bool reads_own_output() const noexcept override { return false; }
+  void release_output_impl() override { detail::free_buffer(y_); }
 
  private:
   xt::xarray<float> y_, dx_;

@@ -95,6 +95,10 @@ class batch_norm_layer : public layer {
         xh[i] = (xi[i] - mean_[j]) * inv_std_[j];
         y[i] = g[j] * xh[i] + b[j];
       }
+    if (saver_ != nullptr && training) {  // the saver keeps the normalized input
+      save_input(xhat_, training);
+      if (memory_saving_) detail::free_buffer(xhat_);
+    }
     return y_;
   }
 
@@ -102,6 +106,7 @@ class batch_norm_layer : public layer {
   // Inference statistics are constants: dx = gamma * inv_std * dy.
   const xt::xarray<float>& backward_impl(const xt::xarray<float>& dy, bool need_dx) override {
     const std::size_t rows = dy.size() / c_;
+    if (saver_ != nullptr && training_) restore_input(xhat_);
     const float* g = dy.data();
     const float* xh = xhat_.data();
     std::fill(sum_dy_.begin(), sum_dy_.end(), 0.0f);
@@ -115,7 +120,11 @@ class batch_norm_layer : public layer {
       gamma_.grad.data()[j] += sum_dy_xhat_[j];
       beta_.grad.data()[j] += sum_dy_[j];
     }
-    if (!need_dx) return empty_;
+    const bool drop_xhat = saver_ != nullptr && training_ && memory_saving_;
+    if (!need_dx) {
+      if (drop_xhat) detail::free_buffer(xhat_);
+      return empty_;
+    }
     detail::ensure_shape(dx_, dy.shape());
     float* dx = dx_.data();
     const float* gm = gamma_.value.data();
@@ -128,8 +137,19 @@ class batch_norm_layer : public layer {
         else
           dx[i] = gm[j] * inv_std_[j] * g[i];
       }
+    if (drop_xhat) detail::free_buffer(xhat_);
     return dx_;
   }
+
+ public:
+  /// A saver keeps the normalized input (what backward needs) rather than the input itself.
+  [[nodiscard]] bool accepts_input_saver() const noexcept override { return true; }
+  [[nodiscard]] bool reads_input_in_backward() const noexcept override { return false; }
+  void release_input_grad() override { detail::free_buffer(dx_); }
+
+ protected:
+  [[nodiscard]] bool reads_own_output() const noexcept override { return false; }
+  void release_output_impl() override { detail::free_buffer(y_); }
 
  private:
   std::size_t c_;

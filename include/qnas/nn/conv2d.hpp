@@ -135,7 +135,7 @@ class conv2d_layer : public weighted_layer {
   }
 
  protected:
-  const xt::xarray<float>& forward_impl(const xt::xarray<float>& x, bool) override {
+  const xt::xarray<float>& forward_impl(const xt::xarray<float>& x, bool training) override {
     const std::size_t n = check_input(x);
     const std::size_t m = n * g_.out_h * g_.out_w;
     detail::ensure_batch(y_, n, output_shape());
@@ -153,17 +153,39 @@ class conv2d_layer : public weighted_layer {
       beta = 1.0f;
     }
     detail::gemm(false, false, m, filters_, patch(), 1.0f, cols_ptr_, wq(), beta, y_.data());
+    if (saver_ != nullptr) {
+      // The saver keeps the input (a fraction of the im2col matrix's size); backward rebuilds
+      // the matrix from what it restores.
+      save_input(x, training);
+      cols_ptr_ = nullptr;
+      if (memory_saving_) detail::free_buffer(cols_);
+    }
     return y_;
   }
 
   const xt::xarray<float>& backward_impl(const xt::xarray<float>& dy, bool need_dx) override {
     const std::size_t n = dy.shape()[0];
     const std::size_t m = n * g_.out_h * g_.out_w, k = patch();
+    if (saver_ != nullptr) {
+      restore_input(restored_);
+      if (g_.pointwise()) {
+        cols_ptr_ = restored_.data();
+      } else {
+        detail::ensure_shape(cols_, std::array<std::size_t, 2>{m, k});
+        detail::im2col(restored_.data(), n, g_, cols_.data());
+        cols_ptr_ = cols_.data();
+      }
+    }
     if (float* g = direct_weight_grad()) {
       detail::gemm(true, false, k, filters_, m, 1.0f, cols_ptr_, dy.data(), 1.0f, g);
     } else {
       detail::gemm(true, false, k, filters_, m, 1.0f, cols_ptr_, dy.data(), 0.0f, weight_grad_scratch());
       accumulate_weight_scratch();
+    }
+    if (memory_saving_) {  // the weight gradient was the last use of the im2col matrix
+      detail::free_buffer(cols_);
+      detail::free_buffer(restored_);
+      cols_ptr_ = nullptr;
     }
     if (use_bias_) {
       detail::ensure_shape(gb_, b_.value.shape());
@@ -179,9 +201,19 @@ class conv2d_layer : public weighted_layer {
       detail::ensure_shape(dcols_, std::array<std::size_t, 2>{m, k});
       detail::gemm(false, true, m, k, filters_, 1.0f, dy.data(), wq(), 0.0f, dcols_.data());
       detail::col2im(dcols_.data(), n, g_, dx_.data());
+      if (memory_saving_) detail::free_buffer(dcols_);
     }
     return dx_;
   }
+
+ public:
+  [[nodiscard]] bool accepts_input_saver() const noexcept override { return true; }
+  [[nodiscard]] bool reads_input_in_backward() const noexcept override { return g_.pointwise() && saver_ == nullptr; }
+  void release_input_grad() override { detail::free_buffer(dx_); }
+
+ protected:
+  [[nodiscard]] bool reads_own_output() const noexcept override { return false; }
+  void release_output_impl() override { detail::free_buffer(y_); }
 
  private:
   static tensor_shape out_shape(tensor_shape in, std::size_t filters, std::size_t k, std::size_t s, padding p) {
@@ -194,7 +226,7 @@ class conv2d_layer : public weighted_layer {
   std::size_t filters_;
   padding pad_;
   const float* cols_ptr_ = nullptr;
-  xt::xarray<float> y_, dx_, cols_, dcols_, gb_;
+  xt::xarray<float> y_, dx_, cols_, dcols_, gb_, restored_;
 };
 
 /// Run-time depthwise convolution (one k x k filter per channel, channel multiplier 1).
@@ -219,9 +251,9 @@ class depthwise_conv2d_layer : public weighted_layer {
   }
 
  protected:
-  const xt::xarray<float>& forward_impl(const xt::xarray<float>& x, bool) override {
+  const xt::xarray<float>& forward_impl(const xt::xarray<float>& x, bool training) override {
     const std::size_t n = check_input(x);
-    x_ = &x;
+    x_ = saver_ != nullptr ? nullptr : &x;
     detail::ensure_batch(y_, n, output_shape());
     quantize_params();
     const std::size_t c = g_.channels;
@@ -237,6 +269,7 @@ class depthwise_conv2d_layer : public weighted_layer {
       float* yo = y + out_off;
       for (std::size_t j = 0; j < c; ++j) yo[j] = bias ? bias[j] : 0.0f;
     });
+    save_input(x, training);
     return y_;
   }
 
@@ -252,8 +285,9 @@ class depthwise_conv2d_layer : public weighted_layer {
       detail::ensure_batch(dx_, n, input_shape());
       std::fill(dx_.begin(), dx_.end(), 0.0f);
     }
+    if (saver_ != nullptr) restore_input(restored_);
     const float* w = wq();
-    const float* x = x_->data();
+    const float* x = saver_ != nullptr ? restored_.data() : x_->data();
     const float* g = dy.data();
     float* dx = need_dx ? dx_.data() : nullptr;
     for_each_tap(n, [&](std::size_t out_off, std::size_t in_off, std::size_t w_off) {
@@ -274,8 +308,18 @@ class depthwise_conv2d_layer : public weighted_layer {
       detail::add_column_sums(g, n * g_.out_h * g_.out_w, c, gb_.data());
       accumulate_bias_grad(gb_.data());
     }
+    if (memory_saving_) detail::free_buffer(restored_);
     return need_dx ? dx_ : empty_;
   }
+
+ public:
+  [[nodiscard]] bool accepts_input_saver() const noexcept override { return true; }
+  [[nodiscard]] bool reads_input_in_backward() const noexcept override { return saver_ == nullptr; }
+  void release_input_grad() override { detail::free_buffer(dx_); }
+
+ protected:
+  [[nodiscard]] bool reads_own_output() const noexcept override { return false; }
+  void release_output_impl() override { detail::free_buffer(y_); }
 
  private:
   static tensor_shape out_shape(tensor_shape in, std::size_t k, std::size_t s, padding p) {
@@ -310,7 +354,7 @@ class depthwise_conv2d_layer : public weighted_layer {
   window_geometry g_;
   padding pad_;
   const xt::xarray<float>* x_ = nullptr;
-  xt::xarray<float> y_, dx_, gb_;
+  xt::xarray<float> y_, dx_, gb_, restored_;
 };
 
 namespace detail {

@@ -33,9 +33,9 @@ class dense_layer : public weighted_layer {
   }
 
  protected:
-  const xt::xarray<float>& forward_impl(const xt::xarray<float>& x, bool) override {
+  const xt::xarray<float>& forward_impl(const xt::xarray<float>& x, bool training) override {
     const std::size_t n = check_input(x);
-    x_ = &x;
+    x_ = saver_ != nullptr ? nullptr : &x;
     detail::ensure_batch(y_, n, output_shape());
     quantize_params();
     float beta = 0.0f;
@@ -44,17 +44,21 @@ class dense_layer : public weighted_layer {
       beta = 1.0f;
     }
     detail::gemm(false, false, n, units_, in_features_, 1.0f, x.data(), wq(), beta, y_.data());
+    save_input(x, training);
     return y_;
   }
 
   const xt::xarray<float>& backward_impl(const xt::xarray<float>& dy, bool need_dx) override {
     const std::size_t n = dy.shape()[0];
+    if (saver_ != nullptr) restore_input(restored_);
+    const float* x = saver_ != nullptr ? restored_.data() : x_->data();
     if (float* g = direct_weight_grad()) {
-      detail::gemm(true, false, in_features_, units_, n, 1.0f, x_->data(), dy.data(), 1.0f, g);
+      detail::gemm(true, false, in_features_, units_, n, 1.0f, x, dy.data(), 1.0f, g);
     } else {
-      detail::gemm(true, false, in_features_, units_, n, 1.0f, x_->data(), dy.data(), 0.0f, weight_grad_scratch());
+      detail::gemm(true, false, in_features_, units_, n, 1.0f, x, dy.data(), 0.0f, weight_grad_scratch());
       accumulate_weight_scratch();
     }
+    if (memory_saving_) detail::free_buffer(restored_);
     if (use_bias_) {
       detail::ensure_shape(gb_, b_.value.shape());
       std::fill(gb_.begin(), gb_.end(), 0.0f);
@@ -67,10 +71,19 @@ class dense_layer : public weighted_layer {
     return dx_;
   }
 
+ public:
+  [[nodiscard]] bool accepts_input_saver() const noexcept override { return true; }
+  [[nodiscard]] bool reads_input_in_backward() const noexcept override { return saver_ == nullptr; }
+  void release_input_grad() override { detail::free_buffer(dx_); }
+
+ protected:
+  [[nodiscard]] bool reads_own_output() const noexcept override { return false; }
+  void release_output_impl() override { detail::free_buffer(y_); }
+
  private:
   std::size_t in_features_, units_;
   const xt::xarray<float>* x_ = nullptr;
-  xt::xarray<float> y_, dx_, gb_;
+  xt::xarray<float> y_, dx_, gb_, restored_;
 };
 
 /// Compile-time dense layer: `dense<10>`; `dense<10, fixed_point<8, 1>, fixed_point<8, 3>>`

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <random>
 #include <span>
@@ -80,12 +81,31 @@ inline void ste_mask(const format_info& f, const float* pre, const float* g, flo
   const float lo = static_cast<float>(f.min_value), hi = static_cast<float>(f.max_value);
   for (std::size_t i = 0; i < n; ++i) out[i] = (pre[i] >= lo && pre[i] <= hi) ? g[i] : 0.0f;
 }
+/// Frees a buffer's storage (memory-saving training hands buffers back as soon as nothing needs them).
+inline void free_buffer(xt::xarray<float>& a) { a = xt::xarray<float>(); }
+
 inline void ste_mask_accumulate(const format_info& f, const float* pre, const float* g, float* acc, std::size_t n) {
   const float lo = static_cast<float>(f.min_value), hi = static_cast<float>(f.max_value);
   for (std::size_t i = 0; i < n; ++i) acc[i] += (pre[i] >= lo && pre[i] <= hi) ? g[i] : 0.0f;
 }
 
 }  // namespace detail
+
+/// Keeps an activation that a layer's backward pass needs, in whatever form the holder chooses:
+/// `train::activation_store` keeps it encoded in a narrow number format, optionally losslessly
+/// compressed. A layer given a saver (`layer::set_input_saver`) saves its input on every training
+/// forward pass and restores it at the start of backward, instead of holding the float input (or
+/// a copy derived from it, such as conv2d's im2col matrix); its gradients are then computed from
+/// the restored values.
+class activation_saver {
+ public:
+  virtual ~activation_saver() = default;
+  /// Keeps `x` (row-major, of `shape`) until the next save; `x` may be overwritten afterwards.
+  virtual void save(std::span<const float> x, std::span<const std::size_t> shape) = 0;
+  /// Writes what was saved (or the holder's approximation of it) into `out`, resizing it to the
+  /// saved shape when it differs.
+  virtual void restore(xt::xarray<float>& out) = 0;
+};
 
 /// A layer of a run-time network. Activations are row-major NHWC `[n, h, w, c]` (rank-4) or
 /// `[n, c]` (rank-2) xtensor arrays. Every layer owns its output and input-gradient buffers
@@ -111,8 +131,21 @@ class layer {
   const xt::xarray<float>& forward(const xt::xarray<float>& x, bool training) {
     const xt::xarray<float>& y = forward_impl(x, training);
     if (out_q_.is_identity()) return y;
-    y_pre_ = &y;
     detail::quantize_into(out_q_, y, yq_, engine_);
+    if (!memory_saving_) {
+      y_pre_ = &y;
+      return yq_;
+    }
+    // Memory saving: keep one bit per element (inside the format's range) for the clipped
+    // straight-through estimator instead of the float output before quantization.
+    y_pre_ = nullptr;
+    const format_info& f = out_q_.info();
+    const float lo = static_cast<float>(f.min_value), hi = static_cast<float>(f.max_value);
+    inside_.assign((y.size() + 63) / 64, 0);
+    const float* p = y.data();
+    for (std::size_t i = 0; i < y.size(); ++i)
+      if (p[i] >= lo && p[i] <= hi) inside_[i / 64] |= std::uint64_t{1} << (i % 64);
+    if (!reads_own_output()) release_output_impl();
     return yq_;
   }
   /// Deleted: the layer keeps a pointer to its input until backward, so a temporary (e.g. an
@@ -125,9 +158,55 @@ class layer {
   const xt::xarray<float>& backward(const xt::xarray<float>& dy, bool need_input_grad = true) {
     if (out_q_.is_identity()) return backward_impl(dy, need_input_grad);
     detail::ensure_shape(dyq_, dy.shape());
-    detail::ste_mask(out_q_.info(), y_pre_->data(), dy.data(), dyq_.data(), dy.size());
-    return backward_impl(dyq_, need_input_grad);
+    if (y_pre_ != nullptr) {
+      detail::ste_mask(out_q_.info(), y_pre_->data(), dy.data(), dyq_.data(), dy.size());
+    } else {
+      if (inside_.size() != (dy.size() + 63) / 64)
+        throw invalid_argument("qnas::nn::" + kind_ + "::backward", "no forward pass in training mode came first");
+      const float* g = dy.data();
+      float* out = dyq_.data();
+      for (std::size_t i = 0; i < dy.size(); ++i) out[i] = (inside_[i / 64] >> (i % 64)) & 1u ? g[i] : 0.0f;
+    }
+    const xt::xarray<float>& dx = backward_impl(dyq_, need_input_grad);
+    if (memory_saving_) detail::free_buffer(dyq_);
+    return dx;
   }
+
+  /// Memory-saving training (set by `sequential::set_memory_saving` on its layers): buffers are
+  /// freed as soon as nothing needs them, at the cost of allocating them again at every step.
+  virtual void set_memory_saving(bool on) { memory_saving_ = on; }
+  [[nodiscard]] bool memory_saving() const noexcept { return memory_saving_; }
+
+  /// Whether this layer kind can keep its input in an activation_saver: conv2d,
+  /// depthwise_conv2d, dense, the elementwise activations and batch norm (which saves its
+  /// normalized input) can. Layers whose backward needs nothing of their input (pooling,
+  /// flatten, softmax) need none.
+  [[nodiscard]] virtual bool accepts_input_saver() const noexcept { return false; }
+  /// Lends a saver for the input (null: keep float data, the default). The saver must outlive
+  /// the layer's use of it. Throws for a layer kind that cannot use one.
+  void set_input_saver(activation_saver* s) {
+    if (s != nullptr && !accepts_input_saver())
+      throw invalid_argument("qnas::nn::" + kind_ + "::set_input_saver", "this layer kind cannot keep its input in a saver");
+    saver_ = s;
+  }
+  [[nodiscard]] activation_saver* input_saver() const noexcept { return saver_; }
+
+  /// Whether backward reads the buffer that was passed to forward (so it must stay alive until
+  /// then). False when the layer saved the input, copied what it needs, or needs nothing of it.
+  [[nodiscard]] virtual bool reads_input_in_backward() const noexcept { return true; }
+  /// Whether backward reads the output buffer forward returned (with an output quantizer that
+  /// is the quantized copy, which backward never reads).
+  [[nodiscard]] virtual bool reads_output_in_backward() const noexcept {
+    return out_q_.is_identity() && reads_own_output();
+  }
+  /// Frees the output buffer until the next forward pass. sequential calls this in
+  /// memory-saving mode once no layer needs the buffer.
+  virtual void release_output() {
+    detail::free_buffer(yq_);
+    if (out_q_.is_identity() || (memory_saving_ && !reads_own_output())) release_output_impl();
+  }
+  /// Frees the input-gradient buffer until the next backward pass.
+  virtual void release_input_grad() {}
 
   /// Trainable parameters (owned by the layer; pointers stay valid for its lifetime).
   virtual std::vector<parameter*> parameters() { return {}; }
@@ -174,8 +253,24 @@ class layer {
   /// Composite layers (sequential) grow their output shape as layers are appended.
   void set_output_shape(tensor_shape s) noexcept { out_ = s; }
 
+  /// Whether backward_impl reads the buffer forward_impl returned (the float output before the
+  /// output quantizer). Conservative default: yes.
+  [[nodiscard]] virtual bool reads_own_output() const noexcept { return true; }
+  /// Frees the buffer forward_impl returns (no-op by default).
+  virtual void release_output_impl() {}
+
+  /// Saves the forward input through the saver in training (no-op without one).
+  void save_input(const xt::xarray<float>& x, bool training) {
+    if (saver_ != nullptr && training)
+      saver_->save(std::span<const float>(x.data(), x.size()), std::span<const std::size_t>(x.shape().data(), x.dimension()));
+  }
+  /// Restores the saved input into `out` for backward.
+  void restore_input(xt::xarray<float>& out) { saver_->restore(out); }
+
   quantizer::engine_type* engine_ = nullptr;
   xt::xarray<float> empty_{};  // returned by backward when no input gradient is wanted
+  activation_saver* saver_ = nullptr;
+  bool memory_saving_ = false;
 
  private:
   std::string kind_;
@@ -183,6 +278,7 @@ class layer {
   quantizer out_q_{};
   const xt::xarray<float>* y_pre_ = nullptr;
   xt::xarray<float> yq_, dyq_;
+  std::vector<std::uint64_t> inside_;  // memory saving: 1 bit per output, inside the format's range
 };
 
 /// A layer with a weight tensor and an optional bias, each fake-quantized on every forward pass.

@@ -93,6 +93,13 @@ class pool_layer : public layer {
         }
     return dx_;
   }
+ public:
+  [[nodiscard]] bool reads_input_in_backward() const noexcept override { return false; }
+  void release_input_grad() override { detail::free_buffer(dx_); }
+
+ protected:
+  [[nodiscard]] bool reads_own_output() const noexcept override { return false; }
+  void release_output_impl() override { detail::free_buffer(y_); }
 
  private:
   static tensor_shape out_shape(tensor_shape in, std::size_t k, std::size_t s, padding p) {
@@ -158,6 +165,14 @@ class global_avg_pool_layer : public layer {
     }
     return dx_;
   }
+
+ public:
+  [[nodiscard]] bool reads_input_in_backward() const noexcept override { return false; }
+  void release_input_grad() override { detail::free_buffer(dx_); }
+
+ protected:
+  [[nodiscard]] bool reads_own_output() const noexcept override { return false; }
+  void release_output_impl() override { detail::free_buffer(y_); }
 
  private:
   xt::xarray<float> y_, dx_;

@@ -77,6 +77,24 @@ class sequential : public layer {
     engine_ = engine;
     for (auto& l : layers_) l->set_engine(engine);
   }
+  /// Memory-saving training: every layer's output is freed as soon as the next layer has run
+  /// and no backward pass needs it, and every gradient as soon as the layer before has consumed
+  /// it; conv2d also frees its im2col buffers after use. What remains alive from forward to
+  /// backward is what the layers hold for their backward pass (their input savers' data, or
+  /// their float inputs where they have no saver). Buffers are allocated again at every step.
+  /// Together with input savers that encode (train::compressed_activations), this is what cuts
+  /// the peak memory of a training step.
+  void set_memory_saving(bool on) override {
+    layer::set_memory_saving(on);
+    for (auto& l : layers_) l->set_memory_saving(on);
+  }
+  [[nodiscard]] bool reads_input_in_backward() const noexcept override {
+    return !layers_.empty() && layers_.front()->reads_input_in_backward();
+  }
+  void release_input_grad() override {
+    if (!layers_.empty()) layers_.front()->release_input_grad();
+  }
+
   /// Sets every parameter gradient to zero (backward accumulates). The parameter list is cached,
   /// so a training step does not allocate; the cache is rebuilt after add/erase.
   void zero_grad() {
@@ -102,14 +120,29 @@ class sequential : public layer {
       return x;
     }
     const xt::xarray<float>* a = &x;
-    for (auto& l : layers_) a = &l->forward(*a, training);
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      a = &layers_[i]->forward(*a, training);
+      // Layer i has consumed layer i-1's output; free it unless a backward pass reads it.
+      if (memory_saving_ && i > 0 &&
+          (!training || (!layers_[i]->reads_input_in_backward() && !layers_[i - 1]->reads_output_in_backward())))
+        layers_[i - 1]->release_output();
+    }
     return *a;
   }
   const xt::xarray<float>& backward_impl(const xt::xarray<float>& dy, bool need_input_grad) override {
     if (layers_.empty()) return need_input_grad ? dy : empty_;
     const xt::xarray<float>* g = &dy;
-    for (std::size_t i = layers_.size(); i-- > 0;) g = &layers_[i]->backward(*g, i > 0 || need_input_grad);
+    for (std::size_t i = layers_.size(); i-- > 0;) {
+      g = &layers_[i]->backward(*g, i > 0 || need_input_grad);
+      if (memory_saving_ && i + 1 < layers_.size()) layers_[i + 1]->release_input_grad();
+    }
     return *g;
+  }
+  [[nodiscard]] bool reads_own_output() const noexcept override {
+    return !layers_.empty() && layers_.back()->reads_output_in_backward();
+  }
+  void release_output_impl() override {
+    if (!layers_.empty()) layers_.back()->release_output();
   }
 
  private:

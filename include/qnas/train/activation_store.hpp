@@ -18,6 +18,7 @@
 #include <xtensor/xarray.hpp>
 
 #include "qnas/core/diagnostics.hpp"
+#include "qnas/nn/layer.hpp"
 #include "qnas/train/compression/activation_codec.hpp"
 #include "qnas/train/lossless.hpp"
 
@@ -105,7 +106,10 @@ struct compression_workspace {
 ///   activation_store s(activation_codec::of<bfp<4, 16>>(), lossless_options{});
 ///   s.store(x.data(), shape);   // forward: x may be overwritten or freed afterwards
 ///   s.load(buffer);             // backward: quantize<bfp<4,16>>(x), bit for bit
-class activation_store {
+///
+/// It is also an nn::activation_saver: `layer.set_input_saver(&s)` makes a layer keep its input
+/// here (see compressed_activations in compressed_training.hpp for a whole network).
+class activation_store : public nn::activation_saver {
  public:
   using engine_type = activation_codec::engine_type;
 
@@ -175,7 +179,15 @@ class activation_store {
     load(std::span<float>(out.data(), out.size()));
   }
 
+  /// nn::activation_saver: store() and load() for a layer's forward and backward passes.
+  void save(std::span<const float> x, std::span<const std::size_t> shape) override { store(x, shape, engine_); }
+  void restore(xt::xarray<float>& out) override { load(out); }
+  /// Engine for formats with stochastic rounding when the store is used as a saver.
+  void set_engine(engine_type* engine) noexcept { engine_ = engine; }
+
   [[nodiscard]] bool empty() const noexcept { return !stored_; }
+  /// The blocking axis given at construction.
+  [[nodiscard]] std::ptrdiff_t axis() const noexcept { return axis_; }
   [[nodiscard]] const std::vector<std::size_t>& shape() const noexcept { return shape_; }
   [[nodiscard]] std::size_t elements() const noexcept { return stored_ ? elements_ : 0; }
   /// Bytes held for the stored activation against float32 (zero when empty).
@@ -213,6 +225,7 @@ class activation_store {
   bool has_next_lossless_ = false;
   std::ptrdiff_t axis_ = last_axis;
   std::shared_ptr<compression_workspace> ws_;
+  engine_type* engine_ = nullptr;
   std::vector<std::size_t> shape_;
   std::vector<std::uint8_t> codes_, headers_;
   std::size_t elements_ = 0;
