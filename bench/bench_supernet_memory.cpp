@@ -7,52 +7,15 @@
 // memory" is the peak during two forward + loss + backward steps minus what was live before
 // them (parameters, gradients and the input batch), i.e. activations and scratch buffers. The
 // totals including parameters are printed too: the supernet holds every branch's weights.
-#include <malloc.h>
-
-#include <atomic>
 #include <cstdio>
-#include <cstdlib>
-#include <new>
 #include <random>
 
+#include "heap_counter.hpp"
 #include "qnas/formats/fixed_point.hpp"
 #include "qnas/formats/po2.hpp"
 #include "qnas/formats/ternary.hpp"
 #include "qnas/space/supernet.hpp"
 #include "qnas/train/loss.hpp"
-
-namespace {
-std::atomic<long long> live{0}, peak{0};
-void note(long long d) {
-  const long long now = live.fetch_add(d) + d;
-  long long p = peak.load();
-  while (now > p && !peak.compare_exchange_weak(p, now)) {
-  }
-}
-}  // namespace
-
-// GCC pairs the replaced operator new/delete below with malloc/free and warns although they match.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void* operator new(std::size_t n) {
-  void* p = std::malloc(n ? n : 1);
-  if (!p) throw std::bad_alloc();
-  note(static_cast<long long>(malloc_usable_size(p)));
-  return p;
-}
-void* operator new(std::size_t n, std::align_val_t a) {
-  void* p = std::aligned_alloc(static_cast<std::size_t>(a), (n + static_cast<std::size_t>(a) - 1) /
-                                                                 static_cast<std::size_t>(a) * static_cast<std::size_t>(a));
-  if (!p) throw std::bad_alloc();
-  note(static_cast<long long>(malloc_usable_size(p)));
-  return p;
-}
-void operator delete(void* p) noexcept {
-  if (p) note(-static_cast<long long>(malloc_usable_size(p)));
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept { operator delete(p); }
-void operator delete(void* p, std::align_val_t) noexcept { operator delete(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { operator delete(p); }
 
 using namespace qnas;
 
@@ -87,11 +50,12 @@ struct measured {
 
 template <class Step>
 measured measure(Step&& step) {
-  const long long before = live.load();
-  peak.store(before);
+  const long long before = qnas_bench::heap::live();
+  qnas_bench::heap::reset_peak();
   step();
   step();
-  return {before, peak.load() - before, peak.load()};
+  const long long peak = qnas_bench::heap::peak();
+  return {before, peak - before, peak};
 }
 }  // namespace
 
