@@ -18,14 +18,14 @@
 //                                      points of float32 with >= 4x fewer bytes, adaptive
 //                                      within 1 point
 //
-// How compression enters the layers without changing them: a wrapper layer stores its inner
-// layer's input in forward and, in backward, decodes it and re-runs the inner forward on the
-// decoded values (so the inner layer's backward, including conv's im2col columns, uses only
-// the stored data) before calling the inner backward. The byte counts are those the stores
-// hold; the float buffers the layers still own are what a native integration removes (see
-// docs/activation_compression.md, "Hooking a layer").
+// Compression enters the layers through train::compressed_activations: every layer that
+// accepts a saver keeps its input in an activation_store (conv and dense keep no im2col copy,
+// relu recomputes its output from the stored input), and the network runs memory-saving
+// training, so float outputs and gradients live only while the next layer needs them.
+// bench/bench_train_memory measures the peak memory this saves.
 //
 // Exits non-zero when a check fails; skips (exit 0, with a message) when the data is absent.
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -38,6 +38,7 @@
 #include "qnas/formats/bfp.hpp"
 #include "qnas/nn.hpp"
 #include "qnas/train/adaptive_compression.hpp"
+#include "qnas/train/compressed_training.hpp"
 #include "qnas/train/optimizer.hpp"
 #include "qnas/train/trainer.hpp"
 
@@ -45,133 +46,70 @@ using namespace qnas;
 
 namespace {
 
-/// What the wrappers share: the step counter, the policy (adaptive runs) and the stores.
-struct compression_run {
-  std::size_t step = 0;
-  std::size_t probe_every = 10;
-  train::adaptive_compression* policy = nullptr;
-  std::vector<std::unique_ptr<train::activation_store>> stores;
-  std::vector<std::string> names;
-  std::shared_ptr<train::compression_workspace> workspace = std::make_shared<train::compression_workspace>();
-  // activation bytes summed over all steps
-  train::activation_bytes over_training;
-
-  [[nodiscard]] bool probing() const noexcept { return policy != nullptr && step % probe_every == 0; }
-};
-
-/// Keeps the input of `inner` in an activation_store between forward and backward.
-class compressed_input : public nn::layer {
- public:
-  compressed_input(std::unique_ptr<nn::layer> inner, std::size_t index, compression_run& run)
-      : layer(inner->kind(), inner->input_shape(), inner->output_shape()),
-        inner_(std::move(inner)),
-        index_(index),
-        run_(&run) {}
-
-  std::vector<nn::parameter*> parameters() override { return inner_->parameters(); }
-  void initialize(std::mt19937_64& engine) override { inner_->initialize(engine); }
-  void set_engine(quantizer::engine_type* engine) override {
-    layer::set_engine(engine);
-    inner_->set_engine(engine);
-  }
-  [[nodiscard]] nn::layer_description describe() const override { return inner_->describe(); }
-
- protected:
-  const xt::xarray<float>& forward_impl(const xt::xarray<float>& x, bool training) override {
-    if (training) run_->stores[index_]->store(x);
-    y_ = &inner_->forward(x, training);
-    return *y_;
-  }
-  const xt::xarray<float>& backward_impl(const xt::xarray<float>& dy, bool need_input_grad) override {
-    auto& store = *run_->stores[index_];
-    store.load(xhat_);
-    const bool probe = run_->probing();
-    if (probe) {  // the true output, still in the inner layer's buffer from forward
-      if (yref_.shape() != y_->shape()) yref_.resize(y_->shape());
-      std::copy(y_->begin(), y_->end(), yref_.begin());
-    }
-    const xt::xarray<float>& yhat = inner_->forward(xhat_, true);
-    if (probe)
-      run_->policy->observe(run_->step, index_,
-                            train::normalized_mse({yref_.data(), yref_.size()}, {yhat.data(), yhat.size()}));
-    return inner_->backward(dy, need_input_grad);
-  }
-
- private:
-  std::unique_ptr<nn::layer> inner_;
-  std::size_t index_;
-  compression_run* run_;
-  const xt::xarray<float>* y_ = nullptr;
-  xt::xarray<float> xhat_, yref_;
-};
-
 /// The reference CNN of example 5 (28x28x1 -> conv 3x3/2 16 -> relu -> conv 3x3/2 32 -> relu ->
-/// conv 3x3/2 64 -> relu -> flatten -> dense 10), built at run time; with `run`, every layer
-/// but flatten keeps its input compressed.
-std::unique_ptr<nn::sequential> build(compression_run* run, const train::activation_codec& codec,
-                                      const train::lossless_options& lossless, std::uint64_t seed) {
+/// conv 3x3/2 64 -> relu -> flatten -> dense 10), built at run time.
+std::unique_ptr<nn::sequential> build(std::uint64_t seed) {
   auto net = std::make_unique<nn::sequential>(nn::tensor_shape{28, 28, 1});
-  auto add = [&](std::unique_ptr<nn::layer> l, const std::string& name) {
-    if (!run || l->kind() == "flatten") {
-      net->add(std::move(l));
-      return;
-    }
-    // Block along the last axis (channels), except for the images, which have one channel:
-    // there, blocks run along the width.
-    const std::ptrdiff_t axis = l->input_shape().c == 1 ? -2 : -1;
-    const std::size_t index = run->stores.size();
-    run->stores.push_back(std::make_unique<train::activation_store>(codec, lossless, axis));
-    run->stores.back()->set_workspace(run->workspace);
-    run->names.push_back(name);
-    if (run->policy) run->policy->set_layer_name(index, name);
-    net->add(std::make_unique<compressed_input>(std::move(l), index, *run));
-  };
   const auto same = nn::padding::same;
-  add(std::make_unique<nn::conv2d_layer>(net->output_shape(), 16, 3, 2, same), "conv1");
-  add(std::make_unique<nn::relu_layer>(net->output_shape()), "relu1");
-  add(std::make_unique<nn::conv2d_layer>(net->output_shape(), 32, 3, 2, same), "conv2");
-  add(std::make_unique<nn::relu_layer>(net->output_shape()), "relu2");
-  add(std::make_unique<nn::conv2d_layer>(net->output_shape(), 64, 3, 2, same), "conv3");
-  add(std::make_unique<nn::relu_layer>(net->output_shape()), "relu3");
-  add(std::make_unique<nn::flatten_layer>(net->output_shape()), "flatten");
-  add(std::make_unique<nn::dense_layer>(net->output_shape(), 10), "fc");
+  net->emplace<nn::conv2d_layer>(16, 3, 2, same);
+  net->emplace<nn::relu_layer>();
+  net->emplace<nn::conv2d_layer>(32, 3, 2, same);
+  net->emplace<nn::relu_layer>();
+  net->emplace<nn::conv2d_layer>(64, 3, 2, same);
+  net->emplace<nn::relu_layer>();
+  net->emplace<nn::flatten_layer>();
+  net->emplace<nn::dense_layer>(10);
   std::mt19937_64 init(seed);
   net->initialize(init);
   return net;
 }
 
-/// After each step: count the bytes held, then let the policy's decisions reach the stores.
+/// How one run compresses: none (float32), one fixed format, or a policy over a ladder.
+struct compression_plan {
+  const train::activation_codec* codec = nullptr;  // null: plain float32 training
+  train::lossless_options lossless{};
+  train::adaptive_compression* policy = nullptr;
+  const xt::xarray<float>* probe_batch = nullptr;  // what the policy's metric is measured on
+  std::size_t probe_every = 10;
+};
+
+/// After each step: count the bytes held; in adaptive runs, probe every few steps, feed the
+/// policy and let its decisions reach the stores.
 struct account {
-  compression_run* run;
+  train::compressed_activations* saved;
+  const compression_plan* plan;
+  train::activation_bytes* over_training;
   void on_batch_end(const train::batch_stats& s) {
-    for (const auto& st : run->stores) run->over_training += st->bytes();
-    if (run->policy) {
-      std::vector<train::activation_store*> ptrs;
-      for (auto& st : run->stores) ptrs.push_back(st.get());
-      run->policy->apply(ptrs);
-    }
-    run->step = s.step + 1;
+    *over_training += saved->bytes();
+    if (plan->policy == nullptr || s.step % plan->probe_every != 0) return;
+    const std::vector<double> metric = saved->probe(*plan->probe_batch);
+    for (std::size_t i = 0; i < metric.size(); ++i) plan->policy->observe(s.step, i, metric[i]);
+    plan->policy->apply(saved->stores());
   }
 };
 
-double train_run(const char* label, compression_run* run, const train::activation_codec& codec,
-                 const train::lossless_options& lossless, const data::dataset& tr, const data::dataset& va,
-                 std::size_t epochs) {
-  auto net = build(run, codec, lossless, /*seed=*/3);
+double train_run(const char* label, const compression_plan& plan, const data::dataset& tr, const data::dataset& va,
+                 std::size_t epochs, train::activation_bytes* over_training = nullptr) {
+  auto net = build(/*seed=*/3);
   train::adam opt({.learning_rate = 1e-3f});
   train::trainer t(*net, opt);
   const train::fit_options o{.epochs = epochs, .batch_size = 64, .seed = 11};
-  const auto last = run ? t.fit(tr, &va, o, account{run}) : t.fit(tr, &va, o);
-  std::cout << label << ": validation accuracy " << 100.0 * last.val_accuracy << "%\n";
-  if (run) {
-    train::activation_memory m;
-    for (std::size_t i = 0; i < run->stores.size(); ++i)
-      m.add(run->names[i], run->stores[i]->stored_codec().name(), run->stores[i]->bytes());
-    std::cout << "  activation bytes of the last step:\n" << m;
-    std::cout << "  over all steps: " << run->over_training.stored << " bytes for " << run->over_training.float32()
-              << " float32 bytes (" << run->over_training.ratio() << "x fewer)\n";
+  const auto start = std::chrono::steady_clock::now();
+  double accuracy = 0.0;
+  if (plan.codec == nullptr) {
+    accuracy = 100.0 * t.fit(tr, &va, o).val_accuracy;
+  } else {
+    train::compressed_activations saved(*net, *plan.codec, plan.lossless);
+    if (plan.policy)
+      for (std::size_t i = 0; i < saved.size(); ++i) plan.policy->set_layer_name(i, saved.names()[i]);
+    accuracy = 100.0 * t.fit(tr, &va, o, account{&saved, &plan, over_training}).val_accuracy;
+    std::cout << label << ": activation bytes of the last step:\n" << saved.memory();
+    std::cout << "  over all steps: " << over_training->stored << " bytes for " << over_training->float32()
+              << " float32 bytes (" << over_training->ratio() << "x fewer)\n";
   }
-  return 100.0 * last.val_accuracy;
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cout << label << ": validation accuracy " << accuracy << "%, " << seconds << " s\n";
+  return accuracy;
 }
 
 }  // namespace
@@ -197,12 +135,13 @@ int main(int argc, char** argv) {
     failures += !ok;
   };
 
-  const double f32 = train_run("float32", nullptr, {}, {}, parts.train, parts.validation, epochs);
+  const double f32 = train_run("float32", compression_plan{}, parts.train, parts.validation, epochs);
 
-  compression_run fixed;
+  const train::activation_codec msfp = train::activation_codec::of<msfp12>();
   const train::lossless_options lossless{true, train::entropy_coder::run_length, 1};
-  const double fx = train_run("fixed bfp<4,16> + lossless", &fixed, train::activation_codec::of<msfp12>(), lossless,
-                              parts.train, parts.validation, epochs);
+  train::activation_bytes fixed_bytes, adaptive_bytes;
+  const double fx = train_run("fixed bfp<4,16> + lossless", compression_plan{&msfp, lossless}, parts.train,
+                              parts.validation, epochs, &fixed_bytes);
 
   auto ladder = train::format_ladder::of<bfp<2, 16>, bfp<3, 16>, bfp<4, 16>, bfp<6, 16>, bfp<8, 16>>();
   train::adaptive_options ao;
@@ -210,20 +149,21 @@ int main(int argc, char** argv) {
   ao.tighten_below = 0.002;
   ao.widen_patience = 2;
   ao.tighten_patience = 5;
-  compression_run adaptive;
   train::adaptive_compression policy(ladder, 7, /*start=*/0, ao);
   policy.on_change([](const train::adaptation_event& e) {
     std::cout << "  step " << e.step << " " << e.layer_name << ": " << e.from << " -> " << e.to << " (" << e.reason
               << ")\n";
   });
-  adaptive.policy = &policy;
-  const double ad = train_run("adaptive from bfp<2,16>", &adaptive, ladder[0], lossless, parts.train, parts.validation,
-                              epochs);
+  // The probe: the first 64 training images, the same at every probe step.
+  const data::dataset probe_set = data::head(parts.train, 64);
+  const xt::xarray<float> probe_batch = probe_set.images;
+  const double ad = train_run("adaptive from bfp<2,16>", compression_plan{&ladder[0], lossless, &policy, &probe_batch},
+                              parts.train, parts.validation, epochs, &adaptive_bytes);
   std::size_t widenings = 0;
   for (const auto& e : policy.events()) widenings += e.to_rung > e.from_rung ? 1 : 0;
 
   check(f32 >= 85.0, "float32 >= 85% (chance is 10%)");
-  check(fixed.over_training.ratio() >= 4.0, "fixed policy stores >= 4x fewer activation bytes than float32");
+  check(fixed_bytes.ratio() >= 4.0, "fixed policy stores >= 4x fewer activation bytes than float32");
   check(widenings > 0, "adaptive policy widened from 2-bit mantissas");
   if (!full) {
     check(fx >= f32 - 2.0, "fixed policy within 2 points of float32 (reduced run)");
