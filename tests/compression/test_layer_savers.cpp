@@ -8,7 +8,10 @@
 // - misuse throws with the layer named.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <utility>
 #include <memory>
 #include <random>
 #include <string>
@@ -156,6 +159,40 @@ TEST_CASE("with a narrow format, backward reads exactly decode(encode(x))") {
     const gradients b = run(*saved, x, dy);
     check_same(a, b, c.name);
     CHECK(store.bytes().ratio() > 4.0);
+  }
+}
+
+TEST_CASE("conv2d with a saver in memory-saving mode works a few images at a time") {
+  // 40x40 output rows x 72-value patches: one image per im2col chunk, so 3 chunks.
+  for (const auto& [stride, filters] : {std::pair<std::size_t, std::size_t>{1, 5}, {2, 16}}) {
+    CAPTURE(stride);
+    std::mt19937_64 e(13);
+    conv2d_layer plain(image(40, 40, 8), filters, 3, stride), chunked(image(40, 40, 8), filters, 3, stride);
+    plain.initialize(e);
+    copy_params(plain, chunked);
+    activation_store store;
+    chunked.set_input_saver(&store);
+    chunked.set_memory_saving(true);
+    const xt::xarray<float> x = random_batch({3, 40, 40, 8}, e);
+    const xt::xarray<float> y0 = plain.forward(x, true);
+    const xt::xarray<float> y1 = chunked.forward(x, true);
+    const xt::xarray<float> dy = random_batch(std::vector<std::size_t>(y0.shape().begin(), y0.shape().end()), e);
+    for (parameter* p : plain.parameters()) std::fill(p->grad.begin(), p->grad.end(), 0.0f);
+    for (parameter* p : chunked.parameters()) std::fill(p->grad.begin(), p->grad.end(), 0.0f);
+    const xt::xarray<float> dx0 = plain.backward(dy), dx1 = chunked.backward(dy);
+    auto close = [](const xt::xarray<float>& a, const xt::xarray<float>& b) {
+      REQUIRE(a.size() == b.size());
+      double worst = 0.0, scale = 0.0;
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        worst = std::max(worst, static_cast<double>(std::abs(a.data()[i] - b.data()[i])));
+        scale = std::max(scale, static_cast<double>(std::abs(a.data()[i])));
+      }
+      return worst <= 1e-5 * scale;
+    };
+    CHECK(close(y0, y1));
+    CHECK(close(dx0, dx1));
+    CHECK(close(plain.weights().grad, chunked.weights().grad));  // summed over chunks: order differs
+    CHECK(close(plain.bias().grad, chunked.bias().grad));
   }
 }
 

@@ -35,18 +35,22 @@ class elementwise_layer : public layer {
   }
   const xt::xarray<float>& backward_impl(const xt::xarray<float>& dy, bool need_dx) override {
     if (!need_dx) return empty_;
-    ensure_batch(dx_, dy.shape()[0], input_shape());
     const std::size_t size = dy.size();
-    const float* QNAS_RESTRICT g = dy.data();
-    float* QNAS_RESTRICT dx = dx_.data();
     if (saver_ != nullptr) {
-      // The output is recomputed from the restored input, so neither buffer had to be kept.
-      restore_input(restored_);
-      const float* QNAS_RESTRICT xi = restored_.data();
-      for (std::size_t i = 0; i < size; ++i) dx[i] = Op::grad(xi[i], Op::f(xi[i]), g[i]);
-      if (memory_saving_) free_buffer(restored_);
+      // The input is restored into the gradient buffer and replaced by the gradient element by
+      // element; the output is recomputed from it. Neither had to be kept from forward.
+      restore_input(dx_);
+      const float* QNAS_RESTRICT g = dy.data();
+      float* QNAS_RESTRICT dx = dx_.data();
+      for (std::size_t i = 0; i < size; ++i) {
+        const float xi = dx[i];
+        dx[i] = Op::grad(xi, Op::f(xi), g[i]);
+      }
       return dx_;
     }
+    ensure_batch(dx_, dy.shape()[0], input_shape());
+    const float* QNAS_RESTRICT g = dy.data();
+    float* QNAS_RESTRICT dx = dx_.data();
     // Restrict-qualified so the loop vectorizes (the buffers are distinct by construction).
     const float* QNAS_RESTRICT xi = x_->data();
     const float* QNAS_RESTRICT y = y_.data();
@@ -65,7 +69,7 @@ class elementwise_layer : public layer {
 
  private:
   const xt::xarray<float>* x_ = nullptr;
-  xt::xarray<float> y_, dx_, restored_;
+  xt::xarray<float> y_, dx_;
 };
 
 struct relu_op {

@@ -140,6 +140,18 @@ class conv2d_layer : public weighted_layer {
     const std::size_t m = n * g_.out_h * g_.out_w;
     detail::ensure_batch(y_, n, output_shape());
     quantize_params();
+    if (chunked()) {
+      for_chunks(n, [&](std::size_t b0, std::size_t count, std::size_t rows) {
+        detail::im2col(x.data() + b0 * input_shape().size(), count, g_, cols_.data());
+        float* y = y_.data() + b0 * g_.out_h * g_.out_w * filters_;
+        if (use_bias_) detail::broadcast_rows(bq(), rows, filters_, y);
+        detail::gemm(false, false, rows, filters_, patch(), 1.0f, cols_.data(), wq(), use_bias_ ? 1.0f : 0.0f, y);
+      });
+      detail::free_buffer(cols_);
+      cols_ptr_ = nullptr;
+      save_input(x, training);
+      return y_;
+    }
     if (g_.pointwise()) {
       cols_ptr_ = x.data();
     } else {
@@ -166,6 +178,7 @@ class conv2d_layer : public weighted_layer {
   const xt::xarray<float>& backward_impl(const xt::xarray<float>& dy, bool need_dx) override {
     const std::size_t n = dy.shape()[0];
     const std::size_t m = n * g_.out_h * g_.out_w, k = patch();
+    if (chunked()) return backward_chunked(dy, need_dx);
     if (saver_ != nullptr) {
       restore_input(restored_);
       if (g_.pointwise()) {
@@ -206,6 +219,43 @@ class conv2d_layer : public weighted_layer {
     return dx_;
   }
 
+  /// Memory saving with a saver: the im2col matrix is built a few images at a time (at most
+  /// im2col_chunk_floats values), in forward and in backward, instead of for the whole batch.
+  /// Only the weight gradient's summation order differs from the unchunked path.
+  const xt::xarray<float>& backward_chunked(const xt::xarray<float>& dy, bool need_dx) {
+    const std::size_t n = dy.shape()[0], k = patch(), per_image = g_.out_h * g_.out_w * filters_;
+    restore_input(restored_);
+    float* direct = direct_weight_grad();
+    float* gw = direct != nullptr ? direct : weight_grad_scratch();
+    bool first = true;
+    for_chunks(n, [&](std::size_t b0, std::size_t count, std::size_t rows) {
+      detail::im2col(restored_.data() + b0 * input_shape().size(), count, g_, cols_.data());
+      detail::gemm(true, false, k, filters_, rows, 1.0f, cols_.data(), dy.data() + b0 * per_image,
+                   direct != nullptr || !first ? 1.0f : 0.0f, gw);
+      first = false;
+    });
+    if (direct == nullptr) accumulate_weight_scratch();
+    detail::free_buffer(cols_);
+    detail::free_buffer(restored_);
+    if (use_bias_) {
+      detail::ensure_shape(gb_, b_.value.shape());
+      std::fill(gb_.begin(), gb_.end(), 0.0f);
+      detail::add_column_sums(dy.data(), n * g_.out_h * g_.out_w, filters_, gb_.data());
+      accumulate_bias_grad(gb_.data());
+    }
+    if (!need_dx) return empty_;
+    detail::ensure_batch(dx_, n, input_shape());
+    for_chunks(n, [&](std::size_t b0, std::size_t count, std::size_t rows) {
+      detail::gemm(false, true, rows, k, filters_, 1.0f, dy.data() + b0 * per_image, wq(), 0.0f, cols_.data());
+      detail::col2im(cols_.data(), count, g_, dx_.data() + b0 * input_shape().size());
+    });
+    detail::free_buffer(cols_);
+    return dx_;
+  }
+
+  /// At most this many floats in one im2col chunk (256 KiB) when conv2d works in chunks.
+  static constexpr std::size_t im2col_chunk_floats = std::size_t{1} << 16;
+
  public:
   [[nodiscard]] bool accepts_input_saver() const noexcept override { return true; }
   [[nodiscard]] bool reads_input_in_backward() const noexcept override { return g_.pointwise() && saver_ == nullptr; }
@@ -221,6 +271,19 @@ class conv2d_layer : public weighted_layer {
     return image(conv_output_size(in.h, k, s, p), conv_output_size(in.w, k, s, p), filters);
   }
   [[nodiscard]] std::size_t patch() const noexcept { return g_.kernel_h * g_.kernel_w * g_.channels; }
+  [[nodiscard]] bool chunked() const noexcept { return memory_saving_ && saver_ != nullptr && !g_.pointwise(); }
+  /// Calls fn(first image, images, rows) for chunks of whole images whose im2col rows fit in
+  /// im2col_chunk_floats, with cols_ sized for the largest chunk.
+  template <class Fn>
+  void for_chunks(std::size_t n, Fn&& fn) {
+    const std::size_t rows_per_image = g_.out_h * g_.out_w;
+    const std::size_t images = std::clamp<std::size_t>(im2col_chunk_floats / (rows_per_image * patch()), 1, n);
+    detail::ensure_shape(cols_, std::array<std::size_t, 2>{images * rows_per_image, patch()});
+    for (std::size_t b0 = 0; b0 < n; b0 += images) {
+      const std::size_t count = std::min(images, n - b0);
+      fn(b0, count, count * rows_per_image);
+    }
+  }
 
   window_geometry g_;
   std::size_t filters_;
