@@ -7,6 +7,11 @@
 // matches the CPU model and falls back to its generic SSE3 "Prescott" kernels on models it does
 // not know (several recent Xeons), 3 to 10 times slower; BLIS 0.9 picks its kernels from the
 // CPU's features (AVX2, AVX-512), so it stays fast on such CPUs. docs/networks.md has figures.
+//
+// In front of the BLAS sits a built-in kernel (gemm_kernel.hpp) for the narrow products of conv
+// and dense layers, where the BLAS's packing dominates: detail::gemm runs it when the CPU has
+// AVX2 or AVX-512 and the shape pays (detail::builtin_gemm_pays), and cblas_sgemm otherwise.
+// nn::set_builtin_gemm(false) or QNAS_BUILTIN_GEMM=0 sends every GEMM to the BLAS.
 #pragma once
 
 #include <cstddef>
@@ -16,6 +21,8 @@
 #if defined(QNAS_BLAS_BLIS)
 #include <blis.h>
 #endif
+
+#include "qnas/nn/gemm_kernel.hpp"
 
 namespace qnas::nn {
 
@@ -52,6 +59,14 @@ inline std::string blas_advice() {
   return {};
 }
 
+/// Whether the BLAS runs generic kernels that leave the CPU's AVX2 / AVX-512 units unused
+/// (OpenBLAS's "Prescott" fallback on a CPU with them); found once per process (OpenBLAS picks
+/// its kernels when it loads). The built-in GEMM kernel then takes every shape.
+inline bool blas_runs_generic_kernels() {
+  static const bool generic = !blas_advice().empty();
+  return generic;
+}
+
 /// Threads the BLAS uses for one GEMM (OpenBLAS: OPENBLAS_NUM_THREADS; BLIS: BLIS_NUM_THREADS
 /// or OMP_NUM_THREADS, else 1).
 inline int blas_threads() {
@@ -81,10 +96,9 @@ inline void set_blas_threads(int n) {
 
 namespace qnas::nn::detail {
 
-/// C[m, n] = alpha * op(A) * op(B) + beta * C, all row-major and densely packed
-/// (op(A) is [m, k], op(B) is [k, n]; `trans_a` / `trans_b` say the stored matrix is transposed).
-inline void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
-                 const float* a, const float* b, float beta, float* c) {
+/// detail::gemm on cblas_sgemm alone (the reference the built-in kernel is tested against).
+inline void blas_gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                      const float* a, const float* b, float beta, float* c) {
   if (m == 0 || n == 0) return;
 #if defined(QNAS_BLAS_BLIS)
   using blas_int = f77_int;
@@ -96,6 +110,21 @@ inline void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
               static_cast<blas_int>(m), static_cast<blas_int>(n), static_cast<blas_int>(k), alpha, a, lda, b, ldb,
               beta, c, static_cast<blas_int>(n));
+}
+
+/// C[m, n] = alpha * op(A) * op(B) + beta * C, all row-major and densely packed
+/// (op(A) is [m, k], op(B) is [k, n]; `trans_a` / `trans_b` say the stored matrix is transposed).
+/// beta == 0 overwrites C without reading it. Runs the built-in kernel where it pays (see the
+/// top of this file), else cblas_sgemm; threads: nn::blas_threads().
+inline void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                 const float* a, const float* b, float beta, float* c) {
+  if (m == 0 || n == 0) return;
+  if (const gemm_isa isa = builtin_gemm_isa();
+      isa != gemm_isa::none && builtin_gemm_enabled() &&
+      builtin_gemm_pays(trans_a, trans_b, m, n, k, blas_runs_generic_kernels()) &&
+      builtin_gemm(isa, blas_threads(), trans_a, trans_b, m, n, k, alpha, a, b, beta, c))
+    return;
+  blas_gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
 }
 
 /// Adds the column sums of x[rows, cols] into acc[cols] (bias gradients).
