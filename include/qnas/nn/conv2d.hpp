@@ -39,24 +39,40 @@ QNAS_ALWAYS_INLINE void copy_floats(float* QNAS_RESTRICT d, const float* QNAS_RE
 /// im2col for NHWC: row (n, oy, ox) of `cols` holds the kh x kw x c window in HWC order, so
 /// cols[n*oh*ow, kh*kw*c] x W[kh*kw*c, cout] (HWIO weights) is the NHWC output directly.
 /// A kernel row of an NHWC image is kw*c contiguous floats, copied in one go when in bounds.
-inline void im2col(const float* x, std::size_t n, const window_geometry& g, float* cols) {
+/// RowLen is kw*c when known at compile time (0: at run time): a first layer on one channel
+/// copies rows of 3 or 5 floats, where the copy must compile to a couple of moves.
+template <std::size_t RowLen>
+void im2col_rows(const float* x, std::size_t n, const window_geometry& g, float* cols) {
   const std::size_t c = g.channels, kw = g.kernel_w, kh = g.kernel_h;
-  const std::size_t row_len = kw * c;
+  const std::size_t row_len = RowLen != 0 ? RowLen : kw * c;
+  const auto copy_row = [row_len](float* d, const float* src) {
+    if constexpr (RowLen != 0)
+      __builtin_memcpy(d, src, RowLen * sizeof(float));
+    else
+      copy_floats(d, src, row_len);
+  };
   for (std::size_t b = 0; b < n; ++b) {
     const float* img = x + b * g.in_h * g.in_w * c;
-    for (std::size_t oy = 0; oy < g.out_h; ++oy)
+    for (std::size_t oy = 0; oy < g.out_h; ++oy) {
+      const auto y0 = static_cast<std::ptrdiff_t>(oy * g.stride) - static_cast<std::ptrdiff_t>(g.pad_top);
+      const bool inside_h = y0 >= 0 && y0 + static_cast<std::ptrdiff_t>(kh) <= static_cast<std::ptrdiff_t>(g.in_h);
       for (std::size_t ox = 0; ox < g.out_w; ++ox) {
         const auto x0 = static_cast<std::ptrdiff_t>(ox * g.stride) - static_cast<std::ptrdiff_t>(g.pad_left);
         const bool inside_w = x0 >= 0 && x0 + static_cast<std::ptrdiff_t>(kw) <= static_cast<std::ptrdiff_t>(g.in_w);
+        if (inside_h && inside_w) {  // the whole window is in the image: kh straight copies
+          const float* src = img + (static_cast<std::size_t>(y0) * g.in_w + static_cast<std::size_t>(x0)) * c;
+          for (std::size_t ky = 0; ky < kh; ++ky, cols += row_len, src += g.in_w * c) copy_row(cols, src);
+          continue;
+        }
         for (std::size_t ky = 0; ky < kh; ++ky, cols += row_len) {
-          const auto iy = static_cast<std::ptrdiff_t>(oy * g.stride + ky) - static_cast<std::ptrdiff_t>(g.pad_top);
+          const std::ptrdiff_t iy = y0 + static_cast<std::ptrdiff_t>(ky);
           if (iy < 0 || iy >= static_cast<std::ptrdiff_t>(g.in_h)) {
             std::fill(cols, cols + row_len, 0.0f);
             continue;
           }
           const float* src = img + static_cast<std::size_t>(iy) * g.in_w * c;
           if (inside_w) {
-            copy_floats(cols, src + static_cast<std::size_t>(x0) * c, row_len);
+            copy_row(cols, src + static_cast<std::size_t>(x0) * c);
             continue;
           }
           for (std::size_t kx = 0; kx < kw; ++kx) {
@@ -68,6 +84,17 @@ inline void im2col(const float* x, std::size_t n, const window_geometry& g, floa
           }
         }
       }
+    }
+  }
+}
+
+inline void im2col(const float* x, std::size_t n, const window_geometry& g, float* cols) {
+  switch (g.kernel_w * g.channels) {
+    case 3: return im2col_rows<3>(x, n, g, cols);
+    case 5: return im2col_rows<5>(x, n, g, cols);
+    case 7: return im2col_rows<7>(x, n, g, cols);
+    case 9: return im2col_rows<9>(x, n, g, cols);
+    default: return im2col_rows<0>(x, n, g, cols);
   }
 }
 
