@@ -15,9 +15,9 @@ namespace qnas::nn {
 namespace detail {
 /// An elementwise activation: `Op::f(x)` forward, `Op::grad(x, y, dy)` the input gradient from input, output and output gradient.
 template <class Op>
-class elementwise_layer : public layer {
+class elementwise_layer : public with_buffers<layer> {
  public:
-  explicit elementwise_layer(tensor_shape in) : layer(Op::name, in, in) {
+  explicit elementwise_layer(tensor_shape in) : with_buffers<layer>(Op::name, in, in) {
     if (!in.valid()) throw invalid_argument(std::string("qnas::nn::") + Op::name, "needs a non-empty input");
   }
 
@@ -61,15 +61,12 @@ class elementwise_layer : public layer {
  public:
   [[nodiscard]] bool accepts_input_saver() const noexcept override { return true; }
   [[nodiscard]] bool reads_input_in_backward() const noexcept override { return saver_ == nullptr; }
-  void release_input_grad() override { free_buffer(dx_); }
 
  protected:
   [[nodiscard]] bool reads_own_output() const noexcept override { return saver_ == nullptr; }
-  void release_output_impl() override { free_buffer(y_); }
 
  private:
   const xt::xarray<float>* x_ = nullptr;
-  xt::xarray<float> y_, dx_;
 };
 
 struct relu_op {
@@ -125,9 +122,9 @@ struct sigmoid : detail::elementwise_spec<detail::sigmoid_op> {};
 
 /// Run-time softmax over the features of a flat input (probabilities for inference; train on
 /// logits with the softmax cross-entropy loss, which is faster and more accurate).
-class softmax_layer : public layer {
+class softmax_layer : public with_buffers<layer> {
  public:
-  explicit softmax_layer(tensor_shape in) : layer("softmax", in, in) {
+  explicit softmax_layer(tensor_shape in) : with_buffers<layer>("softmax", in, in) {
     if (!in.is_flat() || in.c == 0) throw invalid_argument("qnas::nn::softmax", "needs a flat input, got " + to_string(in));
   }
 
@@ -163,10 +160,9 @@ class softmax_layer : public layer {
 
  public:
   [[nodiscard]] bool reads_input_in_backward() const noexcept override { return false; }
-  void release_input_grad() override { detail::free_buffer(dx_); }
 
- private:
-  xt::xarray<float> y_, dx_;
+ protected:
+  [[nodiscard]] bool reads_own_output() const noexcept override { return true; }  // dx is computed from y
 };
 
 /// Softmax over the features of a flat input.
@@ -184,9 +180,9 @@ struct softmax {
 };
 
 /// Run-time flatten: [h, w, c] -> [h*w*c] (NHWC order, so a copy of the same bytes).
-class flatten_layer : public layer {
+class flatten_layer : public with_buffers<layer> {
  public:
-  explicit flatten_layer(tensor_shape in) : layer("flatten", in, flat(in.size())) {
+  explicit flatten_layer(tensor_shape in) : with_buffers<layer>("flatten", in, flat(in.size())) {
     if (!in.valid()) throw invalid_argument("qnas::nn::flatten", "needs a non-empty input");
   }
 
@@ -206,14 +202,6 @@ class flatten_layer : public layer {
 
  public:
   [[nodiscard]] bool reads_input_in_backward() const noexcept override { return false; }
-  void release_input_grad() override { detail::free_buffer(dx_); }
-
- protected:
-  [[nodiscard]] bool reads_own_output() const noexcept override { return false; }
-  void release_output_impl() override { detail::free_buffer(y_); }
-
- private:
-  xt::xarray<float> y_, dx_;
 };
 
 /// Flattens an image [h, w, c] into a feature vector [h*w*c].

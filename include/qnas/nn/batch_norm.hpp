@@ -14,10 +14,10 @@ namespace qnas::nn {
 /// Run-time batch normalization: y = gamma * (x - mean) / sqrt(var + eps) + beta per channel,
 /// with batch statistics in training (mean/var over n*h*w) and running statistics in inference
 /// (running = momentum * running + (1 - momentum) * batch; unbiased batch variance).
-class batch_norm_layer : public layer {
+class batch_norm_layer : public with_buffers<layer> {
  public:
   explicit batch_norm_layer(tensor_shape in, float momentum = 0.9f, float epsilon = 1e-5f)
-      : layer("batch_norm", in, in), c_(in.c), momentum_(momentum), eps_(epsilon) {
+      : with_buffers<layer>("batch_norm", in, in), c_(in.c), momentum_(momentum), eps_(epsilon) {
     if (!in.valid()) throw invalid_argument("qnas::nn::batch_norm", "needs a non-empty input");
     gamma_ = {"batch_norm.gamma", xt::ones<float>({c_}), xt::zeros<float>({c_}), false};
     beta_ = {"batch_norm.beta", xt::zeros<float>({c_}), xt::zeros<float>({c_}), false};
@@ -145,11 +145,6 @@ class batch_norm_layer : public layer {
   /// A saver keeps the normalized input (what backward needs) rather than the input itself.
   [[nodiscard]] bool accepts_input_saver() const noexcept override { return true; }
   [[nodiscard]] bool reads_input_in_backward() const noexcept override { return false; }
-  void release_input_grad() override { detail::free_buffer(dx_); }
-
- protected:
-  [[nodiscard]] bool reads_own_output() const noexcept override { return false; }
-  void release_output_impl() override { detail::free_buffer(y_); }
 
  private:
   std::size_t c_;
@@ -158,7 +153,7 @@ class batch_norm_layer : public layer {
   parameter gamma_, beta_;
   std::vector<float> running_mean_, running_var_, mean_, inv_std_, sum_dy_, sum_dy_xhat_;
   std::vector<double> acc_;
-  xt::xarray<float> y_, xhat_, dx_;
+  xt::xarray<float> xhat_;
 };
 
 /// Batch normalization over the channel axis (momentum 0.9, epsilon 1e-5).

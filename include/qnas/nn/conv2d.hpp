@@ -140,11 +140,11 @@ inline void check_window(const char* where, const tensor_shape& in, std::size_t 
 }  // namespace detail
 
 /// Run-time 2-D convolution. Weights are HWIO [k, k, cin, filters]; output [oh, ow, filters].
-class conv2d_layer : public weighted_layer {
+class conv2d_layer : public with_buffers<weighted_layer> {
  public:
   conv2d_layer(tensor_shape in, std::size_t filters, std::size_t kernel, std::size_t stride = 1,
                padding pad = padding::same, layer_formats f = {}, bool use_bias = true)
-      : weighted_layer("conv2d", in, out_shape(in, filters, kernel, stride, pad), std::move(f)),
+      : with_buffers<weighted_layer>("conv2d", in, out_shape(in, filters, kernel, stride, pad), std::move(f)),
         g_(window_geometry::of(in, kernel, stride, pad)), filters_(filters), pad_(pad) {
     if (filters == 0) throw invalid_argument("qnas::nn::conv2d", "filters must be > 0");
     init_params({kernel, kernel, in.c, filters}, filters, use_bias);
@@ -286,11 +286,6 @@ class conv2d_layer : public weighted_layer {
  public:
   [[nodiscard]] bool accepts_input_saver() const noexcept override { return true; }
   [[nodiscard]] bool reads_input_in_backward() const noexcept override { return g_.pointwise() && saver_ == nullptr; }
-  void release_input_grad() override { detail::free_buffer(dx_); }
-
- protected:
-  [[nodiscard]] bool reads_own_output() const noexcept override { return false; }
-  void release_output_impl() override { detail::free_buffer(y_); }
 
  private:
   static tensor_shape out_shape(tensor_shape in, std::size_t filters, std::size_t k, std::size_t s, padding p) {
@@ -316,16 +311,16 @@ class conv2d_layer : public weighted_layer {
   std::size_t filters_;
   padding pad_;
   const float* cols_ptr_ = nullptr;
-  xt::xarray<float> y_, dx_, cols_, dcols_, gb_, restored_;
+  xt::xarray<float> cols_, dcols_, gb_, restored_;
 };
 
 /// Run-time depthwise convolution (one k x k filter per channel, channel multiplier 1).
 /// Weights are [k, k, c]. Channels are contiguous in NHWC, so the inner loop runs over them.
-class depthwise_conv2d_layer : public weighted_layer {
+class depthwise_conv2d_layer : public with_buffers<weighted_layer> {
  public:
   depthwise_conv2d_layer(tensor_shape in, std::size_t kernel, std::size_t stride = 1, padding pad = padding::same,
                          layer_formats f = {}, bool use_bias = true)
-      : weighted_layer("depthwise_conv2d", in, out_shape(in, kernel, stride, pad), std::move(f)),
+      : with_buffers<weighted_layer>("depthwise_conv2d", in, out_shape(in, kernel, stride, pad), std::move(f)),
         g_(window_geometry::of(in, kernel, stride, pad)), pad_(pad) {
     init_params({kernel, kernel, in.c}, in.c, use_bias);
   }
@@ -405,11 +400,6 @@ class depthwise_conv2d_layer : public weighted_layer {
  public:
   [[nodiscard]] bool accepts_input_saver() const noexcept override { return true; }
   [[nodiscard]] bool reads_input_in_backward() const noexcept override { return saver_ == nullptr; }
-  void release_input_grad() override { detail::free_buffer(dx_); }
-
- protected:
-  [[nodiscard]] bool reads_own_output() const noexcept override { return false; }
-  void release_output_impl() override { detail::free_buffer(y_); }
 
  private:
   static tensor_shape out_shape(tensor_shape in, std::size_t k, std::size_t s, padding p) {
@@ -444,7 +434,7 @@ class depthwise_conv2d_layer : public weighted_layer {
   window_geometry g_;
   padding pad_;
   const xt::xarray<float>* x_ = nullptr;
-  xt::xarray<float> y_, dx_, gb_, restored_;
+  xt::xarray<float> gb_, restored_;
 };
 
 namespace detail {

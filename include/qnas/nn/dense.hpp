@@ -11,10 +11,10 @@
 namespace qnas::nn {
 
 /// Run-time dense layer on a flat input. Weights are [in, units] (so x * W needs no transpose).
-class dense_layer : public weighted_layer {
+class dense_layer : public with_buffers<weighted_layer> {
  public:
   dense_layer(tensor_shape in, std::size_t units, layer_formats f = {}, bool use_bias = true)
-      : weighted_layer("dense", in, flat(units), std::move(f)), in_features_(in.size()), units_(units) {
+      : with_buffers<weighted_layer>("dense", in, flat(units), std::move(f)), in_features_(in.size()), units_(units) {
     if (!in.is_flat() || in.c == 0)
       throw invalid_argument("qnas::nn::dense", "needs a non-empty flat input, got " + to_string(in) +
                                                     " (put a flatten layer before it)");
@@ -74,16 +74,11 @@ class dense_layer : public weighted_layer {
  public:
   [[nodiscard]] bool accepts_input_saver() const noexcept override { return true; }
   [[nodiscard]] bool reads_input_in_backward() const noexcept override { return saver_ == nullptr; }
-  void release_input_grad() override { detail::free_buffer(dx_); }
-
- protected:
-  [[nodiscard]] bool reads_own_output() const noexcept override { return false; }
-  void release_output_impl() override { detail::free_buffer(y_); }
 
  private:
   std::size_t in_features_, units_;
   const xt::xarray<float>* x_ = nullptr;
-  xt::xarray<float> y_, dx_, gb_, restored_;
+  xt::xarray<float> gb_, restored_;
 };
 
 /// Compile-time dense layer: `dense<10>`; `dense<10, fixed_point<8, 1>, fixed_point<8, 3>>`

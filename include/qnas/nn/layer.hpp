@@ -379,4 +379,21 @@ class weighted_layer : public layer {
   xt::xarray<float> wq_buf_, bq_buf_, gw_buf_;
 };
 
+/// The output buffer `y_` and input-gradient buffer `dx_` of a leaf layer, with the
+/// memory-saving hooks for a layer whose backward pass does not read its output: sequential may
+/// free `y_` once the next layer has run, and `dx_` once the layer before has consumed it. A
+/// layer whose backward reads `y_` (softmax) overrides reads_own_output.
+template <class Base>
+class with_buffers : public Base {
+ public:
+  using Base::Base;
+  void release_input_grad() override { detail::free_buffer(dx_); }
+
+ protected:
+  [[nodiscard]] bool reads_own_output() const noexcept override { return false; }
+  void release_output_impl() override { detail::free_buffer(y_); }
+
+  xt::xarray<float> y_, dx_;
+};
+
 }  // namespace qnas::nn

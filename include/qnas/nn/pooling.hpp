@@ -15,12 +15,12 @@ namespace qnas::nn {
 
 /// Run-time max or average pool over k x k windows. Average pooling divides by the number of
 /// window positions inside the image (padding is not counted, as in TensorFlow).
-class pool_layer : public layer {
+class pool_layer : public with_buffers<layer> {
  public:
   enum class mode { max, average };
 
   pool_layer(tensor_shape in, mode m, std::size_t kernel, std::size_t stride, padding pad = padding::valid)
-      : layer(m == mode::max ? "max_pool" : "avg_pool", in, out_shape(in, kernel, stride, pad)),
+      : with_buffers<layer>(m == mode::max ? "max_pool" : "avg_pool", in, out_shape(in, kernel, stride, pad)),
         g_(window_geometry::of(in, kernel, stride, pad)), mode_(m), pad_(pad) {}
 
   [[nodiscard]] const window_geometry& geometry() const noexcept { return g_; }
@@ -93,13 +93,9 @@ class pool_layer : public layer {
         }
     return dx_;
   }
+
  public:
   [[nodiscard]] bool reads_input_in_backward() const noexcept override { return false; }
-  void release_input_grad() override { detail::free_buffer(dx_); }
-
- protected:
-  [[nodiscard]] bool reads_own_output() const noexcept override { return false; }
-  void release_output_impl() override { detail::free_buffer(y_); }
 
  private:
   static tensor_shape out_shape(tensor_shape in, std::size_t k, std::size_t s, padding p) {
@@ -124,13 +120,12 @@ class pool_layer : public layer {
   padding pad_;
   std::vector<std::uint32_t> argmax_;  // per output element: index within its sample's input
   std::vector<std::size_t> counts_;
-  xt::xarray<float> y_, dx_;
 };
 
 /// Run-time global average pool: [h, w, c] -> [c].
-class global_avg_pool_layer : public layer {
+class global_avg_pool_layer : public with_buffers<layer> {
  public:
-  explicit global_avg_pool_layer(tensor_shape in) : layer("global_avg_pool", in, flat(in.c)) {
+  explicit global_avg_pool_layer(tensor_shape in) : with_buffers<layer>("global_avg_pool", in, flat(in.c)) {
     if (!in.is_image() || !in.valid())
       throw invalid_argument("qnas::nn::global_avg_pool", "needs a non-empty image input, got " + to_string(in));
   }
@@ -168,14 +163,6 @@ class global_avg_pool_layer : public layer {
 
  public:
   [[nodiscard]] bool reads_input_in_backward() const noexcept override { return false; }
-  void release_input_grad() override { detail::free_buffer(dx_); }
-
- protected:
-  [[nodiscard]] bool reads_own_output() const noexcept override { return false; }
-  void release_output_impl() override { detail::free_buffer(y_); }
-
- private:
-  xt::xarray<float> y_, dx_;
 };
 
 namespace detail {
