@@ -197,7 +197,7 @@ int main(int argc, char** argv) {
     std::cout << "no MNIST at " << mnist << ": using the synthetic 10-class task\n";
   }
   auto parts = data::split(all, 2000, /*seed=*/1);
-  const settings s = full ? settings{600, 32, 128, 2, 40} : settings{240, 32, 128, 1, 30};
+  const settings s = full ? settings{1200, 32, 128, 2, 40} : settings{240, 32, 128, 1, 30};
   if (!full) parts.train = data::head(parts.train, 2000);
 
   supernet probe = make_supernet<mnist_space>(mnist_spec(), 1);
