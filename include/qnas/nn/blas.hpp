@@ -127,14 +127,6 @@ inline void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::
   blas_gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
 }
 
-/// Adds the column sums of x[rows, cols] into acc[cols] (bias gradients).
-inline void add_column_sums(const float* x, std::size_t rows, std::size_t cols, float* acc) {
-  for (std::size_t r = 0; r < rows; ++r) {
-    const float* row = x + r * cols;
-    for (std::size_t j = 0; j < cols; ++j) acc[j] += row[j];
-  }
-}
-
 /// Sets every row of y[rows, cols] to bias[cols] (the GEMM then accumulates with beta = 1).
 inline void broadcast_rows(const float* bias, std::size_t rows, std::size_t cols, float* y) {
   for (std::size_t r = 0; r < rows; ++r) {

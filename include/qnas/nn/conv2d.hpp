@@ -227,12 +227,7 @@ class conv2d_layer : public with_buffers<weighted_layer> {
       detail::free_buffer(restored_);
       cols_ptr_ = nullptr;
     }
-    if (use_bias_) {
-      detail::ensure_shape(gb_, b_.value.shape());
-      std::fill(gb_.begin(), gb_.end(), 0.0f);
-      detail::add_column_sums(dy.data(), m, filters_, gb_.data());
-      accumulate_bias_grad(gb_.data());
-    }
+    accumulate_bias_grad_from_rows(dy.data(), m);
     if (!need_dx) return empty_;
     detail::ensure_batch(dx_, n, input_shape());
     if (g_.pointwise()) {
@@ -264,12 +259,7 @@ class conv2d_layer : public with_buffers<weighted_layer> {
     if (direct == nullptr) accumulate_weight_scratch();
     detail::free_buffer(cols_);
     detail::free_buffer(restored_);
-    if (use_bias_) {
-      detail::ensure_shape(gb_, b_.value.shape());
-      std::fill(gb_.begin(), gb_.end(), 0.0f);
-      detail::add_column_sums(dy.data(), n * g_.out_h * g_.out_w, filters_, gb_.data());
-      accumulate_bias_grad(gb_.data());
-    }
+    accumulate_bias_grad_from_rows(dy.data(), n * g_.out_h * g_.out_w);
     if (!need_dx) return empty_;
     detail::ensure_batch(dx_, n, input_shape());
     for_chunks(n, [&](std::size_t b0, std::size_t count, std::size_t rows) {
@@ -311,7 +301,7 @@ class conv2d_layer : public with_buffers<weighted_layer> {
   std::size_t filters_;
   padding pad_;
   const float* cols_ptr_ = nullptr;
-  xt::xarray<float> cols_, dcols_, gb_, restored_;
+  xt::xarray<float> cols_, dcols_, restored_;
 };
 
 /// Run-time depthwise convolution (one k x k filter per channel, channel multiplier 1).
@@ -387,12 +377,7 @@ class depthwise_conv2d_layer : public with_buffers<weighted_layer> {
       }
     }, [](std::size_t) {});
     if (weights_quantized()) accumulate_weight_scratch();
-    if (use_bias_) {
-      detail::ensure_shape(gb_, b_.value.shape());
-      std::fill(gb_.begin(), gb_.end(), 0.0f);
-      detail::add_column_sums(g, n * g_.out_h * g_.out_w, c, gb_.data());
-      accumulate_bias_grad(gb_.data());
-    }
+    accumulate_bias_grad_from_rows(g, n * g_.out_h * g_.out_w);
     if (memory_saving_) detail::free_buffer(restored_);
     return need_dx ? dx_ : empty_;
   }
@@ -434,7 +419,7 @@ class depthwise_conv2d_layer : public with_buffers<weighted_layer> {
   window_geometry g_;
   padding pad_;
   const xt::xarray<float>* x_ = nullptr;
-  xt::xarray<float> gb_, restored_;
+  xt::xarray<float> restored_;
 };
 
 namespace detail {

@@ -59,12 +59,7 @@ class dense_layer : public with_buffers<weighted_layer> {
       accumulate_weight_scratch();
     }
     if (memory_saving_) detail::free_buffer(restored_);
-    if (use_bias_) {
-      detail::ensure_shape(gb_, b_.value.shape());
-      std::fill(gb_.begin(), gb_.end(), 0.0f);
-      detail::add_column_sums(dy.data(), n, units_, gb_.data());
-      accumulate_bias_grad(gb_.data());
-    }
+    accumulate_bias_grad_from_rows(dy.data(), n);
     if (!need_dx) return empty_;
     detail::ensure_batch(dx_, n, input_shape());
     detail::gemm(false, true, n, in_features_, units_, 1.0f, dy.data(), wq(), 0.0f, dx_.data());
@@ -78,7 +73,7 @@ class dense_layer : public with_buffers<weighted_layer> {
  private:
   std::size_t in_features_, units_;
   const xt::xarray<float>* x_ = nullptr;
-  xt::xarray<float> gb_, restored_;
+  xt::xarray<float> restored_;
 };
 
 /// Compile-time dense layer: `dense<10>`; `dense<10, fixed_point<8, 1>, fixed_point<8, 3>>`

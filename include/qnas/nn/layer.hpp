@@ -81,6 +81,14 @@ inline void ste_mask(const format_info& f, const float* pre, const float* g, flo
   const float lo = static_cast<float>(f.min_value), hi = static_cast<float>(f.max_value);
   for (std::size_t i = 0; i < n; ++i) out[i] = (pre[i] >= lo && pre[i] <= hi) ? g[i] : 0.0f;
 }
+/// Adds the column sums of x[rows, cols] into acc[cols] (bias gradients).
+inline void add_column_sums(const float* x, std::size_t rows, std::size_t cols, float* acc) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* row = x + r * cols;
+    for (std::size_t j = 0; j < cols; ++j) acc[j] += row[j];
+  }
+}
+
 /// Frees a buffer's storage (memory-saving training hands buffers back as soon as nothing needs them).
 inline void free_buffer(xt::xarray<float>& a) { a = xt::xarray<float>(); }
 
@@ -371,12 +379,22 @@ class weighted_layer : public layer {
     }
   }
 
+  /// Adds the bias gradient for output gradients dy[rows, bias size] (their column sums) through
+  /// the STE mask; a no-op for a layer without bias.
+  void accumulate_bias_grad_from_rows(const float* dy, std::size_t rows) {
+    if (!use_bias_) return;
+    detail::ensure_shape(gb_buf_, b_.value.shape());
+    std::fill(gb_buf_.begin(), gb_buf_.end(), 0.0f);
+    detail::add_column_sums(dy, rows, b_.value.size(), gb_buf_.data());
+    accumulate_bias_grad(gb_buf_.data());
+  }
+
   [[nodiscard]] std::size_t out_c() const noexcept { return output_shape().c; }
 
   parameter w_, b_;
   bool use_bias_ = true;
   quantizer wq_fmt_, bq_fmt_;
-  xt::xarray<float> wq_buf_, bq_buf_, gw_buf_;
+  xt::xarray<float> wq_buf_, bq_buf_, gw_buf_, gb_buf_;
 };
 
 /// The output buffer `y_` and input-gradient buffer `dx_` of a leaf layer, with the
