@@ -164,7 +164,8 @@ TEST_CASE("with a narrow format, backward reads exactly decode(encode(x))") {
 
 TEST_CASE("conv2d with a saver in memory-saving mode works a few images at a time") {
   // 40x40 output rows x 72-value patches: one image per im2col chunk, so 3 chunks.
-  for (const auto& [stride, filters] : {std::pair<std::size_t, std::size_t>{1, 5}, {2, 16}}) {
+  for (const auto& sf : {std::pair<std::size_t, std::size_t>{1, 5}, {2, 16}}) {
+    const std::size_t stride = sf.first, filters = sf.second;  // no structured binding: CAPTURE takes it by reference
     CAPTURE(stride);
     std::mt19937_64 e(13);
     conv2d_layer plain(image(40, 40, 8), filters, 3, stride), chunked(image(40, 40, 8), filters, 3, stride);

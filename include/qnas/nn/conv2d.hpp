@@ -45,7 +45,7 @@ template <std::size_t RowLen>
 void im2col_rows(const float* x, std::size_t n, const window_geometry& g, float* cols) {
   const std::size_t c = g.channels, kw = g.kernel_w, kh = g.kernel_h;
   const std::size_t row_len = RowLen != 0 ? RowLen : kw * c;
-  const auto copy_row = [row_len](float* d, const float* src) {
+  const auto copy_row = [&](float* d, const float* src) {
     if constexpr (RowLen != 0)
       __builtin_memcpy(d, src, RowLen * sizeof(float));
     else
