@@ -3,6 +3,7 @@
 // 0 must overwrite a NaN-filled C), several threads, and the switch that sends GEMMs to the BLAS.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -249,4 +250,90 @@ TEST_CASE("builtin_gemm_pays: every shape with a generic BLAS, narrow or short p
   CHECK_FALSE(detail::builtin_gemm_pays(false, false, 512, 512, 512, false));
   CHECK_FALSE(detail::builtin_gemm_pays(true, false, 576, 128, 4096, false));
   CHECK_FALSE(detail::builtin_gemm_pays(false, false, 0, 16, 9, true));
+}
+
+TEST_CASE("the GEMM epilogue (bias, ReLU) equals a broadcast bias with beta = 1 and a ReLU pass, bit for bit") {
+  // Every path: the built-in kernel of each instruction set (k over one and several reduction
+  // slices, column tails) and the BLAS fallback of detail::gemm.
+  const std::vector<gemm_case> shapes = {{false, false, 37, 16, 9, 1.0f, 0.0f},  {false, false, 70, 70, 144, 1.0f, 0.0f},
+                                         {false, false, 13, 33, 385, 1.0f, 0.0f}, {true, false, 24, 10, 50, 0.5f, 0.0f},
+                                         {false, true, 19, 65, 800, 1.0f, 0.0f}};
+  std::mt19937 e(16);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (const auto& g : shapes)
+    for (bool relu : {false, true}) {
+      INFO(describe(g), relu ? " + relu" : "");
+      const operands o = make_operands(g, e);
+      std::vector<float> bias(g.n);
+      for (float& v : bias) v = u(e);
+      const detail::gemm_epilogue ep{bias.data(), relu};
+      auto reference = [&](gemm_isa isa) {
+        std::vector<float> c(g.m * g.n);
+        detail::broadcast_rows(bias.data(), g.m, g.n, c.data());
+        if (isa == gemm_isa::none)
+          detail::blas_gemm(g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, o.a.data(), o.b.data(), 1.0f, c.data());
+        else
+          REQUIRE(detail::builtin_gemm(isa, 1, g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, o.a.data(), o.b.data(),
+                                       1.0f, c.data()));
+        if (relu)
+          for (float& v : c) v = v > 0.0f ? v : 0.0f;
+        return c;
+      };
+      for (gemm_isa isa : runnable_isas())
+        for (int threads : {1, 2}) {
+          INFO("isa ", to_string(isa), ", threads ", threads);
+          auto c = with_guard(o.c0);  // NaN: beta == 0 must not read C
+          REQUIRE(detail::builtin_gemm(isa, threads, g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, o.a.data(),
+                                       o.b.data(), 0.0f, c.data(), ep));
+          const auto want = reference(isa);
+          CHECK(std::equal(want.begin(), want.end(), c.begin()));
+          CHECK(std::count(c.begin() + static_cast<std::ptrdiff_t>(want.size()), c.end(), sentinel) == guard);
+        }
+      set_builtin_gemm(false);
+      std::vector<float> c(o.c0);
+      detail::gemm(g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, o.a.data(), o.b.data(), 0.0f, c.data(), ep);
+      set_builtin_gemm(true);
+      CHECK(c == reference(gemm_isa::none));
+    }
+}
+
+TEST_CASE("the indirect GEMM (rows of A as segment pointers) equals the GEMM on the materialized A, bit for bit") {
+  // Segments of 3, 16 and 100 floats; k from one slice to several, with slice boundaries inside
+  // segments (k = 700: slices of 350 over segments of 100).
+  struct shape {
+    std::size_t m, n, segs, seg;
+  };
+  const shape shapes[] = {{37, 16, 3, 3}, {50, 32, 3, 16}, {13, 70, 9, 16}, {29, 65, 7, 100}, {12, 5, 1, 1}};
+  std::mt19937 e(17);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (const auto& s : shapes)
+    for (gemm_isa isa : runnable_isas())
+      for (bool relu : {false, true}) {
+        const std::size_t k = s.segs * s.seg;
+        INFO("isa ", to_string(isa), " m=", s.m, " n=", s.n, " segments ", s.segs, " x ", s.seg, relu ? " + relu" : "");
+        // A pool of floats that the segments point into, in shuffled order, some shared.
+        std::vector<float> pool((s.m * s.segs / 2 + 1) * s.seg);
+        for (float& v : pool) v = u(e);
+        std::vector<const float*> ind(s.m * s.segs);
+        std::vector<float> a(s.m * k);
+        std::uniform_int_distribution<std::size_t> pick(0, pool.size() / s.seg - 1);
+        for (std::size_t i = 0; i < s.m; ++i)
+          for (std::size_t t = 0; t < s.segs; ++t) {
+            ind[i * s.segs + t] = pool.data() + pick(e) * s.seg;
+            std::copy(ind[i * s.segs + t], ind[i * s.segs + t] + s.seg, a.begin() + static_cast<std::ptrdiff_t>(i * k + t * s.seg));
+          }
+        std::vector<float> b(k * s.n), bias(s.n);
+        for (float& v : b) v = u(e);
+        for (float& v : bias) v = u(e);
+        const detail::gemm_epilogue ep{bias.data(), relu};
+        std::vector<float> want(s.m * s.n, std::numeric_limits<float>::quiet_NaN());
+        REQUIRE(detail::builtin_gemm(isa, 1, false, false, s.m, s.n, k, 1.0f, a.data(), b.data(), 0.0f, want.data(), ep));
+        auto got = with_guard(std::vector<float>(s.m * s.n, std::numeric_limits<float>::quiet_NaN()));
+        REQUIRE(detail::builtin_gemm_indirect(isa, s.m, s.n, ind.data(), s.segs, s.seg, b.data(), got.data(), ep));
+        CHECK(std::equal(want.begin(), want.end(), got.begin()));
+        CHECK(std::count(got.begin() + static_cast<std::ptrdiff_t>(want.size()), got.end(), sentinel) == guard);
+      }
+  std::vector<float> c(4);
+  const float* rows[2] = {c.data(), c.data()};
+  CHECK_FALSE(detail::builtin_gemm_indirect(gemm_isa::none, 2, 1, rows, 1, 2, c.data(), c.data()));
 }

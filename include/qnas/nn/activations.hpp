@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstddef>
 #include <memory>
+#include <type_traits>
 
 #include "qnas/core/config.hpp"
 #include "qnas/nn/layer.hpp"
@@ -13,6 +14,8 @@
 namespace qnas::nn {
 
 namespace detail {
+struct relu_op;
+
 /// An elementwise activation: `Op::f(x)` forward, `Op::grad(x, y, dy)` the input gradient from input, output and output gradient.
 template <class Op>
 class elementwise_layer : public with_buffers<layer> {
@@ -61,6 +64,9 @@ class elementwise_layer : public with_buffers<layer> {
  public:
   [[nodiscard]] bool accepts_input_saver() const noexcept override { return true; }
   [[nodiscard]] bool reads_input_in_backward() const noexcept override { return saver_ == nullptr; }
+  [[nodiscard]] bool is_plain_relu() const noexcept override {
+    return std::is_same_v<Op, relu_op> && output_quantizer().is_identity();
+  }
 
  protected:
   [[nodiscard]] bool reads_own_output() const noexcept override { return saver_ == nullptr; }

@@ -127,12 +127,56 @@ inline void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::
   blas_gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
 }
 
+/// Calls fn(begin, end) on contiguous ranges that cover [0, count), one per thread of
+/// nn::blas_threads() on the built-in kernel's helper threads, when the whole job touches at
+/// least 2^16 floats (`count * floats_per_item`; below that waking a thread costs more than it
+/// saves); otherwise fn(0, count) on the calling thread. For elementwise and row-wise work
+/// (activation quantizers, straight-through masks) whose result does not depend on the split.
+template <class Fn>
+void parallel_ranges(std::size_t count, std::size_t floats_per_item, Fn&& fn) {
+  constexpr std::size_t min_floats = std::size_t{1} << 16;
+  const int threads = blas_threads();
+  if (threads <= 1 || count < 2 || count * floats_per_item < min_floats) {
+    fn(std::size_t{0}, count);
+    return;
+  }
+  const std::size_t parts = std::min(count, static_cast<std::size_t>(threads));
+  builtin_gemm_pool().run(parts, [&](std::size_t part) { fn(part * count / parts, (part + 1) * count / parts); });
+}
+
 /// Sets every row of y[rows, cols] to bias[cols] (the GEMM then accumulates with beta = 1).
 inline void broadcast_rows(const float* bias, std::size_t rows, std::size_t cols, float* y) {
   for (std::size_t r = 0; r < rows; ++r) {
     float* row = y + r * cols;
     for (std::size_t j = 0; j < cols; ++j) row[j] = bias[j];
   }
+}
+
+/// C[m, n] = alpha * op(A) * op(B) + beta * C, then the epilogue (bias per column, ReLU): the
+/// built-in kernel applies it in its store, the BLAS path with a broadcast before and a pass
+/// after (same values bit for bit). `threads` caps the built-in kernel's threads (the BLAS uses
+/// its own setting).
+inline void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                 const float* a, const float* b, float beta, float* c, const gemm_epilogue& ep,
+                 int threads = blas_threads()) {
+  if (m == 0 || n == 0) return;
+  if (const gemm_isa isa = builtin_gemm_isa();
+      isa != gemm_isa::none && builtin_gemm_enabled() &&
+      builtin_gemm_pays(trans_a, trans_b, m, n, k, blas_runs_generic_kernels()) &&
+      builtin_gemm(isa, threads, trans_a, trans_b, m, n, k, alpha, a, b, beta, c, ep))
+    return;
+  if (ep.bias != nullptr && beta == 0.0f) {
+    broadcast_rows(ep.bias, m, n, c);
+    beta = 1.0f;
+  } else if (ep.bias != nullptr) {
+    // C = alpha AB + beta C + bias: scale C first so that one BLAS call with beta = 1 adds AB.
+    for (std::size_t r = 0; r < m; ++r)
+      for (std::size_t j = 0; j < n; ++j) c[r * n + j] = beta * c[r * n + j] + ep.bias[j];
+    beta = 1.0f;
+  }
+  blas_gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+  if (ep.relu)
+    for (std::size_t i = 0; i < m * n; ++i) c[i] = c[i] > 0.0f ? c[i] : 0.0f;
 }
 
 }  // namespace qnas::nn::detail

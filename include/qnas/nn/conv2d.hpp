@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "qnas/core/config.hpp"
 #include "qnas/nn/blas.hpp"
@@ -36,6 +37,27 @@ QNAS_ALWAYS_INLINE void copy_floats(float* QNAS_RESTRICT d, const float* QNAS_RE
   if (n - i >= 1) d[i] = s[i];
 }
 
+/// Writes the kh x kw x c window at (y0, x0) of one NHWC image (top-left corner, may lie in the
+/// padding) as one im2col row of kh*kw*c floats; taps in the padding are zero.
+inline void window_row(const float* img, const window_geometry& g, std::ptrdiff_t y0, std::ptrdiff_t x0, float* row) {
+  const std::size_t c = g.channels, kw = g.kernel_w, row_len = kw * c;
+  for (std::size_t ky = 0; ky < g.kernel_h; ++ky, row += row_len) {
+    const std::ptrdiff_t iy = y0 + static_cast<std::ptrdiff_t>(ky);
+    if (iy < 0 || iy >= static_cast<std::ptrdiff_t>(g.in_h)) {
+      std::fill(row, row + row_len, 0.0f);
+      continue;
+    }
+    const float* src = img + static_cast<std::size_t>(iy) * g.in_w * c;
+    for (std::size_t kx = 0; kx < kw; ++kx) {
+      const std::ptrdiff_t ix = x0 + static_cast<std::ptrdiff_t>(kx);
+      if (ix < 0 || ix >= static_cast<std::ptrdiff_t>(g.in_w))
+        std::fill(row + kx * c, row + (kx + 1) * c, 0.0f);
+      else
+        copy_floats(row + kx * c, src + static_cast<std::size_t>(ix) * c, c);
+    }
+  }
+}
+
 /// im2col for NHWC: row (n, oy, ox) of `cols` holds the kh x kw x c window in HWC order, so
 /// cols[n*oh*ow, kh*kw*c] x W[kh*kw*c, cout] (HWIO weights) is the NHWC output directly.
 /// A kernel row of an NHWC image is kw*c contiguous floats, copied in one go when in bounds.
@@ -64,25 +86,8 @@ void im2col_rows(const float* x, std::size_t n, const window_geometry& g, float*
           for (std::size_t ky = 0; ky < kh; ++ky, cols += row_len, src += g.in_w * c) copy_row(cols, src);
           continue;
         }
-        for (std::size_t ky = 0; ky < kh; ++ky, cols += row_len) {
-          const std::ptrdiff_t iy = y0 + static_cast<std::ptrdiff_t>(ky);
-          if (iy < 0 || iy >= static_cast<std::ptrdiff_t>(g.in_h)) {
-            std::fill(cols, cols + row_len, 0.0f);
-            continue;
-          }
-          const float* src = img + static_cast<std::size_t>(iy) * g.in_w * c;
-          if (inside_w) {
-            copy_row(cols, src + static_cast<std::size_t>(x0) * c);
-            continue;
-          }
-          for (std::size_t kx = 0; kx < kw; ++kx) {
-            const std::ptrdiff_t ix = x0 + static_cast<std::ptrdiff_t>(kx);
-            if (ix < 0 || ix >= static_cast<std::ptrdiff_t>(g.in_w))
-              std::fill(cols + kx * c, cols + (kx + 1) * c, 0.0f);
-            else
-              copy_floats(cols + kx * c, src + static_cast<std::size_t>(ix) * c, c);
-          }
-        }
+        window_row(img, g, y0, x0, cols);
+        cols += kh * row_len;
       }
     }
   }
@@ -124,6 +129,70 @@ inline void col2im(const float* cols, std::size_t n, const window_geometry& g, f
   }
 }
 
+/// What conv_inference_indirect keeps from one call to the next for one layer: the batch with
+/// its zero border, and the indirection buffer (a pointer to every kernel row of every window).
+/// The pointers depend only on the geometry, the batch size and where the padded batch lives,
+/// so a layer that sees batches of one size builds them once.
+struct indirect_conv_state {
+  std::vector<float> padded;      // [n, top + in_h + bottom, left + in_w + right, c]; empty without padding
+  std::vector<const float*> ptrs;  // [n * out_h * out_w, kernel_h]
+  const float* base = nullptr;    // what ptrs point into (padded.data() or the input)
+  std::size_t n = 0;
+};
+
+/// Inference-time convolution through the built-in GEMM kernel without an im2col matrix:
+/// y[n*oh*ow, filters] = im2col(x) W, then the epilogue (bias, ReLU). The kernel reads every
+/// window straight from the (zero-bordered) image through the indirection buffer of `st`, one
+/// pointer per kernel row of kw*c contiguous NHWC floats; with padding, each image is first
+/// copied inside its zero border (about a third to a half of what its im2col rows would take).
+/// Images are split among `threads` threads (the built-in kernel's pool). The values equal those
+/// of im2col + GEMM bit for bit (same products, same order). Returns false, computing nothing,
+/// when the built-in kernel cannot run (no AVX2 or AVX-512, or switched off): the caller then
+/// takes the im2col path.
+inline bool conv_inference_indirect(const float* x, std::size_t n, const window_geometry& g, const float* w,
+                                    std::size_t filters, const gemm_epilogue& ep, int threads, float* y,
+                                    indirect_conv_state& st) {
+  const gemm_isa isa = builtin_gemm_isa();
+  if (isa == gemm_isa::none || !builtin_gemm_enabled()) return false;
+  const std::size_t c = g.channels, kh = g.kernel_h, seg = g.kernel_w * c, per_image = g.out_h * g.out_w;
+  const std::size_t reach_h = (g.out_h - 1) * g.stride + kh, reach_w = (g.out_w - 1) * g.stride + g.kernel_w;
+  const std::size_t ph = std::max(g.pad_top + g.in_h, reach_h), pw = std::max(g.pad_left + g.in_w, reach_w);
+  const bool pad = ph != g.in_h || pw != g.in_w;
+  const float* base = x;
+  if (pad) {
+    if (st.padded.size() != n * ph * pw * c) {
+      st.padded.assign(n * ph * pw * c, 0.0f);  // the border stays zero; the inside is copied per call
+      st.base = nullptr;
+    }
+    base = st.padded.data();
+  }
+  if (st.base != base || st.n != n) {
+    st.ptrs.resize(n * per_image * kh);
+    const float** p = st.ptrs.data();
+    for (std::size_t b = 0; b < n; ++b)
+      for (std::size_t oy = 0; oy < g.out_h; ++oy)
+        for (std::size_t ox = 0; ox < g.out_w; ++ox)
+          for (std::size_t ky = 0; ky < kh; ++ky)
+            *p++ = base + ((b * ph + oy * g.stride + ky) * pw + ox * g.stride) * c;
+    st.base = base;
+    st.n = n;
+  }
+  const std::size_t parts = std::clamp<std::size_t>(static_cast<std::size_t>(std::max(threads, 1)), 1, n);
+  bool ok = true;
+  builtin_gemm_pool().run(parts, [&](std::size_t part) {
+    const std::size_t b0 = part * n / parts, b1 = (part + 1) * n / parts, row = g.in_w * c;
+    if (pad)
+      for (std::size_t b = b0; b < b1; ++b)
+        for (std::size_t iy = 0; iy < g.in_h; ++iy)
+          std::memcpy(st.padded.data() + ((b * ph + g.pad_top + iy) * pw + g.pad_left) * c,
+                      x + (b * g.in_h + iy) * row, row * sizeof(float));
+    if (!builtin_gemm_indirect(isa, (b1 - b0) * per_image, filters, st.ptrs.data() + b0 * per_image * kh, kh, seg,
+                               w, y + b0 * per_image * filters, ep))
+      ok = false;
+  });
+  return ok;
+}
+
 inline std::string window_config(std::size_t k, std::size_t s, padding p) {
   return std::to_string(k) + "x" + std::to_string(k) + "/" + std::to_string(s) + " " + to_string(p);
 }
@@ -152,6 +221,7 @@ class conv2d_layer : public with_buffers<weighted_layer> {
 
   [[nodiscard]] std::size_t filters() const noexcept { return filters_; }
   [[nodiscard]] const window_geometry& geometry() const noexcept { return g_; }
+  [[nodiscard]] bool fuses_relu() const noexcept override { return output_quantizer().is_identity(); }
   void initialize(std::mt19937_64& engine) override { he_normal(engine, patch()); }
 
   [[nodiscard]] layer_description describe() const override {
@@ -167,12 +237,31 @@ class conv2d_layer : public with_buffers<weighted_layer> {
     const std::size_t m = n * g_.out_h * g_.out_w;
     detail::ensure_batch(y_, n, output_shape());
     quantize_params();
+    if (!training) {
+      // Inference keeps nothing for backward: bias and a fused ReLU go into the GEMM's store,
+      // and where the built-in kernel runs the product it reads the windows from the image
+      // itself (no im2col matrix).
+      const detail::gemm_epilogue ep{use_bias_ ? bq() : nullptr, relu_epilogue()};
+      if (g_.pointwise()) {
+        detail::gemm(false, false, m, filters_, patch(), 1.0f, x.data(), wq(), 0.0f, y_.data(), ep);
+        return y_;
+      }
+      if (detail::builtin_gemm_pays(false, false, m, filters_, patch(), blas_runs_generic_kernels()) &&
+          detail::conv_inference_indirect(x.data(), n, g_, wq(), filters_, ep, blas_threads(), y_.data(), indirect_))
+        return y_;
+      detail::ensure_shape(cols_, std::array<std::size_t, 2>{m, patch()});
+      detail::im2col(x.data(), n, g_, cols_.data());
+      detail::gemm(false, false, m, filters_, patch(), 1.0f, cols_.data(), wq(), 0.0f, y_.data(), ep);
+      cols_ptr_ = nullptr;
+      if (memory_saving_) detail::free_buffer(cols_);
+      return y_;
+    }
     if (chunked()) {
       for_chunks(n, [&](std::size_t b0, std::size_t count, std::size_t rows) {
         detail::im2col(x.data() + b0 * input_shape().size(), count, g_, cols_.data());
         float* y = y_.data() + b0 * g_.out_h * g_.out_w * filters_;
-        if (use_bias_) detail::broadcast_rows(bq(), rows, filters_, y);
-        detail::gemm(false, false, rows, filters_, patch(), 1.0f, cols_.data(), wq(), use_bias_ ? 1.0f : 0.0f, y);
+        detail::gemm(false, false, rows, filters_, patch(), 1.0f, cols_.data(), wq(), 0.0f, y,
+                     detail::gemm_epilogue{use_bias_ ? bq() : nullptr, false});
       });
       detail::free_buffer(cols_);
       cols_ptr_ = nullptr;
@@ -186,12 +275,8 @@ class conv2d_layer : public with_buffers<weighted_layer> {
       detail::im2col(x.data(), n, g_, cols_.data());
       cols_ptr_ = cols_.data();
     }
-    float beta = 0.0f;
-    if (use_bias_) {
-      detail::broadcast_rows(bq(), m, filters_, y_.data());
-      beta = 1.0f;
-    }
-    detail::gemm(false, false, m, filters_, patch(), 1.0f, cols_ptr_, wq(), beta, y_.data());
+    detail::gemm(false, false, m, filters_, patch(), 1.0f, cols_ptr_, wq(), 0.0f, y_.data(),
+                 detail::gemm_epilogue{use_bias_ ? bq() : nullptr, false});
     if (saver_ != nullptr) {
       // The saver keeps the input (a fraction of the im2col matrix's size); backward rebuilds
       // the matrix from what it restores.
@@ -302,6 +387,7 @@ class conv2d_layer : public with_buffers<weighted_layer> {
   padding pad_;
   const float* cols_ptr_ = nullptr;
   xt::xarray<float> cols_, dcols_, restored_;
+  detail::indirect_conv_state indirect_;
 };
 
 /// Run-time depthwise convolution (one k x k filter per channel, channel multiplier 1).

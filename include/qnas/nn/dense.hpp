@@ -23,6 +23,7 @@ class dense_layer : public with_buffers<weighted_layer> {
   }
 
   [[nodiscard]] std::size_t units() const noexcept { return units_; }
+  [[nodiscard]] bool fuses_relu() const noexcept override { return output_quantizer().is_identity(); }
   void initialize(std::mt19937_64& engine) override { he_normal(engine, in_features_); }
 
   [[nodiscard]] layer_description describe() const override {
@@ -38,12 +39,9 @@ class dense_layer : public with_buffers<weighted_layer> {
     x_ = saver_ != nullptr ? nullptr : &x;
     detail::ensure_batch(y_, n, output_shape());
     quantize_params();
-    float beta = 0.0f;
-    if (use_bias_) {
-      detail::broadcast_rows(bq(), n, units_, y_.data());
-      beta = 1.0f;
-    }
-    detail::gemm(false, false, n, units_, in_features_, 1.0f, x.data(), wq(), beta, y_.data());
+    // The bias (and, in inference, a ReLU that follows) are applied in the GEMM's store.
+    const detail::gemm_epilogue ep{use_bias_ ? bq() : nullptr, !training && relu_epilogue()};
+    detail::gemm(false, false, n, units_, in_features_, 1.0f, x.data(), wq(), 0.0f, y_.data(), ep);
     save_input(x, training);
     return y_;
   }

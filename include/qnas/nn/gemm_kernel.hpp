@@ -115,6 +115,15 @@ inline bool builtin_gemm_pays(bool trans_a, bool /*trans_b*/, std::size_t m, std
   return n <= 128 || (n <= 1024 && k <= 128);
 }
 
+/// What the GEMM does to each element of C on its way out, after alpha * op(A) op(B) + beta * C:
+/// add bias[j] to every column j (the layer's bias), then clamp at zero (a ReLU that follows the
+/// layer). Done in the kernel's store, it saves a pass over C for each; the result is bit for bit
+/// that of broadcasting the bias into C and multiplying with beta = 1, then applying the ReLU.
+struct gemm_epilogue {
+  const float* bias = nullptr;  ///< n values, or nullptr
+  bool relu = false;
+};
+
 /// A small pool of helper threads for splitting one GEMM's rows. run(parts, fn) calls fn(i) for
 /// i in [0, parts), part 0 on the calling thread, and returns when all are done. A call that
 /// finds the pool busy (a GEMM from another thread) runs every part on its own thread.
@@ -228,6 +237,10 @@ inline gemm_pool& builtin_gemm_pool() {
 /// The operands of one GEMM as the tile kernels see them. A[i, p] is a[i * a_row + p * a_col]
 /// (no transpose: a_row = k, a_col = 1; transposed: a_row = 1, a_col = m); B is [k, n]
 /// row-major with row stride ldb; C is [m, n] row-major.
+///
+/// Indirect A (a_mode::indirect, an implicit im2col): row i of A is `segs` segments of `seg`
+/// contiguous floats, segment s starting at ind[i * segs + s]; `a` is unused. The tile then
+/// covers columns [p0, p0 + k) of A and rows [p0, p0 + k) of `b`.
 struct gemm_args {
   std::size_t m, n, k;
   const float* a;
@@ -236,7 +249,14 @@ struct gemm_args {
   std::size_t ldb;
   float* c;
   float alpha, beta;
+  const float* bias = nullptr;  // epilogue (gemm_epilogue): added to every row of C
+  bool relu = false;            // epilogue: max(C, 0) last
+  const float* const* ind = nullptr;
+  std::size_t seg = 0, segs = 0, p0 = 0;
 };
+
+/// How a tile reads A: stored row-major, stored transposed, or through row-segment pointers.
+enum class a_mode { rows, transposed, indirect };
 
 // ---- AVX-512: tiles of MR rows x NV vectors of 16 columns; C tile in zmm registers. ----
 
@@ -244,6 +264,30 @@ struct gemm_args {
 /// registers, and at least 8 independent accumulators to cover the FMA latency.
 template <int NV>
 inline constexpr int mr_avx512 = NV == 4 ? 6 : NV == 3 ? 8 : 12;
+
+/// Writes the MR x NV accumulator tile to C at (i0, j0): alpha, beta, then the epilogue.
+template <int NV, int MR>
+QNAS_GEMM_AVX512 inline void store_tile_avx512(const gemm_args& g, std::size_t i0, std::size_t j0, __mmask16 last,
+                                               const __m512 (&acc)[MR][NV]) {
+  const __m512 alpha = _mm512_set1_ps(g.alpha), beta = _mm512_set1_ps(g.beta), zero = _mm512_setzero_ps();
+  const bool read_c = g.beta != 0.0f;  // beta == 0: C is not read (it may hold NaN)
+  const bool add_bias = g.bias != nullptr, relu = g.relu;
+  __m512 bias[NV];
+  QNAS_GEMM_UNROLL for (int v = 0; v < NV; ++v)
+    bias[v] = add_bias ? _mm512_maskz_loadu_ps(v == NV - 1 ? last : static_cast<__mmask16>(0xFFFF), g.bias + j0 + 16 * v)
+                       : zero;
+  QNAS_GEMM_UNROLL for (int r = 0; r < MR; ++r) {
+    float* c = g.c + (i0 + static_cast<std::size_t>(r)) * g.n + j0;
+    QNAS_GEMM_UNROLL for (int v = 0; v < NV; ++v) {
+      const __mmask16 mk = v == NV - 1 ? last : static_cast<__mmask16>(0xFFFF);
+      __m512 y = _mm512_mul_ps(acc[r][v], alpha);
+      if (read_c) y = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mk, c + 16 * v), y);
+      if (add_bias) y = _mm512_add_ps(y, bias[v]);
+      if (relu) y = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, zero, _CMP_GT_OQ), y);  // y > 0 ? y : +0
+      _mm512_mask_storeu_ps(c + 16 * v, mk, y);
+    }
+  }
+}
 
 template <int NV, int MR, bool TransA>
 QNAS_GEMM_AVX512 inline void tile_avx512(const gemm_args& g, std::size_t i0, std::size_t j0, unsigned tail) {
@@ -265,36 +309,63 @@ QNAS_GEMM_AVX512 inline void tile_avx512(const gemm_args& g, std::size_t i0, std
       QNAS_GEMM_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
     }
   }
-  const __m512 alpha = _mm512_set1_ps(g.alpha), beta = _mm512_set1_ps(g.beta);
-  const bool read_c = g.beta != 0.0f;  // beta == 0: C is not read (it may hold NaN)
-  QNAS_GEMM_UNROLL for (int r = 0; r < MR; ++r) {
-    float* c = g.c + (i0 + static_cast<std::size_t>(r)) * g.n + j0;
-    QNAS_GEMM_UNROLL for (int v = 0; v < NV; ++v) {
-      const __mmask16 mk = v == NV - 1 ? last : static_cast<__mmask16>(0xFFFF);
-      __m512 y = _mm512_mul_ps(acc[r][v], alpha);
-      if (read_c) y = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(mk, c + 16 * v), y);
-      _mm512_mask_storeu_ps(c + 16 * v, mk, y);
-    }
-  }
+  store_tile_avx512<NV, MR>(g, i0, j0, last, acc);
 }
 
-template <int NV, bool TransA, int... R>
+/// The tile over an indirect A (see gemm_args): per segment, MR row pointers; within it, the
+/// same broadcast-FMA steps as tile_avx512 over the columns [p0, p0 + k).
+template <int NV, int MR>
+QNAS_GEMM_AVX512 inline void tile_indirect_avx512(const gemm_args& g, std::size_t i0, std::size_t j0, unsigned tail) {
+  const __mmask16 last = static_cast<__mmask16>(tail);
+  __m512 acc[MR][NV];
+  QNAS_GEMM_UNROLL for (int r = 0; r < MR; ++r)
+    QNAS_GEMM_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  const std::size_t seg = g.seg, segs = g.segs, ldb = g.ldb, p_end = g.p0 + g.k;
+  const float* const* ind = g.ind + i0 * segs;
+  for (std::size_t s = g.p0 / seg; s * seg < p_end; ++s) {
+    const float* ap[MR];
+    QNAS_GEMM_UNROLL for (int r = 0; r < MR; ++r) ap[r] = ind[static_cast<std::size_t>(r) * segs + s];
+    const std::size_t q0 = std::max(g.p0, s * seg) - s * seg, q1 = std::min(p_end, (s + 1) * seg) - s * seg;
+    const float* bs = g.b + j0 + s * seg * ldb;
+    for (std::size_t q = q0; q < q1; ++q) {
+      const float* bp = bs + q * ldb;
+      __m512 bv[NV];
+      QNAS_GEMM_UNROLL for (int v = 0; v < NV; ++v)
+        bv[v] = v == NV - 1 ? _mm512_maskz_loadu_ps(last, bp + 16 * v) : _mm512_loadu_ps(bp + 16 * v);
+      QNAS_GEMM_UNROLL for (int r = 0; r < MR; ++r) {
+        const __m512 ar = _mm512_set1_ps(ap[r][q]);
+        QNAS_GEMM_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
+      }
+    }
+  }
+  store_tile_avx512<NV, MR>(g, i0, j0, last, acc);
+}
+
+template <int NV, int MR, a_mode A>
+QNAS_GEMM_AVX512 inline void any_tile_avx512(const gemm_args& g, std::size_t i0, std::size_t j0, unsigned tail) {
+  if constexpr (A == a_mode::indirect)
+    tile_indirect_avx512<NV, MR>(g, i0, j0, tail);
+  else
+    tile_avx512<NV, MR, A == a_mode::transposed>(g, i0, j0, tail);
+}
+
+template <int NV, a_mode A, int... R>
 QNAS_GEMM_AVX512 inline void tile_tail_avx512(const gemm_args& g, std::size_t i0, std::size_t j0, unsigned tail,
                                               std::size_t rows, std::integer_sequence<int, R...>) {
-  ((rows == static_cast<std::size_t>(R + 1) ? tile_avx512<NV, R + 1, TransA>(g, i0, j0, tail) : void()), ...);
+  ((rows == static_cast<std::size_t>(R + 1) ? any_tile_avx512<NV, R + 1, A>(g, i0, j0, tail) : void()), ...);
 }
 
 /// Rows [i0, i1) of the columns [j0, j0 + 16 * NV) (the last vector masked by `tail`).
-template <int NV, bool TransA>
+template <int NV, a_mode A>
 QNAS_GEMM_AVX512 inline void panel_avx512(const gemm_args& g, std::size_t i0, std::size_t i1, std::size_t j0,
                                           unsigned tail) {
   constexpr int mr = mr_avx512<NV>;
   std::size_t i = i0;
-  for (; i + mr <= i1; i += mr) tile_avx512<NV, mr, TransA>(g, i, j0, tail);
-  if (i < i1) tile_tail_avx512<NV, TransA>(g, i, j0, tail, i1 - i, std::make_integer_sequence<int, mr - 1>{});
+  for (; i + mr <= i1; i += mr) any_tile_avx512<NV, mr, A>(g, i, j0, tail);
+  if (i < i1) tile_tail_avx512<NV, A>(g, i, j0, tail, i1 - i, std::make_integer_sequence<int, mr - 1>{});
 }
 
-template <bool TransA>
+template <a_mode A>
 QNAS_GEMM_AVX512 void rows_avx512(const gemm_args& g, std::size_t i0, std::size_t i1) {
   // Column panels of 64; C rows of a block of 96 rows stay in L1/L2 across panels.
   constexpr std::size_t row_block = 96;
@@ -305,10 +376,10 @@ QNAS_GEMM_AVX512 void rows_avx512(const gemm_args& g, std::size_t i0, std::size_
       const std::size_t nv = (w + 15) / 16;
       const unsigned tail = w % 16 == 0 ? 0xFFFFu : (1u << (w % 16)) - 1u;
       switch (nv) {
-        case 1: panel_avx512<1, TransA>(g, ib, ie, j0, tail); break;
-        case 2: panel_avx512<2, TransA>(g, ib, ie, j0, tail); break;
-        case 3: panel_avx512<3, TransA>(g, ib, ie, j0, tail); break;
-        default: panel_avx512<4, TransA>(g, ib, ie, j0, tail); break;
+        case 1: panel_avx512<1, A>(g, ib, ie, j0, tail); break;
+        case 2: panel_avx512<2, A>(g, ib, ie, j0, tail); break;
+        case 3: panel_avx512<3, A>(g, ib, ie, j0, tail); break;
+        default: panel_avx512<4, A>(g, ib, ie, j0, tail); break;
       }
     }
   }
@@ -318,6 +389,36 @@ QNAS_GEMM_AVX512 void rows_avx512(const gemm_args& g, std::size_t i0, std::size_
 
 template <int NV>
 inline constexpr int mr_avx2 = NV == 2 ? 6 : 8;
+
+/// Writes the MR x NV accumulator tile to C at (i0, j0): alpha, beta, then the epilogue. Lanes
+/// below `tail` (1..8) of the last vector are live (`last`).
+template <int NV, int MR>
+QNAS_GEMM_AVX2 inline void store_tile_avx2(const gemm_args& g, std::size_t i0, std::size_t j0, unsigned tail,
+                                           __m256i last, const __m256 (&acc)[MR][NV]) {
+  const bool full = tail == 8;
+  const __m256 alpha = _mm256_set1_ps(g.alpha), beta = _mm256_set1_ps(g.beta), zero = _mm256_setzero_ps();
+  const bool read_c = g.beta != 0.0f;  // beta == 0: C is not read (it may hold NaN)
+  const bool add_bias = g.bias != nullptr, relu = g.relu;
+  __m256 bias[NV];
+  QNAS_GEMM_UNROLL for (int v = 0; v < NV; ++v)
+    bias[v] = !add_bias                ? zero
+              : v == NV - 1 && !full ? _mm256_maskload_ps(g.bias + j0 + 8 * v, last)
+                                     : _mm256_loadu_ps(g.bias + j0 + 8 * v);
+  QNAS_GEMM_UNROLL for (int r = 0; r < MR; ++r) {
+    float* c = g.c + (i0 + static_cast<std::size_t>(r)) * g.n + j0;
+    QNAS_GEMM_UNROLL for (int v = 0; v < NV; ++v) {
+      __m256 y = _mm256_mul_ps(acc[r][v], alpha);
+      const bool masked = v == NV - 1 && !full;
+      if (read_c) y = _mm256_fmadd_ps(beta, masked ? _mm256_maskload_ps(c + 8 * v, last) : _mm256_loadu_ps(c + 8 * v), y);
+      if (add_bias) y = _mm256_add_ps(y, bias[v]);
+      if (relu) y = _mm256_max_ps(y, zero);  // NaN and -0 give the second operand, +0: y > 0 ? y : +0
+      if (masked)
+        _mm256_maskstore_ps(c + 8 * v, last, y);
+      else
+        _mm256_storeu_ps(c + 8 * v, y);
+    }
+  }
+}
 
 template <int NV, int MR, bool TransA>
 QNAS_GEMM_AVX2 inline void tile_avx2(const gemm_args& g, std::size_t i0, std::size_t j0, unsigned tail) {
@@ -341,39 +442,62 @@ QNAS_GEMM_AVX2 inline void tile_avx2(const gemm_args& g, std::size_t i0, std::si
       QNAS_GEMM_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(ar, bv[v], acc[r][v]);
     }
   }
-  const __m256 alpha = _mm256_set1_ps(g.alpha), beta = _mm256_set1_ps(g.beta);
-  const bool read_c = g.beta != 0.0f;  // beta == 0: C is not read (it may hold NaN)
-  QNAS_GEMM_UNROLL for (int r = 0; r < MR; ++r) {
-    float* c = g.c + (i0 + static_cast<std::size_t>(r)) * g.n + j0;
-    QNAS_GEMM_UNROLL for (int v = 0; v < NV; ++v) {
-      __m256 y = _mm256_mul_ps(acc[r][v], alpha);
-      if (v == NV - 1 && !full) {
-        if (read_c) y = _mm256_fmadd_ps(beta, _mm256_maskload_ps(c + 8 * v, last), y);
-        _mm256_maskstore_ps(c + 8 * v, last, y);
-      } else {
-        if (read_c) y = _mm256_fmadd_ps(beta, _mm256_loadu_ps(c + 8 * v), y);
-        _mm256_storeu_ps(c + 8 * v, y);
+  store_tile_avx2<NV, MR>(g, i0, j0, tail, last, acc);
+}
+
+/// The tile over an indirect A (see gemm_args and tile_indirect_avx512).
+template <int NV, int MR>
+QNAS_GEMM_AVX2 inline void tile_indirect_avx2(const gemm_args& g, std::size_t i0, std::size_t j0, unsigned tail) {
+  const __m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(tail)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const bool full = tail == 8;
+  __m256 acc[MR][NV];
+  QNAS_GEMM_UNROLL for (int r = 0; r < MR; ++r)
+    QNAS_GEMM_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_ps();
+  const std::size_t seg = g.seg, segs = g.segs, ldb = g.ldb, p_end = g.p0 + g.k;
+  const float* const* ind = g.ind + i0 * segs;
+  for (std::size_t s = g.p0 / seg; s * seg < p_end; ++s) {
+    const float* ap[MR];
+    QNAS_GEMM_UNROLL for (int r = 0; r < MR; ++r) ap[r] = ind[static_cast<std::size_t>(r) * segs + s];
+    const std::size_t q0 = std::max(g.p0, s * seg) - s * seg, q1 = std::min(p_end, (s + 1) * seg) - s * seg;
+    const float* bs = g.b + j0 + s * seg * ldb;
+    for (std::size_t q = q0; q < q1; ++q) {
+      const float* bp = bs + q * ldb;
+      __m256 bv[NV];
+      QNAS_GEMM_UNROLL for (int v = 0; v < NV; ++v)
+        bv[v] = v == NV - 1 && !full ? _mm256_maskload_ps(bp + 8 * v, last) : _mm256_loadu_ps(bp + 8 * v);
+      QNAS_GEMM_UNROLL for (int r = 0; r < MR; ++r) {
+        const __m256 ar = _mm256_broadcast_ss(ap[r] + q);
+        QNAS_GEMM_UNROLL for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(ar, bv[v], acc[r][v]);
       }
     }
   }
+  store_tile_avx2<NV, MR>(g, i0, j0, tail, last, acc);
 }
 
-template <int NV, bool TransA, int... R>
+template <int NV, int MR, a_mode A>
+QNAS_GEMM_AVX2 inline void any_tile_avx2(const gemm_args& g, std::size_t i0, std::size_t j0, unsigned tail) {
+  if constexpr (A == a_mode::indirect)
+    tile_indirect_avx2<NV, MR>(g, i0, j0, tail);
+  else
+    tile_avx2<NV, MR, A == a_mode::transposed>(g, i0, j0, tail);
+}
+
+template <int NV, a_mode A, int... R>
 QNAS_GEMM_AVX2 inline void tile_tail_avx2(const gemm_args& g, std::size_t i0, std::size_t j0, unsigned tail,
                                           std::size_t rows, std::integer_sequence<int, R...>) {
-  ((rows == static_cast<std::size_t>(R + 1) ? tile_avx2<NV, R + 1, TransA>(g, i0, j0, tail) : void()), ...);
+  ((rows == static_cast<std::size_t>(R + 1) ? any_tile_avx2<NV, R + 1, A>(g, i0, j0, tail) : void()), ...);
 }
 
-template <int NV, bool TransA>
+template <int NV, a_mode A>
 QNAS_GEMM_AVX2 inline void panel_avx2(const gemm_args& g, std::size_t i0, std::size_t i1, std::size_t j0,
                                       unsigned tail) {
   constexpr int mr = mr_avx2<NV>;
   std::size_t i = i0;
-  for (; i + mr <= i1; i += mr) tile_avx2<NV, mr, TransA>(g, i, j0, tail);
-  if (i < i1) tile_tail_avx2<NV, TransA>(g, i, j0, tail, i1 - i, std::make_integer_sequence<int, mr - 1>{});
+  for (; i + mr <= i1; i += mr) any_tile_avx2<NV, mr, A>(g, i, j0, tail);
+  if (i < i1) tile_tail_avx2<NV, A>(g, i, j0, tail, i1 - i, std::make_integer_sequence<int, mr - 1>{});
 }
 
-template <bool TransA>
+template <a_mode A>
 QNAS_GEMM_AVX2 void rows_avx2(const gemm_args& g, std::size_t i0, std::size_t i1) {
   constexpr std::size_t row_block = 96;
   for (std::size_t ib = i0; ib < i1; ib += row_block) {
@@ -381,9 +505,9 @@ QNAS_GEMM_AVX2 void rows_avx2(const gemm_args& g, std::size_t i0, std::size_t i1
     for (std::size_t j0 = 0; j0 < g.n; j0 += 16) {
       const std::size_t w = std::min<std::size_t>(16, g.n - j0);
       if (w > 8)
-        panel_avx2<2, TransA>(g, ib, ie, j0, static_cast<unsigned>(w - 8));
+        panel_avx2<2, A>(g, ib, ie, j0, static_cast<unsigned>(w - 8));
       else
-        panel_avx2<1, TransA>(g, ib, ie, j0, static_cast<unsigned>(w));
+        panel_avx2<1, A>(g, ib, ie, j0, static_cast<unsigned>(w));
     }
   }
 }
@@ -392,12 +516,22 @@ QNAS_GEMM_AVX2 void rows_avx2(const gemm_args& g, std::size_t i0, std::size_t i1
 
 #endif  // QNAS_BUILTIN_GEMM_X86
 
-/// C[m, n] = alpha * op(A) op(B) + beta * C with the built-in kernel of `isa` on up to `threads`
-/// threads; same operands and semantics as detail::gemm (beta == 0 does not read C). Returns
-/// false, computing nothing, when `isa` is none or does not run on this CPU, or for alpha == 0
-/// or k == 0 (the BLAS handles those without reading A and B).
+/// The length of the reduction slices of the built-in kernel for a reduction of k: at most 384,
+/// equal but for the last. The direct and the indirect entry points slice alike, so they sum
+/// every element in the same order.
+inline constexpr std::size_t builtin_gemm_slice(std::size_t k) noexcept {
+  constexpr std::size_t max_slice = 384;
+  const std::size_t slices = (k + max_slice - 1) / max_slice;
+  return slices == 0 ? 0 : (k + slices - 1) / slices;
+}
+
+/// C[m, n] = alpha * op(A) op(B) + beta * C, then the epilogue `ep`, with the built-in kernel of
+/// `isa` on up to `threads` threads; same operands and semantics as detail::gemm (beta == 0 does
+/// not read C). Returns false, computing nothing, when `isa` is none or does not run on this CPU,
+/// or for alpha == 0 or k == 0 (the BLAS handles those without reading A and B).
 inline bool builtin_gemm(gemm_isa isa, int threads, bool trans_a, bool trans_b, std::size_t m, std::size_t n,
-                         std::size_t k, float alpha, const float* a, const float* b, float beta, float* c) {
+                         std::size_t k, float alpha, const float* a, const float* b, float beta, float* c,
+                         const gemm_epilogue& ep = {}) {
 #if defined(QNAS_BUILTIN_GEMM_X86)
   if (isa == gemm_isa::none || !builtin_gemm_supports(isa)) return false;
   if (m == 0 || n == 0) return true;
@@ -414,13 +548,13 @@ inline bool builtin_gemm(gemm_isa isa, int threads, bool trans_a, bool trans_b, 
     g.b = bt.data();
   }
   using rows_fn = void (*)(const gemm_args&, std::size_t, std::size_t);
-  const rows_fn rows = isa == gemm_isa::avx512 ? (trans_a ? &rows_avx512<true> : &rows_avx512<false>)
-                                               : (trans_a ? &rows_avx2<true> : &rows_avx2<false>);
-  // The reduction runs in slices of at most max_slice, so that the rows of B one slice reads
+  constexpr a_mode tr = a_mode::transposed, nt = a_mode::rows;
+  const rows_fn rows = isa == gemm_isa::avx512 ? (trans_a ? &rows_avx512<tr> : &rows_avx512<nt>)
+                                               : (trans_a ? &rows_avx2<tr> : &rows_avx2<nt>);
+  // The reduction runs in slices (builtin_gemm_slice), so that the rows of B one slice reads
   // stay in L2 while every block of rows of A passes over them; C accumulates across slices
   // (the first applies beta, the others add).
-  constexpr std::size_t max_slice = 384;
-  const std::size_t slices = (k + max_slice - 1) / max_slice, slice = (k + slices - 1) / slices;
+  const std::size_t slice = builtin_gemm_slice(k);
   auto run_rows = [&](std::size_t i0, std::size_t i1) {
     for (std::size_t p0 = 0; p0 < k; p0 += slice) {
       gemm_args s = g;
@@ -428,6 +562,10 @@ inline bool builtin_gemm(gemm_isa isa, int threads, bool trans_a, bool trans_b, 
       s.a = g.a + p0 * g.a_col;
       s.b = g.b + p0 * g.ldb;
       if (p0 != 0) s.beta = 1.0f;
+      // The bias joins the first slice (with beta, as a broadcast bias in C would); the ReLU
+      // waits for the last.
+      s.bias = p0 == 0 ? ep.bias : nullptr;
+      s.relu = ep.relu && p0 + s.k == k;
       rows(s, i0, i1);
     }
   };
@@ -449,7 +587,42 @@ inline bool builtin_gemm(gemm_isa isa, int threads, bool trans_a, bool trans_b, 
   return true;
 #else
   (void)isa, (void)threads, (void)trans_a, (void)trans_b, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)b,
-      (void)beta, (void)c;
+      (void)beta, (void)c, (void)ep;
+  return false;
+#endif
+}
+
+/// C[m, n] = A B, then the epilogue `ep`, for an indirect A (an implicit im2col): row i of A is
+/// `segs` segments of `seg` contiguous floats, segment s starting at ind[i * segs + s]; B is
+/// [segs * seg, n] row-major. One thread (callers split rows among threads themselves). The
+/// values equal builtin_gemm's on the materialized A bit for bit. Returns false, computing
+/// nothing, when `isa` is none or does not run on this CPU.
+inline bool builtin_gemm_indirect(gemm_isa isa, std::size_t m, std::size_t n, const float* const* ind,
+                                  std::size_t segs, std::size_t seg, const float* b, float* c,
+                                  const gemm_epilogue& ep = {}) {
+#if defined(QNAS_BUILTIN_GEMM_X86)
+  if (isa == gemm_isa::none || !builtin_gemm_supports(isa)) return false;
+  const std::size_t k = segs * seg;
+  if (m == 0 || n == 0) return true;
+  if (k == 0) return false;
+  gemm_args g{m, n, k, nullptr, 0, 0, b, n, c, 1.0f, 0.0f};
+  g.ind = ind;
+  g.seg = seg;
+  g.segs = segs;
+  const auto rows = isa == gemm_isa::avx512 ? &rows_avx512<a_mode::indirect> : &rows_avx2<a_mode::indirect>;
+  const std::size_t slice = builtin_gemm_slice(k);
+  for (std::size_t p0 = 0; p0 < k; p0 += slice) {
+    gemm_args s = g;
+    s.k = std::min(slice, k - p0);
+    s.p0 = p0;
+    if (p0 != 0) s.beta = 1.0f;
+    s.bias = p0 == 0 ? ep.bias : nullptr;
+    s.relu = ep.relu && p0 + s.k == k;
+    rows(s, 0, m);
+  }
+  return true;
+#else
+  (void)isa, (void)m, (void)n, (void)ind, (void)segs, (void)seg, (void)b, (void)c, (void)ep;
   return false;
 #endif
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -14,6 +15,7 @@
 
 #include "qnas/core/diagnostics.hpp"
 #include "qnas/formats/quantizer.hpp"
+#include "qnas/nn/blas.hpp"
 #include "qnas/nn/parameter.hpp"
 #include "qnas/nn/shape.hpp"
 
@@ -67,19 +69,37 @@ inline void ensure_batch(xt::xarray<float>& a, std::size_t n, const tensor_shape
 }
 
 /// Quantizes a whole buffer with `q` (last axis = blocking axis, so block formats block along
-/// channels for NHWC tensors and along output units for [in, out] weights).
+/// channels for NHWC tensors and along output units for [in, out] weights). Formats quantize
+/// each line of the last axis on its own, so a large buffer of a deterministic format is split
+/// along its first axis among nn::blas_threads() threads (same values); stochastic formats draw
+/// from `engine` in order, on the calling thread.
 inline void quantize_into(const quantizer& q, const xt::xarray<float>& in, xt::xarray<float>& out,
                           quantizer::engine_type* engine) {
   ensure_shape(out, in.shape());
   const std::span<const std::size_t> shape(in.shape().data(), in.shape().size());
-  q(std::span<const float>(in.data(), in.size()), std::span<float>(out.data(), out.size()), shape, last_axis, engine);
+  constexpr std::size_t max_rank = 8;
+  if (q.needs_engine() || shape.size() < 2 || shape.size() > max_rank || in.size() == 0) {
+    q(std::span<const float>(in.data(), in.size()), std::span<float>(out.data(), out.size()), shape, last_axis, engine);
+    return;
+  }
+  const std::size_t per_item = in.size() / shape[0];
+  parallel_ranges(shape[0], per_item, [&](std::size_t b0, std::size_t b1) {
+    std::array<std::size_t, max_rank> part{};
+    std::copy(shape.begin(), shape.end(), part.begin());
+    part[0] = b1 - b0;
+    q(std::span<const float>(in.data() + b0 * per_item, (b1 - b0) * per_item),
+      std::span<float>(out.data() + b0 * per_item, (b1 - b0) * per_item),
+      std::span<const std::size_t>(part.data(), shape.size()), last_axis, engine);
+  });
 }
 
 /// Straight-through estimator clipped to the format's range: the gradient passes where the
 /// unquantized value was inside [min_value, max_value] and is zero where it was clipped.
 inline void ste_mask(const format_info& f, const float* pre, const float* g, float* out, std::size_t n) {
   const float lo = static_cast<float>(f.min_value), hi = static_cast<float>(f.max_value);
-  for (std::size_t i = 0; i < n; ++i) out[i] = (pre[i] >= lo && pre[i] <= hi) ? g[i] : 0.0f;
+  parallel_ranges(n, 1, [&](std::size_t i0, std::size_t i1) {
+    for (std::size_t i = i0; i < i1; ++i) out[i] = (pre[i] >= lo && pre[i] <= hi) ? g[i] : 0.0f;
+  });
 }
 /// Adds the column sums of x[rows, cols] into acc[cols] (bias gradients).
 inline void add_column_sums(const float* x, std::size_t rows, std::size_t cols, float* acc) {
@@ -180,6 +200,28 @@ class layer {
     return dx;
   }
 
+  /// Whether this layer can apply a ReLU that follows it in its own output stage, in inference:
+  /// conv2d and dense without an output quantizer do (in the GEMM's store). sequential then runs
+  /// the pair as one pass (forward_relu) and skips the ReLU layer.
+  [[nodiscard]] virtual bool fuses_relu() const noexcept { return false; }
+  /// Whether this layer is a ReLU without an output quantizer, which a fuses_relu() layer before
+  /// it can absorb in inference.
+  [[nodiscard]] virtual bool is_plain_relu() const noexcept { return false; }
+  /// Inference: relu(forward(x, false)) in one pass, for a layer whose fuses_relu() is true (else
+  /// throws). The layer's output buffer then holds the rectified values; nothing is kept for a
+  /// backward pass, as after any forward in inference mode.
+  const xt::xarray<float>& forward_relu(const xt::xarray<float>& x) {
+    if (!fuses_relu())
+      throw invalid_argument("qnas::nn::" + kind_ + "::forward_relu", "this layer cannot apply a following ReLU itself");
+    relu_epilogue_ = true;
+    struct reset {
+      bool& flag;
+      ~reset() { flag = false; }
+    } guard{relu_epilogue_};
+    return forward(x, false);
+  }
+  const xt::xarray<float>& forward_relu(xt::xarray<float>&&) = delete;
+
   /// Memory-saving training (set by `sequential::set_memory_saving` on its layers): buffers are
   /// freed as soon as nothing needs them, at the cost of allocating them again at every step.
   virtual void set_memory_saving(bool on) { memory_saving_ = on; }
@@ -267,6 +309,9 @@ class layer {
   /// Frees the buffer forward_impl returns (no-op by default).
   virtual void release_output_impl() {}
 
+  /// Whether forward_impl runs for forward_relu: apply max(y, 0) to the output before returning.
+  [[nodiscard]] bool relu_epilogue() const noexcept { return relu_epilogue_; }
+
   /// Saves the forward input through the saver in training (no-op without one).
   void save_input(const xt::xarray<float>& x, bool training) {
     if (saver_ != nullptr && training)
@@ -281,6 +326,7 @@ class layer {
   bool memory_saving_ = false;
 
  private:
+  bool relu_epilogue_ = false;
   std::string kind_;
   tensor_shape in_, out_;
   quantizer out_q_{};

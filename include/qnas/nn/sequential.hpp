@@ -120,12 +120,19 @@ class sequential : public layer {
       return x;
     }
     const xt::xarray<float>* a = &x;
+    std::size_t producer = layers_.size();  // the layer whose output `a` is (none: the input)
     for (std::size_t i = 0; i < layers_.size(); ++i) {
-      a = &layers_[i]->forward(*a, training);
-      // Layer i has consumed layer i-1's output; free it unless a backward pass reads it.
-      if (memory_saving_ && i > 0 &&
-          (!training || (!layers_[i]->reads_input_in_backward() && !layers_[i - 1]->reads_output_in_backward())))
-        layers_[i - 1]->release_output();
+      layer& l = *layers_[i];
+      // Inference: a conv2d/dense followed by a plain ReLU applies it in its GEMM's store, and
+      // the ReLU layer is skipped (same values, one pass over the activations fewer).
+      const bool fuse = !training && i + 1 < layers_.size() && l.fuses_relu() && layers_[i + 1]->is_plain_relu();
+      a = fuse ? &l.forward_relu(*a) : &l.forward(*a, training);
+      // Layer i has consumed the producer's output; free it unless a backward pass reads it.
+      if (memory_saving_ && producer < layers_.size() &&
+          (!training || (!l.reads_input_in_backward() && !layers_[producer]->reads_output_in_backward())))
+        layers_[producer]->release_output();
+      producer = i;
+      if (fuse) ++i;
     }
     return *a;
   }
