@@ -98,7 +98,16 @@ inline void quantize_into(const quantizer& q, const xt::xarray<float>& in, xt::x
 inline void ste_mask(const format_info& f, const float* pre, const float* g, float* out, std::size_t n) {
   const float lo = static_cast<float>(f.min_value), hi = static_cast<float>(f.max_value);
   parallel_ranges(n, 1, [&](std::size_t i0, std::size_t i1) {
-    for (std::size_t i = i0; i < i1; ++i) out[i] = (pre[i] >= lo && pre[i] <= hi) ? g[i] : 0.0f;
+    // Locals, not the captures: the float stores could alias a captured float (lo, hi), and the
+    // loop would reload every capture per element instead of vectorizing.
+    const float* p = pre + i0;
+    const float* d = g + i0;
+    float* o = out + i0;
+    const float l = lo, h = hi;
+    for (std::size_t i = 0, e = i1 - i0; i < e; ++i) {
+      const float x = p[i], v = d[i];  // both loaded unconditionally: the loop is a vector select
+      o[i] = (x >= l) & (x <= h) ? v : 0.0f;
+    }
   });
 }
 /// Adds the column sums of x[rows, cols] into acc[cols] (bias gradients).
