@@ -130,3 +130,34 @@ TEST_CASE("block schedule validation names the problem") {
                         [&](const space_description&, std::size_t) { return synth::hill_climber(space, 0); }),
                   qnas::invalid_argument);  // factory ignores the sub-space
 }
+
+TEST_CASE("a refused block-schedule state leaves the schedule as it was") {
+  const auto space = synth::space();
+  auto s = make(space);
+  synth::evaluator_fn ev;
+  for (int t = 0; t < 11; ++t) {  // into the second block, mid-way
+    const candidate c = s.ask();
+    s.tell(c, score(ev(c, {static_cast<std::uint64_t>(t), 0})));
+  }
+  REQUIRE(s.current_block() == 0);
+  for (int t = 11; t < 21; ++t) {
+    const candidate c = s.ask();
+    s.tell(c, score(ev(c, {static_cast<std::uint64_t>(t), 0})));
+  }
+  REQUIRE(s.current_block() == 1);
+  const nlohmann::json good = s.save();
+  // Each fault is found after the block was already switched (block 0 instead of 1).
+  for (const char* field : {"asked", "told", "frozen", "best", "best_reward", "inner"}) {
+    nlohmann::json bad = good;
+    bad["block"] = 0;
+    bad[field] = "not this";
+    INFO("field ", field);
+    CHECK_THROWS_AS(s.load(bad), qnas::invalid_argument);
+    CHECK(s.save() == good);
+    CHECK(s.current_block() == 1);
+  }
+  auto fresh = make(space);
+  fresh.load(good);
+  CHECK(fresh.save() == good);
+  CHECK(fresh.ask() == s.ask());  // both continue alike
+}

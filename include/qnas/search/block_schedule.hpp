@@ -125,7 +125,25 @@ class block_schedule {
     return j;
   }
 
+  /// Restores a saved state. All or nothing, as the strategies' loads: a state that is refused
+  /// (invalid_argument naming the problem) leaves the schedule as it was.
   void load(const nlohmann::json& j) {
+    const nlohmann::json before = save();
+    try {
+      load_state(j);
+    } catch (...) {
+      load_state(before);
+      throw;
+    }
+  }
+
+  [[nodiscard]] std::string name() const {
+    return "block_schedule<" + (inner_ ? inner_->name() : last_inner_name_) + ">";
+  }
+  [[nodiscard]] const space_description& space() const noexcept { return space_; }
+
+ private:
+  void load_state(const nlohmann::json& j) {
     const std::string where = name() + "::load";
     detail::read_state(where, [&] {
       engine_type unused;
@@ -143,12 +161,6 @@ class block_schedule {
     });
   }
 
-  [[nodiscard]] std::string name() const {
-    return "block_schedule<" + (inner_ ? inner_->name() : last_inner_name_) + ">";
-  }
-  [[nodiscard]] const space_description& space() const noexcept { return space_; }
-
- private:
   void start_block(std::size_t b) {
     if (inner_) last_inner_name_ = inner_->name();
     current_ = b;
