@@ -1,8 +1,10 @@
 // Example 8: TuNAS on MNIST. A weight-sharing supernet over filters, kernel sizes, a skippable
 // residual block and per-layer weight formats (fixed 8/4-bit, power-of-two, ternary) is trained
 // jointly with a REINFORCE policy whose reward is accuracy + beta * |E / E0 - 1| (E: inference
-// energy under horowitz_45nm). The final architecture (per-decision argmax) is retrained from
-// scratch and compared with random search given the same wall-clock time.
+// energy under horowitz_45nm). The final architecture (per-decision argmax) is built standalone
+// with the supernet's weights and retrained, and compared with random search given the same
+// wall-clock time, whose best candidate is retrained the same way from its own search-time
+// (proxy) training.
 //
 // Data: the MNIST test set (10,000 images) from --mnist DIR or $QNAS_SHARED_DATA/mnist, split
 // 8,000 train / 2,000 validation (seed 1); without MNIST the synthetic 10-class task.
@@ -18,6 +20,12 @@
 //   --threads N                --full: (target, seed) runs in parallel (default 2); each run
 //                              and its random-search baseline share the machine alike, and each
 //                              uses one BLAS thread
+//   --targets 25,50,75         --full: the energy targets, in % of the largest candidate's energy
+//   --seeds N                  --full: seeds 1..N per target (default 3)
+//   --retrain MODE             where both methods' final models start their (identical) retraining:
+//                              inherit (default) the weights their search trained, scratch freshly
+//                              drawn weights, both: report both, check the inherited ones
+//   --epochs N                 epochs of that retraining (default 2 with --full, 1 without)
 //
 // Exits non-zero when a check fails.
 #include <algorithm>
@@ -27,9 +35,12 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <memory>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "qnas/data/dataset.hpp"
@@ -85,30 +96,39 @@ struct settings {
   std::size_t proxy_steps;  // random search: training steps per sampled candidate
 };
 
-// Trains the standalone network of `c` from scratch and returns its validation accuracy.
-double retrain(const supernet& net, const candidate& c, const data::dataset& tr, const data::dataset& va,
-               std::size_t epochs, std::uint64_t seed) {
-  std::mt19937_64 init(seed);
-  auto model = net.build_standalone(c, /*inherit=*/false, init);
+// The retraining recipe applied alike to both methods' final models: `epochs` passes of Adam
+// (learning rate 2e-3, batch 64) from the given starting weights, then validation accuracy.
+double retrain(nn::sequential& model, const data::dataset& tr, const data::dataset& va, std::size_t epochs,
+               std::uint64_t seed) {
   train::adam opt({.learning_rate = 2e-3f});
-  train::trainer t(*model, opt);
+  train::trainer t(model, opt);
   return t.fit(tr, &va, {.epochs = epochs, .batch_size = 64, .seed = seed}).val_accuracy;
 }
 
-// Proxy accuracy for random search: a short training run, then validation.
-double proxy(const supernet& net, const candidate& c, const data::dataset& tr, const data::dataset& va,
-             std::size_t steps, std::uint64_t seed) {
+// The standalone network of `c` with freshly drawn weights.
+std::unique_ptr<nn::sequential> fresh_model(const supernet& net, const candidate& c, std::uint64_t seed) {
   std::mt19937_64 init(seed);
-  auto model = net.build_standalone(c, false, init);
+  return net.build_standalone(c, /*inherit=*/false, init);
+}
+
+// Proxy accuracy for random search: a short training run, then validation. Returns the trained
+// model too (what the candidate's search-time training produced).
+std::pair<double, std::unique_ptr<nn::sequential>> proxy(const supernet& net, const candidate& c,
+                                                         const data::dataset& tr, const data::dataset& va,
+                                                         std::size_t steps, std::uint64_t seed) {
+  auto model = fresh_model(net, c, seed);
   train::adam opt({.learning_rate = 2e-3f});
   train::trainer t(*model, opt);
   const auto sub = data::head(tr, std::min(tr.size(), steps * 64));
-  return t.fit(sub, &va, {.epochs = 1, .batch_size = 64, .seed = seed}).val_accuracy;
+  const double acc = t.fit(sub, &va, {.epochs = 1, .batch_size = 64, .seed = seed}).val_accuracy;
+  return {acc, std::move(model)};
 }
 
 struct outcome {
   candidate arch;
+  std::unique_ptr<nn::sequential> trained;  // the final model with the weights its search trained
   double energy = 0, search_s = 0, accuracy = 0;
+  double scratch_accuracy = -1;  // --retrain both: the same recipe from freshly drawn weights
   double initial_distance = 0;  // mean |E/E0 - 1| of the candidates sampled during the RL delay
 };
 
@@ -132,6 +152,8 @@ outcome tunas_search(const data::dataset& tr, const data::dataset& va, double ta
   r.search_s = seconds_since(t0);
   r.arch = t.result();
   r.energy = net.energy_pj(r.arch);
+  std::mt19937_64 init(seed);
+  r.trained = net.build_standalone(r.arch, /*inherit=*/true, init);
   std::size_t n = 0;
   for (const auto& st : log)
     if (st.step < t.rl_delay()) r.initial_distance += std::abs(st.cost_ratio - 1), ++n;
@@ -159,9 +181,9 @@ outcome random_search(const data::dataset& tr, const data::dataset& va, double t
     for (std::size_t i = 0; i < c.size(); ++i) c[i] = static_cast<std::uint32_t>(e() % d.cardinality(i));
     const double en = net.energy_pj(c);
     if (std::abs(en / target - 1) > 0.10) continue;
-    const double acc = proxy(net, c, tr, va, s.proxy_steps, seed + tried);
+    auto [acc, model] = proxy(net, c, tr, va, s.proxy_steps, seed + tried);
     ++tried;
-    if (acc > best_acc) best_acc = acc, best.arch = c, best.energy = en;
+    if (acc > best_acc) best_acc = acc, best.arch = c, best.energy = en, best.trained = std::move(model);
   }
   best.search_s = seconds_since(t0);
   return best;
@@ -170,7 +192,9 @@ outcome random_search(const data::dataset& tr, const data::dataset& va, double t
 
 int main(int argc, char** argv) {
   bool full = false;
-  std::size_t threads = 2;
+  std::size_t threads = 2, seeds = 3, retrain_epochs = 0;
+  std::string retrain_mode = "inherit";
+  std::vector<double> fractions{0.25, 0.50, 0.75};
   std::filesystem::path mnist, out = ".";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -178,8 +202,19 @@ int main(int argc, char** argv) {
     else if (a == "--mnist" && i + 1 < argc) mnist = argv[++i];
     else if (a == "--out" && i + 1 < argc) out = argv[++i];
     else if (a == "--threads" && i + 1 < argc) threads = std::max<std::size_t>(1, std::stoul(argv[++i]));
+    else if (a == "--seeds" && i + 1 < argc) seeds = std::max<std::size_t>(1, std::stoul(argv[++i]));
+    else if (a == "--epochs" && i + 1 < argc) retrain_epochs = std::max<std::size_t>(1, std::stoul(argv[++i]));
+    else if (a == "--targets" && i + 1 < argc) {
+      fractions.clear();
+      std::stringstream list(argv[++i]);
+      for (std::string f; std::getline(list, f, ',');) fractions.push_back(std::stod(f) / 100);
+    } else if (a == "--retrain" && i + 1 < argc && (std::string(argv[i + 1]) == "inherit" ||
+                                                    std::string(argv[i + 1]) == "scratch" ||
+                                                    std::string(argv[i + 1]) == "both"))
+      retrain_mode = argv[++i];
     else {
-      std::cerr << "usage: 08_tunas_supernet [--full] [--mnist DIR] [--out DIR] [--threads N]\n";
+      std::cerr << "usage: 08_tunas_supernet [--full] [--mnist DIR] [--out DIR] [--threads N] [--targets 25,50,75]\n"
+                   "                         [--seeds N] [--retrain inherit|scratch|both] [--epochs N]\n";
       return 2;
     }
   }
@@ -197,7 +232,8 @@ int main(int argc, char** argv) {
     std::cout << "no MNIST at " << mnist << ": using the synthetic 10-class task\n";
   }
   auto parts = data::split(all, 2000, /*seed=*/1);
-  const settings s = full ? settings{1200, 32, 128, 2, 40} : settings{240, 32, 128, 1, 30};
+  settings s = full ? settings{1200, 32, 128, 2, 40} : settings{240, 32, 128, 1, 30};
+  if (retrain_epochs) s.retrain_epochs = retrain_epochs;
   if (!full) parts.train = data::head(parts.train, 2000);
 
   supernet probe = make_supernet<mnist_space>(mnist_spec(), 1);
@@ -207,6 +243,18 @@ int main(int argc, char** argv) {
             << " pJ (" << 100 * e_min / e_max << " %)\n";
   const double beta = -1.0;  // one beta for every target
 
+  // Retrains a method's final architecture with the common recipe, from the weights its search
+  // trained ("inherit") or from freshly drawn ones ("scratch"); "both" reports the two and
+  // checks the inherited one.
+  auto finish = [&](outcome& r, std::uint64_t seed) {
+    if (retrain_mode != "scratch") r.accuracy = retrain(*r.trained, parts.train, parts.validation, s.retrain_epochs, seed);
+    if (retrain_mode != "inherit") {
+      const double a = retrain(*fresh_model(probe, r.arch, seed), parts.train, parts.validation, s.retrain_epochs, seed);
+      (retrain_mode == "scratch" ? r.accuracy : r.scratch_accuracy) = a;
+    }
+    r.trained.reset();
+  };
+
   int failures = 0;
   auto check = [&](bool ok, const std::string& what) {
     std::cout << (ok ? "ok:   " : "FAIL: ") << what << "\n";
@@ -215,8 +263,9 @@ int main(int argc, char** argv) {
 
   if (!full) {
     const double target = 0.25 * e_max;
-    const auto r = tunas_search(parts.train, parts.validation, target, beta, 1, s, out, "ci");
-    const double acc = retrain(probe, r.arch, parts.train, parts.validation, s.retrain_epochs, 1);
+    auto r = tunas_search(parts.train, parts.validation, target, beta, 1, s, out, "ci");
+    finish(r, 1);
+    const double acc = r.accuracy;
     std::cout << "target " << target << " pJ; final " << to_string(r.arch, probe.space()) << "\n  energy " << r.energy
               << " pJ (" << 100 * (r.energy / target - 1) << " % off), search " << r.search_s << " s, retrained "
               << 100 * acc << " % after " << s.retrain_epochs << " epoch(s)\n";
@@ -227,7 +276,7 @@ int main(int argc, char** argv) {
     return failures ? 1 : 0;
   }
 
-  // The nine (target, seed) runs are independent: run them `threads` at a time, each with its
+  // The (target, seed) runs are independent: run them `threads` at a time, each with its
   // own supernet, policy and random-search baseline; the random search gets the wall-clock time
   // its TuNAS run took while sharing the machine the same way.
   struct job {
@@ -236,8 +285,8 @@ int main(int argc, char** argv) {
     outcome tunas, random;
   };
   std::vector<job> jobs;
-  for (double fraction : {0.25, 0.50, 0.75})
-    for (std::uint64_t seed = 1; seed <= 3; ++seed) jobs.push_back({fraction, seed, {}, {}});
+  for (double fraction : fractions)
+    for (std::uint64_t seed = 1; seed <= seeds; ++seed) jobs.push_back({fraction, seed, {}, {}});
   if (threads > 1) nn::set_blas_threads(1);
   std::mutex print_mutex;
   std::size_t next = 0;
@@ -253,9 +302,9 @@ int main(int argc, char** argv) {
       const double target = jb.fraction * e_max;
       const std::string tag = std::to_string(static_cast<int>(jb.fraction * 100)) + "_s" + std::to_string(jb.seed);
       jb.tunas = tunas_search(parts.train, parts.validation, target, beta, jb.seed, s, out, tag);
-      jb.tunas.accuracy = retrain(probe, jb.tunas.arch, parts.train, parts.validation, s.retrain_epochs, jb.seed);
+      finish(jb.tunas, jb.seed);
       jb.random = random_search(parts.train, parts.validation, target, jb.seed, jb.tunas.search_s, s);
-      jb.random.accuracy = retrain(probe, jb.random.arch, parts.train, parts.validation, s.retrain_epochs, jb.seed);
+      finish(jb.random, jb.seed);
       std::lock_guard lock(print_mutex);
       std::cout << "done: target " << 100 * jb.fraction << " %, seed " << jb.seed << " (" << k + 1 << " of "
                 << jobs.size() << ")" << std::endl;
@@ -266,27 +315,37 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < std::min(threads, jobs.size()); ++i) pool.emplace_back(worker);
   for (auto& t : pool) t.join();
 
-  std::cout << "target  seed  E/E0(tunas)  acc(tunas)  acc(random)  E/E0(random)  search s\n";
-  for (std::size_t f = 0; f < 3; ++f) {
-    double mean_t = 0, mean_r = 0;
-    const double fraction = jobs[3 * f].fraction, target = fraction * e_max;
-    for (std::size_t k = 3 * f; k < 3 * f + 3; ++k) {
+  const bool both = retrain_mode == "both";
+  std::cout << "retraining: " << s.retrain_epochs << " epochs from "
+            << (retrain_mode == "scratch" ? "freshly drawn weights" : "the weights each search trained")
+            << (both ? " (in brackets: from freshly drawn weights)" : "") << "\n"
+            << "target  seed  E/E0(tunas)  acc(tunas)  acc(random)  E/E0(random)  search s\n";
+  for (std::size_t f = 0; f < fractions.size(); ++f) {
+    double mean_t = 0, mean_r = 0, mean_ts = 0, mean_rs = 0;
+    const double fraction = fractions[f], target = fraction * e_max;
+    for (std::size_t k = seeds * f; k < seeds * (f + 1); ++k) {
       const auto& t = jobs[k].tunas;
       const auto& r = jobs[k].random;
-      mean_t += t.accuracy / 3;
-      mean_r += r.accuracy / 3;
+      const double n = static_cast<double>(seeds);
+      mean_t += t.accuracy / n, mean_r += r.accuracy / n;
+      mean_ts += t.scratch_accuracy / n, mean_rs += r.scratch_accuracy / n;
       std::cout << std::setw(5) << 100 * fraction << "%  " << jobs[k].seed << "     " << std::setprecision(3)
-                << t.energy / target << "       " << std::setprecision(2) << 100 * t.accuracy << "       "
-                << 100 * r.accuracy << "        " << std::setprecision(3) << r.energy / target << "        "
-                << std::setprecision(1) << t.search_s << "\n  tunas:  " << to_string(t.arch, probe.space())
+                << t.energy / target << "       " << std::setprecision(2) << 100 * t.accuracy;
+      if (both) std::cout << " (" << 100 * t.scratch_accuracy << ")";
+      std::cout << "       " << 100 * r.accuracy;
+      if (both) std::cout << " (" << 100 * r.scratch_accuracy << ")";
+      std::cout << "        " << std::setprecision(3) << r.energy / target << "        " << std::setprecision(1)
+                << t.search_s << "\n  tunas:  " << to_string(t.arch, probe.space())
                 << "\n  random: " << to_string(r.arch, probe.space()) << std::endl;
       check(std::abs(t.energy / target - 1) <= 0.10, "final energy within +-10 % of the target");
     }
     std::cout << std::setprecision(2) << "target " << 100 * fraction << " %: mean retrained accuracy tunas "
-              << 100 * mean_t << " %, random search " << 100 * mean_r << " %\n";
+              << 100 * mean_t << " %, random search " << 100 * mean_r << " %";
+    if (both) std::cout << " (from freshly drawn weights: tunas " << 100 * mean_ts << " %, random " << 100 * mean_rs << " %)";
+    std::cout << "\n";
     check(mean_t >= mean_r, "supernet search at least as accurate as random search at matched energy");
   }
-  std::cout << std::setprecision(1) << "wall time of the nine runs: " << seconds_since(t_all) / 60 << " min on "
-            << threads << " thread(s)\n";
+  std::cout << std::setprecision(1) << "wall time of the " << jobs.size() << " runs: " << seconds_since(t_all) / 60
+            << " min on " << threads << " thread(s)\n";
   return failures ? 1 : 0;
 }
