@@ -1,5 +1,6 @@
 // Training: losses (incl. distillation), optimizers, schedules, initialisation, metrics, the
-// trainer with callbacks, and compressed activation storage with its adaptive policy.
+// trainer with callbacks, weight clipping, and compressed activation storage with its adaptive
+// policy.
 #pragma once
 
 #include "qnas/train/activation_store.hpp"
@@ -13,3 +14,4 @@
 #include "qnas/train/optimizer.hpp"
 #include "qnas/train/schedule.hpp"
 #include "qnas/train/trainer.hpp"
+#include "qnas/train/weight_clip.hpp"

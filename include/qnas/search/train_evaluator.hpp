@@ -39,6 +39,7 @@
 #include "qnas/space/candidate.hpp"
 #include "qnas/train/optimizer.hpp"
 #include "qnas/train/trainer.hpp"
+#include "qnas/train/weight_clip.hpp"
 
 namespace qnas::search {
 
@@ -49,6 +50,10 @@ struct proxy_training {
   std::size_t batch_size = 64;
   optimizer method = optimizer::adam;
   float learning_rate = 1e-3f;
+  /// Clamp quantized layers' master weights to their format's range after every update
+  /// (train::weight_clip, BinaryConnect): no weight gets stuck outside the range, where the
+  /// clipped straight-through estimator gives it no gradient.
+  bool clip_weights = false;
   float momentum = 0.9f;       ///< sgd only
   float weight_decay = 0.0f;   ///< sgd only (L2 on weights)
   std::size_t eval_batch_size = 256;
@@ -134,12 +139,12 @@ class train_evaluator {
     if (o_.training.method == proxy_training::optimizer::adam) {
       train::adam opt({.learning_rate = o_.training.learning_rate});
       train::trainer t(*net, opt);
-      last = t.fit(*train_, nullptr, fo);
+      last = fit(t, *net, fo);
     } else {
       train::sgd opt({.learning_rate = o_.training.learning_rate, .momentum = o_.training.momentum,
                       .weight_decay = o_.training.weight_decay});
       train::trainer t(*net, opt);
-      last = t.fit(*train_, nullptr, fo);
+      last = fit(t, *net, fo);
     }
     const train::evaluation ev = train::evaluate(*net, *val_, o_.training.eval_batch_size, 1);
     const double train_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -194,6 +199,12 @@ class train_evaluator {
   [[nodiscard]] const data::dataset& validation_set() const noexcept { return *val_; }
 
  private:
+  template <class Trainer>
+  train::epoch_stats fit(Trainer& t, nn::sequential& net, const train::fit_options& fo) const {
+    if (o_.training.clip_weights) return t.fit(*train_, nullptr, fo, train::weight_clip{&net});
+    return t.fit(*train_, nullptr, fo);
+  }
+
   metrics costs(nn::sequential& net, const candidate& c) const {
     try {
       return network_costs<Table>(net, o_.bridge, o_.energy);
