@@ -10,6 +10,11 @@
 // `__attribute__((target(...)))`. Rows are split across the BLAS's thread count (nn::blas_threads)
 // on a small pool of helper threads created on first use.
 //
+// The store can add a bias per column and apply a ReLU (gemm_epilogue), so a layer needs no
+// separate pass over its output for either. builtin_gemm_indirect reads A through row-segment
+// pointers instead of a stored matrix: conv2d's inference points them at the windows of the
+// image itself (an implicit im2col).
+//
 // detail::gemm (blas.hpp) calls it for the shapes where it beats the BLAS (builtin_gemm_pays) and
 // calls cblas_sgemm otherwise, on compilers other than GCC and Clang, and off x86-64.
 // nn::set_builtin_gemm(false), or QNAS_BUILTIN_GEMM=0 in the environment, sends every GEMM to the
