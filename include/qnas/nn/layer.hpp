@@ -106,7 +106,7 @@ inline void ste_mask(const format_info& f, const float* pre, const float* g, flo
     const float l = lo, h = hi;
     for (std::size_t i = 0, e = i1 - i0; i < e; ++i) {
       const float x = p[i], v = d[i];  // both loaded unconditionally: the loop is a vector select
-      o[i] = (x >= l) & (x <= h) ? v : 0.0f;
+      o[i] = ((x >= l) & (x <= h)) ? v : 0.0f;
     }
   });
 }
