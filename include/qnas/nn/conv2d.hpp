@@ -247,8 +247,10 @@ class conv2d_layer : public with_buffers<weighted_layer> {
         return y_;
       }
       if (detail::builtin_gemm_pays(false, false, m, filters_, patch(), blas_runs_generic_kernels()) &&
-          detail::conv_inference_indirect(x.data(), n, g_, wq(), filters_, ep, blas_threads(), y_.data(), indirect_))
+          detail::conv_inference_indirect(x.data(), n, g_, wq(), filters_, ep, blas_threads(), y_.data(), indirect_)) {
+        if (memory_saving_) indirect_ = {};  // memory saving keeps no buffer between passes
         return y_;
+      }
       detail::ensure_shape(cols_, std::array<std::size_t, 2>{m, patch()});
       detail::im2col(x.data(), n, g_, cols_.data());
       detail::gemm(false, false, m, filters_, patch(), 1.0f, cols_.data(), wq(), 0.0f, y_.data(), ep);
