@@ -1,4 +1,4 @@
-// 2-D convolutions on NHWC: im2col + one BLAS GEMM (conv2d), and a direct depthwise kernel.
+// 2-D convolutions on NHWC: im2col + one GEMM (conv2d; inference reads windows through an indirection buffer), and a direct depthwise kernel.
 #pragma once
 
 #include <algorithm>
