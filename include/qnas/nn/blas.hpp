@@ -112,21 +112,6 @@ inline void blas_gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, 
               beta, c, static_cast<blas_int>(n));
 }
 
-/// C[m, n] = alpha * op(A) * op(B) + beta * C, all row-major and densely packed
-/// (op(A) is [m, k], op(B) is [k, n]; `trans_a` / `trans_b` say the stored matrix is transposed).
-/// beta == 0 overwrites C without reading it. Runs the built-in kernel where it pays (see the
-/// top of this file), else cblas_sgemm; threads: nn::blas_threads().
-inline void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
-                 const float* a, const float* b, float beta, float* c) {
-  if (m == 0 || n == 0) return;
-  if (const gemm_isa isa = builtin_gemm_isa();
-      isa != gemm_isa::none && builtin_gemm_enabled() &&
-      builtin_gemm_pays(trans_a, trans_b, m, n, k, blas_runs_generic_kernels()) &&
-      builtin_gemm(isa, blas_threads(), trans_a, trans_b, m, n, k, alpha, a, b, beta, c))
-    return;
-  blas_gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
-}
-
 /// Calls fn(begin, end) on contiguous ranges that cover [0, count), one per thread of
 /// nn::blas_threads() on the built-in kernel's helper threads, when the whole job touches at
 /// least 2^16 floats (`count * floats_per_item`; below that waking a thread costs more than it
@@ -152,12 +137,14 @@ inline void broadcast_rows(const float* bias, std::size_t rows, std::size_t cols
   }
 }
 
-/// C[m, n] = alpha * op(A) * op(B) + beta * C, then the epilogue (bias per column, ReLU): the
-/// built-in kernel applies it in its store, the BLAS path with a broadcast before and a pass
-/// after (same values bit for bit). `threads` caps the built-in kernel's threads (the BLAS uses
-/// its own setting).
+/// C[m, n] = alpha * op(A) * op(B) + beta * C, all row-major and densely packed
+/// (op(A) is [m, k], op(B) is [k, n]; `trans_a` / `trans_b` say the stored matrix is transposed),
+/// then the epilogue (bias per column, ReLU). beta == 0 overwrites C without reading it. Runs the
+/// built-in kernel where it pays (see the top of this file), which applies the epilogue in its
+/// store, else cblas_sgemm with the bias broadcast before and the ReLU applied after (same values
+/// bit for bit). `threads` caps the built-in kernel's threads (the BLAS uses its own setting).
 inline void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
-                 const float* a, const float* b, float beta, float* c, const gemm_epilogue& ep,
+                 const float* a, const float* b, float beta, float* c, const gemm_epilogue& ep = {},
                  int threads = blas_threads()) {
   if (m == 0 || n == 0) return;
   if (const gemm_isa isa = builtin_gemm_isa();

@@ -530,6 +530,22 @@ inline constexpr std::size_t builtin_gemm_slice(std::size_t k) noexcept {
   return slices == 0 ? 0 : (k + slices - 1) / slices;
 }
 
+#if defined(QNAS_BUILTIN_GEMM_X86)
+/// The operands of the reduction slice [p0, p0 + min(slice, k - p0)) of `g`: the first slice
+/// applies beta and adds the epilogue's bias (as a bias broadcast into C would), the others add
+/// to C; the ReLU waits for the last. The caller points A and B at the slice (direct) or sets
+/// p0 (indirect).
+inline gemm_args builtin_gemm_slice_args(const gemm_args& g, std::size_t p0, std::size_t slice,
+                                         const gemm_epilogue& ep) noexcept {
+  gemm_args s = g;
+  s.k = std::min(slice, g.k - p0);
+  if (p0 != 0) s.beta = 1.0f;
+  s.bias = p0 == 0 ? ep.bias : nullptr;
+  s.relu = ep.relu && p0 + s.k == g.k;
+  return s;
+}
+#endif
+
 /// C[m, n] = alpha * op(A) op(B) + beta * C, then the epilogue `ep`, with the built-in kernel of
 /// `isa` on up to `threads` threads; same operands and semantics as detail::gemm (beta == 0 does
 /// not read C). Returns false, computing nothing, when `isa` is none or does not run on this CPU,
@@ -562,15 +578,9 @@ inline bool builtin_gemm(gemm_isa isa, int threads, bool trans_a, bool trans_b, 
   const std::size_t slice = builtin_gemm_slice(k);
   auto run_rows = [&](std::size_t i0, std::size_t i1) {
     for (std::size_t p0 = 0; p0 < k; p0 += slice) {
-      gemm_args s = g;
-      s.k = std::min(slice, k - p0);
+      gemm_args s = builtin_gemm_slice_args(g, p0, slice, ep);
       s.a = g.a + p0 * g.a_col;
       s.b = g.b + p0 * g.ldb;
-      if (p0 != 0) s.beta = 1.0f;
-      // The bias joins the first slice (with beta, as a broadcast bias in C would); the ReLU
-      // waits for the last.
-      s.bias = p0 == 0 ? ep.bias : nullptr;
-      s.relu = ep.relu && p0 + s.k == k;
       rows(s, i0, i1);
     }
   };
@@ -617,12 +627,8 @@ inline bool builtin_gemm_indirect(gemm_isa isa, std::size_t m, std::size_t n, co
   const auto rows = isa == gemm_isa::avx512 ? &rows_avx512<a_mode::indirect> : &rows_avx2<a_mode::indirect>;
   const std::size_t slice = builtin_gemm_slice(k);
   for (std::size_t p0 = 0; p0 < k; p0 += slice) {
-    gemm_args s = g;
-    s.k = std::min(slice, k - p0);
+    gemm_args s = builtin_gemm_slice_args(g, p0, slice, ep);
     s.p0 = p0;
-    if (p0 != 0) s.beta = 1.0f;
-    s.bias = p0 == 0 ? ep.bias : nullptr;
-    s.relu = ep.relu && p0 + s.k == k;
     rows(s, 0, m);
   }
   return true;
