@@ -287,7 +287,7 @@ int main(int argc, char** argv) {
   const std::size_t validation = mnist.empty() ? 500 : 2000, training = mnist.empty() ? 1500 : 8000;
   auto parts = data::split(all, validation, 11);
   parts.train = data::head(parts.train, std::min(training, parts.train.size()));
-  if (const std::string advice = nn::blas_advice(); !advice.empty()) std::cout << "note: " << advice << "\n";
+  qnas::examples::print_blas_advice();
   std::cout << "data: " << source << ": " << parts.train.size() << " training / " << parts.validation.size()
             << " validation images; " << trials << " trials, " << epochs << " epoch(s) each, " << set.threads
             << " thread(s)\n";

@@ -70,7 +70,7 @@ namespace en = qnas::energy;
 
 namespace {
 
-constexpr double pow2(int e) { return e >= 0 ? static_cast<double>(1 << e) : 1.0 / static_cast<double>(1 << -e); }
+using qnas::examples::pow2;
 
 // The supported weight precisions of a layer whose trained weights mostly lie within +-2^(S+1)
 // (the teacher's ranges are printed at the start): fixed point 8/4/2-bit over [-2^(S+1), 2^(S+1)),
@@ -255,7 +255,7 @@ int main(int argc, char** argv) {
   if (set.epochs) st->epochs = set.epochs;
   st->train = std::move(parts.train);
   st->validation = std::move(parts.validation);
-  if (const std::string advice = nn::blas_advice(); !advice.empty()) std::cout << "note: " << advice << "\n";
+  qnas::examples::print_blas_advice();
   std::cout << "data: " << source << ": " << st->train.size() << " training / " << st->validation.size()
             << " validation images; " << trials << " trials, " << set.threads << " thread(s), seed " << set.seed << "\n";
 

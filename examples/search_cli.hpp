@@ -1,20 +1,24 @@
-// The command line and the proxy-task data that the search examples (07, 09, 10) share.
+// The command line, the proxy-task data and two small helpers that the search examples (07, 09,
+// 10) share.
 //
 // Every search example takes the same options: --mnist DIR, --out DIR, --full, --trials N,
 // --epochs N, --threads N, --seed N; an example adds its own through `extra`. Copying an example
 // into your project means copying this header with it (or replacing it with your own flags).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <iostream>
 #include <string>
+#include <utility>
 
 #include <qnas/data/dataset.hpp>
 #include <qnas/data/idx.hpp>
 #include <qnas/data/synthetic.hpp>
+#include <qnas/nn/blas.hpp>
 
 namespace qnas::examples {
 
@@ -36,11 +40,45 @@ struct search_cli {
   }
 };
 
-/// Reads the next value of the option being parsed (the option's name is in the message).
-using cli_value = std::function<std::string()>;
+/// The argument of the option being parsed: `value()` reads it as text, `value.number()` as a
+/// positive integer and `value.real()` as a positive real number; a missing or malformed
+/// argument fails with a message naming the option.
+class cli_value {
+ public:
+  cli_value(const search_cli& cli, std::string option, int& i, int argc, char** argv)
+      : cli_(cli), option_(std::move(option)), i_(i), argc_(argc), argv_(argv) {}
+
+  std::string operator()() const {
+    if (i_ + 1 >= argc_) cli_.fail(option_ + " needs a value");
+    return argv_[++i_];
+  }
+  std::size_t number() const {
+    const std::string v = (*this)();
+    char* end = nullptr;
+    const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+    if (v.empty() || v[0] == '-' || *end != '\0' || n == 0)
+      cli_.fail(option_ + " needs a positive integer, got '" + v + "'");
+    return static_cast<std::size_t>(n);
+  }
+  double real() const {
+    const std::string v = (*this)();
+    char* end = nullptr;
+    const double x = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end != '\0' || !(x > 0.0) || !std::isfinite(x))
+      cli_.fail(option_ + " needs a positive number, got '" + v + "'");
+    return x;
+  }
+
+ private:
+  const search_cli& cli_;
+  std::string option_;
+  int& i_;
+  int argc_;
+  char** argv_;
+};
 
 /// Parses argv into a search_cli. `extra(option, value)` is offered every option the common set
-/// does not know and returns whether it took it; `value()` reads the option's argument.
+/// does not know and returns whether it took it; `value` reads the option's argument.
 inline search_cli parse_search_cli(int argc, char** argv, std::string program, std::string usage,
                                    std::filesystem::path default_out,
                                    const std::function<bool(const std::string&, const cli_value&)>& extra = {}) {
@@ -50,24 +88,14 @@ inline search_cli parse_search_cli(int argc, char** argv, std::string program, s
   s.out = std::move(default_out);
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    const cli_value value = [&]() -> std::string {
-      if (i + 1 >= argc) s.fail(a + " needs a value");
-      return argv[++i];
-    };
-    auto number = [&]() -> std::size_t {
-      const std::string v = value();
-      char* end = nullptr;
-      const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0' || n == 0) s.fail(a + " needs a positive integer, got '" + v + "'");
-      return static_cast<std::size_t>(n);
-    };
+    const cli_value value(s, a, i, argc, argv);
     if (a == "--full") s.full = true;
     else if (a == "--mnist") s.mnist = value();
     else if (a == "--out") s.out = value();
-    else if (a == "--trials") s.trials = number();
-    else if (a == "--epochs") s.epochs = number();
-    else if (a == "--threads") s.threads = number();
-    else if (a == "--seed") s.seed = number();
+    else if (a == "--trials") s.trials = value.number();
+    else if (a == "--epochs") s.epochs = value.number();
+    else if (a == "--threads") s.threads = value.number();
+    else if (a == "--seed") s.seed = value.number();
     else if (!extra || !extra(a, value)) s.fail("unknown argument '" + a + "'");
   }
   return s;
@@ -94,6 +122,15 @@ struct proxy_data {
 inline proxy_data load_proxy_data(const std::filesystem::path& mnist, std::size_t synthetic_size) {
   if (!mnist.empty()) return {data::load_mnist_test(mnist), "MNIST test set (" + mnist.string() + ")"};
   return {data::make_synthetic({.size = synthetic_size, .seed = 7}), "synthetic images (qnas::data::make_synthetic)"};
+}
+
+/// 2^e, for format parameters given as powers of two (ternary thresholds, po2 maxima) in
+/// template arguments.
+constexpr double pow2(int e) { return e >= 0 ? static_cast<double>(1 << e) : 1.0 / static_cast<double>(1 << -e); }
+
+/// Prints nn::blas_advice() (how to get a faster BLAS set-up on this machine) when there is any.
+inline void print_blas_advice(std::ostream& os = std::cout) {
+  if (const std::string advice = nn::blas_advice(); !advice.empty()) os << "note: " << advice << "\n";
 }
 
 }  // namespace qnas::examples
