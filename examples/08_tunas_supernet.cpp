@@ -196,26 +196,49 @@ int main(int argc, char** argv) {
   std::string retrain_mode = "inherit";
   std::vector<double> fractions{0.25, 0.50, 0.75};
   std::filesystem::path mnist, out = ".";
+  // Bad arguments stop the program with the reason and the usage (exit status 2).
+  const auto fail = [](const std::string& why) {
+    std::cerr << "08_tunas_supernet: " << why << "\n"
+              << "usage: 08_tunas_supernet [--full] [--mnist DIR] [--out DIR] [--threads N] [--targets 25,50,75]\n"
+                 "                         [--seeds N] [--retrain inherit|scratch|both] [--epochs N]\n";
+    std::exit(2);
+  };
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
+    const auto value = [&]() -> std::string {
+      if (i + 1 >= argc) fail(a + " needs a value");
+      return argv[++i];
+    };
+    const auto count = [&]() -> std::size_t {
+      const std::string v = value();
+      char* end = nullptr;
+      const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+      if (v.empty() || v[0] == '-' || *end != '\0' || n == 0) fail(a + " needs a positive integer, got '" + v + "'");
+      return static_cast<std::size_t>(n);
+    };
     if (a == "--full") full = true;
-    else if (a == "--mnist" && i + 1 < argc) mnist = argv[++i];
-    else if (a == "--out" && i + 1 < argc) out = argv[++i];
-    else if (a == "--threads" && i + 1 < argc) threads = std::max<std::size_t>(1, std::stoul(argv[++i]));
-    else if (a == "--seeds" && i + 1 < argc) seeds = std::max<std::size_t>(1, std::stoul(argv[++i]));
-    else if (a == "--epochs" && i + 1 < argc) retrain_epochs = std::max<std::size_t>(1, std::stoul(argv[++i]));
-    else if (a == "--targets" && i + 1 < argc) {
+    else if (a == "--mnist") mnist = value();
+    else if (a == "--out") out = value();
+    else if (a == "--threads") threads = count();
+    else if (a == "--seeds") seeds = count();
+    else if (a == "--epochs") retrain_epochs = count();
+    else if (a == "--targets") {
       fractions.clear();
-      std::stringstream list(argv[++i]);
-      for (std::string f; std::getline(list, f, ',');) fractions.push_back(std::stod(f) / 100);
-    } else if (a == "--retrain" && i + 1 < argc && (std::string(argv[i + 1]) == "inherit" ||
-                                                    std::string(argv[i + 1]) == "scratch" ||
-                                                    std::string(argv[i + 1]) == "both"))
-      retrain_mode = argv[++i];
-    else {
-      std::cerr << "usage: 08_tunas_supernet [--full] [--mnist DIR] [--out DIR] [--threads N] [--targets 25,50,75]\n"
-                   "                         [--seeds N] [--retrain inherit|scratch|both] [--epochs N]\n";
-      return 2;
+      std::stringstream list(value());
+      for (std::string f; std::getline(list, f, ',');) {
+        char* end = nullptr;
+        const double pct = std::strtod(f.c_str(), &end);
+        if (f.empty() || *end != '\0' || !(pct > 0.0 && pct <= 100.0))
+          fail("--targets needs percentages in (0, 100] separated by commas, got '" + f + "'");
+        fractions.push_back(pct / 100);
+      }
+      if (fractions.empty()) fail("--targets needs at least one percentage");
+    } else if (a == "--retrain") {
+      retrain_mode = value();
+      if (retrain_mode != "inherit" && retrain_mode != "scratch" && retrain_mode != "both")
+        fail("--retrain needs inherit, scratch or both, got '" + retrain_mode + "'");
+    } else {
+      fail("unknown argument '" + a + "'");
     }
   }
   if (mnist.empty()) {
