@@ -37,6 +37,7 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -53,6 +54,7 @@
 #include "qnas/search/tunas.hpp"
 #include "qnas/train/optimizer.hpp"
 #include "qnas/train/trainer.hpp"
+#include "search_cli.hpp"
 
 using namespace qnas;
 
@@ -211,10 +213,9 @@ int main(int argc, char** argv) {
     };
     const auto count = [&]() -> std::size_t {
       const std::string v = value();
-      char* end = nullptr;
-      const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-      if (v.empty() || v[0] == '-' || *end != '\0' || n == 0) fail(a + " needs a positive integer, got '" + v + "'");
-      return static_cast<std::size_t>(n);
+      const std::optional<std::size_t> n = qnas::examples::positive_integer(v);
+      if (!n) fail(a + " needs a positive integer, got '" + v + "'");
+      return *n;
     };
     if (a == "--full") full = true;
     else if (a == "--mnist") mnist = value();
@@ -226,11 +227,10 @@ int main(int argc, char** argv) {
       fractions.clear();
       std::stringstream list(value());
       for (std::string f; std::getline(list, f, ',');) {
-        char* end = nullptr;
-        const double pct = std::strtod(f.c_str(), &end);
-        if (f.empty() || *end != '\0' || !(pct > 0.0 && pct <= 100.0))
+        const std::optional<double> pct = qnas::examples::positive_real(f);
+        if (!pct || *pct > 100.0)
           fail("--targets needs percentages in (0, 100] separated by commas, got '" + f + "'");
-        fractions.push_back(pct / 100);
+        fractions.push_back(*pct / 100);
       }
       if (fractions.empty()) fail("--targets needs at least one percentage");
     } else if (a == "--retrain") {

@@ -1,5 +1,5 @@
 // The command line, the proxy-task data and two small helpers that the search examples (07, 09,
-// 10) share.
+// 10) share; example 08, whose options differ, uses the number parsers.
 //
 // Every search example takes the same options: --mnist DIR, --out DIR, --full, --trials N,
 // --epochs N, --threads N, --seed N; an example adds its own through `extra`. Copying an example
@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <functional>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -40,6 +41,22 @@ struct search_cli {
   }
 };
 
+/// `text` as a positive integer; nothing when it is empty, signed, not a whole number, or 0.
+inline std::optional<std::size_t> positive_integer(const std::string& text) {
+  char* end = nullptr;
+  const unsigned long long n = std::strtoull(text.c_str(), &end, 10);
+  if (text.empty() || text[0] == '-' || *end != '\0' || n == 0) return std::nullopt;
+  return static_cast<std::size_t>(n);
+}
+
+/// `text` as a finite positive real number; nothing otherwise.
+inline std::optional<double> positive_real(const std::string& text) {
+  char* end = nullptr;
+  const double x = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !(x > 0.0) || !std::isfinite(x)) return std::nullopt;
+  return x;
+}
+
 /// The argument of the option being parsed: `value()` reads it as text, `value.number()` as a
 /// positive integer and `value.real()` as a positive real number; a missing or malformed
 /// argument fails with a message naming the option.
@@ -54,19 +71,15 @@ class cli_value {
   }
   std::size_t number() const {
     const std::string v = (*this)();
-    char* end = nullptr;
-    const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-    if (v.empty() || v[0] == '-' || *end != '\0' || n == 0)
-      cli_.fail(option_ + " needs a positive integer, got '" + v + "'");
-    return static_cast<std::size_t>(n);
+    const std::optional<std::size_t> n = positive_integer(v);
+    if (!n) cli_.fail(option_ + " needs a positive integer, got '" + v + "'");
+    return *n;
   }
   double real() const {
     const std::string v = (*this)();
-    char* end = nullptr;
-    const double x = std::strtod(v.c_str(), &end);
-    if (v.empty() || *end != '\0' || !(x > 0.0) || !std::isfinite(x))
-      cli_.fail(option_ + " needs a positive number, got '" + v + "'");
-    return x;
+    const std::optional<double> x = positive_real(v);
+    if (!x) cli_.fail(option_ + " needs a positive number, got '" + v + "'");
+    return *x;
   }
 
  private:
