@@ -102,16 +102,24 @@ struct trial_record {
   std::optional<double> reward;   ///< told to the strategy; nullopt for a rejected trial that was not told
   double wall_s = 0;              ///< evaluation wall time (0 for a rejected trial)
   std::optional<violation> rejected;  ///< set when a hard constraint rejected it before training
+  /// The evaluator's exception message, for a trial whose evaluation threw under
+  /// runner_options::on_evaluator_error = record (its metrics are the estimate's only).
+  std::optional<std::string> error;
 
   [[nodiscard]] bool was_rejected() const noexcept { return rejected.has_value(); }
+  [[nodiscard]] bool failed() const noexcept { return error.has_value(); }
+  /// Rejected nor failed: its metrics hold the evaluator's measurements.
+  [[nodiscard]] bool trained() const noexcept { return !rejected && !error; }
 };
 
 /// {"trial": 3, "decisions": {name: label}, "metrics": {...}, "reward": 0.8, "wall_s": 0.01}
-/// plus "rejected": {"constraint": ..., "detail": ...} for a rejected trial.
+/// plus "rejected": {"constraint": ..., "detail": ...} for a rejected trial and "error": "..." for
+/// one whose evaluation failed.
 inline nlohmann::json to_json(const trial_record& r, const space_description& space) {
   nlohmann::json j = {{"trial", r.index}, {"decisions", to_json(r.cand, space)}, {"metrics", to_json(r.values)},
                       {"reward", r.reward ? nlohmann::json(*r.reward) : nlohmann::json(nullptr)}, {"wall_s", r.wall_s}};
   if (r.rejected) j["rejected"] = {{"constraint", r.rejected->constraint}, {"detail", r.rejected->detail}};
+  if (r.error) j["error"] = *r.error;
   return j;
 }
 
@@ -131,6 +139,8 @@ inline trial_record trial_record_from_json(const nlohmann::json& j, const space_
     r.wall_s = j["wall_s"].get<double>();
     if (j.contains("rejected"))
       r.rejected = violation{j["rejected"].at("constraint").get<std::string>(), j["rejected"].at("detail").get<std::string>()};
+    if (j.contains("error")) r.error = j["error"].get<std::string>();
+    if (r.rejected && r.error) throw invalid_argument(where, "a trial cannot be both rejected and failed");
   } catch (const std::exception& e) {  // nlohmann type errors and candidate/metrics validation
     throw invalid_argument(where, qnas::detail::cat("trial record ", j["trial"].dump(), ": ", e.what()));
   }

@@ -38,9 +38,16 @@
 #include "qnas/search/evaluator.hpp"
 #include "qnas/search/objectives.hpp"
 #include "qnas/search/pareto.hpp"
+#include "qnas/search/stop_signals.hpp"
 #include "qnas/search/strategy.hpp"
 
 namespace qnas::search {
+
+/// What the runner does when an evaluator throws.
+enum class evaluator_error_policy {
+  stop,    ///< rethrow after the batch's other evaluations have finished: the run ends (the default)
+  record,  ///< record the trial as failed (trial_record::error), tell the strategy rejected_reward, go on
+};
 
 /// Settings of a run. Only batch_size and evaluation_seed shape the trial sequence; the rest
 /// (threads, paths, budgets) may change between a run and its resumption.
@@ -66,15 +73,25 @@ struct runner_options {
 
   /// Objectives of the Pareto archive; every trained trial must report these metrics. Empty = no archive.
   std::vector<pareto_axis> pareto_axes = pareto_archive::accuracy_energy();
+
+  /// An evaluator that throws ends the run (stop) or fails only its trial (record). A failed trial
+  /// counts against max_trials, is logged and checkpointed with its message, and is told
+  /// `rejected_reward` (not told when that is nullopt), as a candidate that cannot be trained.
+  evaluator_error_policy on_evaluator_error = evaluator_error_policy::stop;
+  /// While the run lasts, the first SIGTERM or SIGINT stops it after the batch in flight, with a
+  /// final checkpoint (stop_reason::signal); a second one ends the process at once. See
+  /// stop_signals.hpp. false = the signals keep whatever action the program gave them.
+  bool stop_on_signals = true;
 };
 
-enum class stop_reason { max_trials, time_budget, callback };
+enum class stop_reason { max_trials, time_budget, callback, signal };
 
 constexpr const char* to_string(stop_reason r) noexcept {
   switch (r) {
     case stop_reason::max_trials: return "trial budget reached";
     case stop_reason::time_budget: return "time budget reached";
     case stop_reason::callback: return "stopped by a callback";
+    case stop_reason::signal: return "stopped by SIGTERM/SIGINT after the batch in flight";
   }
   return "?";
 }
@@ -103,7 +120,7 @@ inline std::vector<decision_stats> decision_statistics(const std::vector<trial_r
     sums.emplace_back(d.cardinality, 0.0);
   }
   for (const auto& r : history) {
-    if (r.rejected || !r.reward) continue;
+    if (!r.trained() || !r.reward) continue;
     for (std::size_t i = 0; i < space.num_decisions(); ++i) {
       ++out[i].labels[r.cand[i]].count;
       sums[i][r.cand[i]] += *r.reward;
@@ -147,6 +164,7 @@ struct search_result {
   pareto_archive front;       ///< over runner_options::pareto_axes (unused when has_front is false)
   bool has_front = true;      ///< false when the run had no Pareto axes
   std::size_t rejected = 0;
+  std::size_t failed = 0;     ///< trials whose evaluation threw (evaluator_error_policy::record)
   double elapsed_s = 0;
   stop_reason reason = stop_reason::max_trials;
 
@@ -173,7 +191,7 @@ struct search_result {
     plot.y_label = ya.metric;
     io::plot_series all{"trained trials", {}, io::plot_series::style::scatter, "#9aa7b8"};
     for (const auto& r : history)
-      if (!r.rejected) all.points.emplace_back(r.values.at(xa.metric), r.values.at(ya.metric));
+      if (r.trained()) all.points.emplace_back(r.values.at(xa.metric), r.values.at(ya.metric));
     io::plot_series fr{"Pareto front", {}, io::plot_series::style::line_and_points, "#d62728"};
     for (const auto& p : front.front()) fr.points.emplace_back(p.values[1], p.values[0]);
     std::sort(fr.points.begin(), fr.points.end());
@@ -185,8 +203,9 @@ struct search_result {
   /// Prints the summary: stop reason, counts, best candidate with its metrics, the Pareto front
   /// and the per-decision table.
   void print_report(std::ostream& os) const {
-    os << "search: " << history.size() << " trials (" << rejected << " rejected), " << elapsed_s << " s, "
-       << to_string(reason) << '\n';
+    os << "search: " << history.size() << " trials (" << rejected << " rejected";
+    if (failed) os << ", " << failed << " failed";
+    os << "), " << elapsed_s << " s, " << to_string(reason) << '\n';
     if (best) {
       const auto& b = history[*best];
       os << "best: trial " << b.index << ", reward " << *b.reward << "\n  " << to_string(b.cand, space) << "\n  "
@@ -223,9 +242,10 @@ class runner {
 
   /// Runs until the trial budget, the time budget or a callback stops it; returns the result.
   /// Callbacks are held by reference for the duration of the call.
-  /// Exceptions: an evaluator's exception, non-finite metrics or reward (qnas::invalid_argument
-  /// naming trial and metric) and I/O failures (qnas::io_error naming the file) end the run; the
-  /// last checkpoint written before stays valid and can be resumed.
+  /// Exceptions: an evaluator's exception (unless on_evaluator_error = record), non-finite metrics
+  /// or reward (qnas::invalid_argument naming trial and metric) and I/O failures (qnas::io_error
+  /// naming the file) end the run; the last checkpoint written before stays valid and can be
+  /// resumed.
   template <class... Callbacks>
   search_result run(Callbacks&&... callbacks) {
     static_assert((detail::is_callback_v<std::remove_cvref_t<Callbacks>> && ...),
@@ -236,7 +256,7 @@ class runner {
     search_result res{space, {}, std::nullopt, pareto_archive(opt_.pareto_axes.empty()
                                                                   ? std::vector<pareto_axis>{{"reward", direction::maximize}}
                                                                   : opt_.pareto_axes),
-                      !opt_.pareto_axes.empty(), 0, 0.0, stop_reason::max_trials};
+                      !opt_.pareto_axes.empty(), 0, 0, 0.0, stop_reason::max_trials};
     const bool archive = res.has_front;
     double elapsed_before = 0;
 
@@ -261,6 +281,7 @@ class runner {
       elapsed_before = st.elapsed_s;
       res.rejected = st.rejected;
       for (auto& r : st.history) {
+        if (r.failed()) ++res.failed;
         absorb(res, r, archive);
         res.history.push_back(std::move(r));
       }
@@ -293,8 +314,14 @@ class runner {
     update_progress();
     (detail::call_search_begin(callbacks, space, prog), ...);
 
+    const stop_signal_guard signals(opt_.stop_on_signals);
     bool stop = false;
     while (!stop && res.history.size() < opt_.max_trials) {
+      if (signals.received()) {
+        res.reason = stop_reason::signal;
+        stop = true;
+        break;
+      }
       if (opt_.time_budget_s > 0 && elapsed_before + seconds_since(session_start) >= opt_.time_budget_s) {
         res.reason = stop_reason::time_budget;
         break;
@@ -322,6 +349,9 @@ class runner {
         if (r.rejected) {
           r.reward = opt_.rejected_reward;
           ++res.rejected;
+        } else if (r.error) {
+          r.reward = opt_.rejected_reward;
+          ++res.failed;
         } else {
           check_finite(r.values, r.index);
           const double reward = static_cast<double>(objective_(r.values));
@@ -340,6 +370,7 @@ class runner {
         ((want_stop = detail::call_trial_end(callbacks, res.history.back(), prog) || want_stop), ...);
         if (want_stop) stop = true, res.reason = stop_reason::callback;
       }
+      if (!stop && signals.received()) stop = true, res.reason = stop_reason::signal;
       if (!opt_.checkpoint_path.empty() && res.history.size() - last_checkpoint_ >= opt_.checkpoint_every)
         write_checkpoint(res, elapsed_before + seconds_since(session_start));
     }
@@ -360,7 +391,7 @@ class runner {
 
   /// Updates best and archive with a record (not yet in history).
   void absorb(search_result& res, const trial_record& r, bool archive) {
-    if (r.rejected || !r.reward) return;
+    if (!r.trained() || !r.reward) return;
     if (!res.best || *r.reward > *res.history[*res.best].reward) res.best = r.index;
     if (archive) {
       try {
@@ -374,8 +405,9 @@ class runner {
   }
 
   /// Evaluates the non-rejected trials of a batch on up to opt_.threads threads. Results land in
-  /// their own slot, so the order of completion does not matter; the first exception (in trial
-  /// order) is rethrown after every thread has joined.
+  /// their own slot, so the order of completion does not matter. Under evaluator_error_policy::stop
+  /// the first exception (in trial order) is rethrown after every thread has joined; under record
+  /// each failed trial keeps its message.
   void evaluate_batch(std::vector<trial_record>& batch) {
     std::vector<std::size_t> todo;
     for (std::size_t i = 0; i < batch.size(); ++i)
@@ -405,8 +437,21 @@ class runner {
         });
       for (auto& th : pool) th.join();
     }
-    for (auto& e : errors)
-      if (e) std::rethrow_exception(e);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (!errors[i]) continue;
+      if (opt_.on_evaluator_error == evaluator_error_policy::stop) std::rethrow_exception(errors[i]);
+      batch[i].error = describe_exception(errors[i]);
+    }
+  }
+
+  static std::string describe_exception(const std::exception_ptr& e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      return x.what();
+    } catch (...) {
+      return "an exception not derived from std::exception";
+    }
   }
 
   void write_checkpoint(const search_result& res, double elapsed) {
