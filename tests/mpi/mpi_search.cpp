@@ -6,9 +6,16 @@
 //         timeout); the search still completes, every trial is in the log exactly once with
 //         the thread runner's values, the event log shows the timeouts and the retry, and the
 //         retried trial carries "mpi_retries".
+// crash:  run under tools/qnas-mpi-restart: on the first launch worker rank 2 SIGKILLs itself
+//         in trial 9, and Open MPI ends the whole job; the relaunched job resumes from the
+//         checkpoint and finishes with every trial in the log exactly once and the thread
+//         runner's values; the ledger shows the trials the first launch evaluated.
 // Rank 0 checks and exits non-zero on a mismatch (mpirun then fails).
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <fstream>
+#include <map>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -33,15 +40,23 @@ void expect(bool ok, const std::string& what) {
   }
 }
 
-/// The cheap evaluator, slow once on rank 1 (trial `slow_trial`) in the faults mode.
+/// The cheap evaluator, slow once on rank 1 (trial `slow_trial`) in the faults mode; in the
+/// crash mode rank 2 dies in trial `crash_trial` unless `crash_marker` exists (it creates it
+/// first, so only the first launch dies).
 struct maybe_slow {
   cheap::evaluator_fn base{1000, -1};
   int rank = 0;
   std::size_t slow_trial = static_cast<std::size_t>(-1);
   double slow_s = 0;
+  std::size_t crash_trial = static_cast<std::size_t>(-1);
+  fs::path crash_marker;
   metrics operator()(const candidate& c, const evaluation_context& ctx) const {
     if (rank == 1 && ctx.trial == slow_trial)
       std::this_thread::sleep_for(std::chrono::duration<double>(slow_s));
+    if (rank == 2 && ctx.trial == crash_trial && !fs::exists(crash_marker)) {
+      std::ofstream(crash_marker) << "rank 2 killed itself in trial " << ctx.trial << "\n";
+      std::raise(SIGKILL);
+    }
     return base(c, ctx);
   }
 };
@@ -62,8 +77,10 @@ int main(int argc, char** argv) {
   const std::string mode = argv[1];
   const fs::path dir = argv[2];
   const int rank = mpi_session.rank();
+  const bool crash = mode == "crash";
   if (rank == 0) {
-    fs::remove_all(dir);
+    if (!crash) fs::remove_all(dir);  // the crash mode's relaunch resumes from what is there
+    fs::remove_all(dir / "threads");
     fs::create_directories(dir / "mpi");
     fs::create_directories(dir / "threads");
   }
@@ -82,6 +99,14 @@ int main(int argc, char** argv) {
     if (rank == 2) wo.stop_answering_after = 2;
     eval.slow_trial = 13;
     eval.slow_s = 1.5;
+  }
+  int ledger = -1;
+  if (crash) {
+    opt.checkpoint_every = 1;
+    eval.crash_trial = 9;
+    eval.crash_marker = dir / "crashed";
+    ledger = ::open((dir / "mpi" / "evaluations.txt").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    eval.base.ledger_fd = ledger;
   }
   auto strategy = cheap::make_strategy();
   std::optional<search_result> res;
@@ -117,7 +142,20 @@ int main(int argc, char** argv) {
     retries += e["event"] == "retry";
   }
   for (const auto& j : mpi_log) retried_trials += j["metrics"].contains("mpi_retries");
-  if (mode == "same") {
+  if (crash) {
+    // The relaunch found the checkpoint: the first launch got as far as the crash, then both
+    // launches together evaluated every trial, the ones in flight at the crash twice at most.
+    std::map<std::size_t, int> evaluated;
+    std::ifstream in(dir / "mpi" / "evaluations.txt");
+    for (std::size_t t; in >> t;) ++evaluated[t];
+    std::size_t starts = 0;
+    for (const auto& e : io::read_jsonl(dir / "mpi" / "events.jsonl")) starts += e["event"] == "start";
+    expect(fs::exists(dir / "crashed"), "worker rank 2 died in the first launch");
+    expect(starts == 2, "two launches in the event log, got " + std::to_string(starts));
+    expect(evaluated.size() == trials, "every trial evaluated");
+    for (const auto& [t, n] : evaluated) expect(n <= 2, "trial " + std::to_string(t) + " evaluated at most twice");
+    expect(mpi_log == thr_log, "after the restart the MPI log equals the thread runner's (wall times aside)");
+  } else if (mode == "same") {
     expect(mpi_log == thr_log, "the MPI log equals the thread runner's (wall times aside)");
     expect(timeouts == 0 && retries == 0, "no timeouts without faults");
   } else {

@@ -19,7 +19,9 @@
 // dropped otherwise. Every timeout, retry and late answer is a line of the event log, and a
 // trial that needed more than one attempt carries the metric "mpi_retries" in the trial log.
 // Open MPI (4.x, no ULFM) aborts the whole job when a rank process dies, so what is tolerated
-// is a worker that hangs, is too slow, or stops answering, not one whose process exits.
+// is a worker that hangs, is too slow, or stops answering, not one whose process exits. For
+// that, tools/qnas-mpi-restart relaunches the job, which resumes from its last checkpoint
+// (docs/mpi.md, "Restarting a job whose rank died").
 #pragma once
 
 #include <mpi.h>
@@ -138,10 +140,12 @@ inline metrics metrics_from_bits(const nlohmann::json& j) {
 /// the worker ranks never wait forever).
 class dispatcher {
  public:
-  dispatcher(MPI_Comm comm, int workers, mpi_options opt)
+  /// `resuming`: the event log is appended to (a relaunched job keeps the earlier launches' events).
+  dispatcher(MPI_Comm comm, int workers, mpi_options opt, bool resuming = false)
       : comm_(comm), workers_(workers), opt_(std::move(opt)), state_(static_cast<std::size_t>(workers) + 1, idle) {
     try {
-      if (!opt_.event_log.empty()) log_ = io::jsonl_writer(opt_.event_log);
+      if (!opt_.event_log.empty())
+        log_ = io::jsonl_writer(opt_.event_log, resuming ? io::jsonl_writer::mode::append : io::jsonl_writer::mode::truncate);
       event({{"event", "start"}, {"workers", workers_}, {"timeout_s", opt_.timeout_s}});
     } catch (...) {
       stop_workers();  // they would otherwise wait for work forever
@@ -444,7 +448,7 @@ std::optional<search_result> run_search_mpi(S& strategy, E eval, O objective, ru
     detail::serve(eval, comm, worker);
     return std::nullopt;
   }
-  detail::dispatcher d(comm, size - 1, std::move(mpi_opt));
+  detail::dispatcher d(comm, size - 1, std::move(mpi_opt), options.resume);
   options.threads = static_cast<std::size_t>(size - 1);
   return run_search(strategy, detail::remote_evaluator{&d}, std::move(objective), std::move(options),
                     static_cast<Callbacks&&>(callbacks)...);
