@@ -7,9 +7,13 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zlib.h>
 
 // Other headers may open qnas::train::detail or qnas::data::detail before these are included;
@@ -166,7 +170,9 @@ void check_malformed(bool gz) {
     const auto p = w(t.path / "dims", idx_file(0x803, {1, 2, 3}, pixels));  // 6 declared, 12 present
     const auto msg = error_of([&] { (void)data::read_idx_images(p); });
     CHECK(msg.find(p.string()) != std::string::npos);
-    CHECK(msg.find("6 bytes after the declared payload (from byte 22)") != std::string::npos);
+    // Plain files count the extra bytes from the file size; gzip ones are not inflated past one byte more.
+    CHECK(msg.find(gz ? "file has data after the declared payload (from byte 22" : "file has 6 bytes after the declared payload (from byte 22)") !=
+          std::string::npos);
   }
   {  // a zero leading dimension must not hide huge other dimensions (strides would overflow)
     const auto p = w(t.path / "zero_then_huge", idx_file(0x803, {0, 0xFFFFFFFFu, 0xFFFFFFFFu}, {}));
@@ -256,4 +262,125 @@ TEST_CASE("MNIST test set from the shared data folder") {
   const auto [lo, hi] = std::minmax_element(d.images.data(), d.images.data() + d.images.size());
   CHECK(*lo == 0.0f);
   CHECK(*hi == 1.0f);
+}
+
+namespace {
+
+// One gzip member holding `b`: gzip files may be members back to back, and zlib reads them as one stream.
+bytes gz_member(const fs::path& scratch, const bytes& b) {
+  write_gz(scratch, b);
+  return read_all(scratch);
+}
+
+// A field of /proc/self/status in kB (VmHWM: peak resident set, VmRSS, VmSize), or -1.
+long status_kb(const std::string& field) {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
+  return -1;
+}
+
+struct child_result {
+  int code = -1;          // 0 read, 3 io_error, 4 other exception
+  std::string message;    // what() of the error
+  long peak_growth_kb = -1;  // peak RSS during the read minus RSS before it
+};
+
+// Reads `file` in a forked process: the peak resident memory of the read alone (the peak is reset
+// through /proc/self/clear_refs first), and an address-space limit so that a reader that does
+// inflate a bomb fails fast instead of taking gigabytes from the machine.
+child_result read_in_child(const fs::path& file, long address_space_headroom_mb) {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    const long vm_kb = status_kb("VmSize");
+    if (vm_kb > 0) {
+      const rlim_t limit = static_cast<rlim_t>(vm_kb + address_space_headroom_mb * 1024) * 1024;
+      const rlimit rl{limit, limit};
+      ::setrlimit(RLIMIT_AS, &rl);
+    }
+    { std::ofstream("/proc/self/clear_refs") << "5"; }  // reset VmHWM to the current RSS
+    const long before = status_kb("VmRSS");
+    int code = 0;
+    std::string msg;
+    try {
+      (void)data::read_idx(file);
+    } catch (const io_error& e) {
+      code = 3, msg = e.what();
+    } catch (const std::exception& e) {
+      code = 4, msg = e.what();
+    }
+    const long growth = status_kb("VmHWM") - before;
+    std::ostringstream os;
+    os << growth << '\n' << msg;
+    const std::string out = os.str();
+    if (::write(fds[1], out.data(), out.size()) < 0) code = 5;
+    ::_exit(code);
+  }
+  ::close(fds[1]);
+  std::string out;
+  char buf[512];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  child_result r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  const auto nl = out.find('\n');
+  if (nl != std::string::npos) {
+    r.peak_growth_kb = std::stol(out.substr(0, nl));
+    r.message = out.substr(nl + 1);
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("a gzip bomb (a small valid IDX file followed by 1 GiB of zeros) is refused within declared payload + 64 MiB") {
+  temp_dir t("bomb");
+  // 784 declared payload bytes, then 64 members of 16 MiB of zeros each: about 1 MB on disk.
+  bytes file = gz_member(t.path / "m0", idx_file(0x803, {1, 28, 28}, bytes(784, 7)));
+  const bytes zeros = gz_member(t.path / "m1", bytes(std::size_t{16} << 20, 0));
+  for (int k = 0; k < 64; ++k) file.insert(file.end(), zeros.begin(), zeros.end());
+  const auto bomb = write_plain(t.path / "bomb-idx3-ubyte.gz", file);
+  CHECK(file.size() < (std::size_t{4} << 20));
+
+  const auto r = read_in_child(bomb, 256);
+  INFO("child exit " << r.code << ", peak RSS growth " << r.peak_growth_kb << " kB, message: " << r.message);
+  MESSAGE("peak RSS growth reading the 1 GiB gzip bomb: ", r.peak_growth_kb, " kB");
+  REQUIRE(r.code == 3);
+  CHECK(r.message.find(bomb.string()) != std::string::npos);
+  CHECK(r.message.find("data after the declared payload (from byte 800 of the decompressed stream") != std::string::npos);
+  REQUIRE(r.peak_growth_kb >= 0);
+  CHECK(r.peak_growth_kb <= (784 + (64 << 20)) / 1024);
+}
+
+TEST_CASE("reading a valid IDX file peaks near its declared payload, and an impossible payload is refused before allocating") {
+  temp_dir t("rss");
+  // 48 MiB declared and present (compressible content, so the file is small).
+  const std::size_t n = std::size_t{48} << 20;
+  bytes payload(n);
+  for (std::size_t i = 0; i < n; ++i) payload[i] = static_cast<std::uint8_t>(i % 251);
+  const auto good = write_gz(t.path / "big.gz", idx_file(0x801, {static_cast<std::uint32_t>(n)}, payload));
+  payload = {};
+  const auto ok = read_in_child(good, 512);
+  INFO("peak RSS growth " << ok.peak_growth_kb << " kB, message: " << ok.message);
+  CHECK(ok.code == 0);
+  CHECK(ok.peak_growth_kb <= static_cast<long>((n + (std::size_t{64} << 20)) / 1024));
+
+  // 4 GiB declared by a file of a few bytes: not allocated, the usual truncation message.
+  for (bool gz : {false, true}) {
+    CAPTURE(gz);
+    const auto p = (gz ? write_gz : write_plain)(t.path / (gz ? "liar.gz" : "liar"),
+                                                 idx_file(0x803, {65536, 256, 256}, bytes(10, 1)));
+    const auto r = read_in_child(p, 64);
+    INFO("child exit " << r.code << ", message: " << r.message);
+    CHECK(r.code == 3);
+    CHECK(r.message.find("declares 4294967296 payload bytes, the file has 10") != std::string::npos);
+    CHECK(r.peak_growth_kb < 16 * 1024);
+  }
 }
