@@ -4,6 +4,11 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <csignal>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "qnas/io/atomic_file.hpp"
@@ -63,6 +68,51 @@ TEST_CASE("write_file_atomic into a missing or read-only directory names the fil
   CHECK_THROWS_WITH_AS(read_file(s.dir / "absent.json"), doctest::Contains("absent.json"), qnas::io_error);
 }
 
+namespace {
+/// A pid that no process has now: a child that has exited and been reaped.
+pid_t dead_pid() {
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) ::_exit(0);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return pid;
+}
+void touch(const fs::path& p) { std::ofstream(p) << "partial checkpoint"; }
+}  // namespace
+
+TEST_CASE("write_file_atomic removes the temporary files that killed writers of the same file left behind") {
+  scratch s("stale_tmp");
+  const auto target = s.dir / "checkpoint.json";
+  const std::string base = target.string() + ".tmp.";
+  const pid_t dead = dead_pid();
+  const pid_t dead2 = dead_pid();
+  touch(base + std::to_string(dead));                      // a writer killed mid-write: removed
+  touch(base + std::to_string(::getppid()));               // a live process (ours' parent): maybe writing, kept
+  touch(s.dir / ("other.json.tmp." + std::to_string(dead)));  // another file's temporary: not ours to judge
+  touch(base + "notapid");                                 // not a temporary name of this writer: kept
+  // A dead pid but a held lock: a writer in another pid namespace, invisible to kill(): kept.
+  const fs::path locked = base + std::to_string(dead2);
+  touch(locked);
+  const int held = ::open(locked.c_str(), O_RDONLY);
+  REQUIRE(held >= 0);
+  REQUIRE(::flock(held, LOCK_EX) == 0);
+
+  write_file_atomic(target, "new");
+  CHECK(read_file(target) == "new");
+  CHECK_FALSE(fs::exists(base + std::to_string(dead)));
+  CHECK(fs::exists(base + std::to_string(::getppid())));
+  CHECK(fs::exists(s.dir / ("other.json.tmp." + std::to_string(dead))));
+  CHECK(fs::exists(base + "notapid"));
+  CHECK(fs::exists(locked));
+
+  ::close(held);  // that writer is gone now: the next write removes its file
+  write_file_atomic(target, "newer");
+  CHECK_FALSE(fs::exists(locked));
+  CHECK(read_file(target) == "newer");
+  CHECK_FALSE(fs::exists(base + std::to_string(::getpid())));
+}
+
 TEST_CASE("JSON parsing errors name the source; get_field names the key") {
   CHECK_THROWS_WITH_AS(parse_json("{\"a\": [1, 2", "ckpt.json"), doctest::Contains("'ckpt.json' is not valid JSON"),
                        qnas::io_error);
@@ -109,6 +159,77 @@ TEST_CASE("JSONL writes flushed lines that parse back; a bad line is reported by
   CHECK_THROWS_WITH_AS(read_jsonl(p), doctest::Contains("line 4"), qnas::io_error);
   CHECK_THROWS_WITH_AS(jsonl_writer(s.dir / "missing" / "log.jsonl"), doctest::Contains("missing/log.jsonl"),
                        qnas::io_error);
+}
+
+namespace {
+/// Runs `f` in a forked process whose files may not grow beyond `limit` bytes (a full disk
+/// without privileges: writes past it fail with EFBIG, as ENOSPC would); returns the child's
+/// exit code (0 ok, 3 qnas::io_error, 4 other) and what() of its error.
+template <class F>
+std::pair<int, std::string> with_file_size_limit(rlim_t limit, F&& f) {
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(fds[0]);
+    std::signal(SIGXFSZ, SIG_IGN);  // else the kernel kills the process instead of failing the write
+    const rlimit rl{limit, limit};
+    ::setrlimit(RLIMIT_FSIZE, &rl);
+    int code = 0;
+    std::string msg;
+    try {
+      f();
+    } catch (const qnas::io_error& e) {
+      code = 3, msg = e.what();
+    } catch (const std::exception& e) {
+      code = 4, msg = e.what();
+    }
+    if (::write(fds[1], msg.data(), msg.size()) < 0) code = 5;
+    ::_exit(code);
+  }
+  ::close(fds[1]);
+  std::string msg;
+  char buf[512];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) msg.append(buf, static_cast<std::size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), msg};
+}
+}  // namespace
+
+TEST_CASE("JSONL: a disk that fills in the middle of a line leaves whole lines only, and the error says why") {
+  scratch s("jsonl_full");
+  const auto p = s.dir / "log.jsonl";
+  {
+    jsonl_writer w(p);
+    w.write({{"trial", 0}, {"reward", 0.5}});
+  }
+  const auto before = read_file(p);
+  // Room for 20 more bytes: the next record (about 60) is cut after them by the kernel.
+  const auto [code, msg] = with_file_size_limit(static_cast<rlim_t>(before.size() + 20), [&] {
+    jsonl_writer w(p, jsonl_writer::mode::append);
+    w.write({{"trial", 1}, {"reward", 0.25}, {"note", "a record longer than the room left"}});
+  });
+  INFO("child said: " << msg);
+  CHECK(code == 3);
+  CHECK(msg.find(p.string()) != std::string::npos);
+  CHECK(msg.find("File too large") != std::string::npos);  // strerror(EFBIG)
+  CHECK(read_file(p) == before);                           // the torn part was removed
+  CHECK(read_jsonl(p).size() == 1);
+  // With room again, appending goes on after the last whole line.
+  {
+    jsonl_writer w(p, jsonl_writer::mode::append);
+    w.write({{"trial", 1}});
+  }
+  CHECK(read_jsonl(p).size() == 2);
+}
+
+TEST_CASE("JSONL: writing to a full device reports the system's reason") {
+  if (!fs::exists("/dev/full")) return;
+  jsonl_writer w("/dev/full", jsonl_writer::mode::append);
+  CHECK_THROWS_WITH_AS(w.write({{"trial", 0}}), doctest::Contains("No space left on device"), qnas::io_error);
 }
 
 TEST_CASE("CSV quoting and shortest round-trip numbers") {
