@@ -83,6 +83,21 @@ template <class E>
   return {r * std::cos(two_pi * u2), r * std::sin(two_pi * u2)};
 }
 
+/// Fills `out` with N(0, sd^2) draws (Box-Muller pairs, both values used; an odd last element
+/// takes the first value of a fresh pair). The portable replacement for
+/// std::normal_distribution, whose algorithm differs between libstdc++ and libc++: weight
+/// initialisation through this gives the same network for the same seed with either library.
+template <class E>
+void fill_normal(std::span<float> out, double sd, E& e) {
+  std::size_t i = 0;
+  for (; i + 1 < out.size(); i += 2) {
+    const auto [a, b] = standard_normal_pair(e);
+    out[i] = static_cast<float>(sd * a);
+    out[i + 1] = static_cast<float>(sd * b);
+  }
+  if (i < out.size()) out[i] = static_cast<float>(sd * standard_normal_pair(e).first);
+}
+
 /// Fisher-Yates shuffle with `uniform_below` (std::shuffle's draws are implementation-defined).
 template <class T, class E>
 void shuffle(std::span<T> v, E& e) {

@@ -14,6 +14,7 @@
 #include <xtensor/xarray.hpp>
 
 #include "qnas/core/diagnostics.hpp"
+#include "qnas/data/random.hpp"
 #include "qnas/formats/quantizer.hpp"
 #include "qnas/nn/blas.hpp"
 #include "qnas/nn/parameter.hpp"
@@ -397,9 +398,11 @@ class weighted_layer : public layer {
   }
 
   /// He-normal draw (std = sqrt(2 / fan_in)), the usual start for layers followed by ReLU.
+  /// qnas's own Box-Muller (not std::normal_distribution), so any standard library gives the
+  /// same initial weights for a seed.
   void he_normal(std::mt19937_64& engine, std::size_t fan_in) {
-    std::normal_distribution<float> d(0.0f, std::sqrt(2.0f / static_cast<float>(fan_in)));
-    for (auto& v : w_.value) v = d(engine);
+    qnas::detail::fill_normal(std::span<float>(w_.value.data(), w_.value.size()),
+                              std::sqrt(2.0 / static_cast<double>(fan_in)), engine);
     std::fill(b_.value.begin(), b_.value.end(), 0.0f);
   }
 

@@ -6,7 +6,9 @@
 #include <cmath>
 #include <cstddef>
 #include <memory>
+#include <span>
 
+#include "qnas/data/random.hpp"
 #include "qnas/nn/activations.hpp"
 #include "qnas/nn/batch_norm.hpp"
 #include "qnas/nn/blas.hpp"
@@ -39,10 +41,11 @@ class squeeze_excite_layer : public layer {
   [[nodiscard]] std::size_t reduced() const noexcept { return r_; }
   std::vector<parameter*> parameters() override { return {&w1_, &b1_, &w2_, &b2_}; }
   void initialize(std::mt19937_64& e) override {
-    std::normal_distribution<float> d1(0.0f, std::sqrt(2.0f / static_cast<float>(c_)));
-    for (auto& v : w1_.value) v = d1(e);
-    std::normal_distribution<float> d2(0.0f, std::sqrt(1.0f / static_cast<float>(r_)));
-    for (auto& v : w2_.value) v = d2(e);
+    // Portable normal draws (random.hpp): the same seed gives the same weights with any standard library.
+    qnas::detail::fill_normal(std::span<float>(w1_.value.data(), w1_.value.size()),
+                              std::sqrt(2.0 / static_cast<double>(c_)), e);
+    qnas::detail::fill_normal(std::span<float>(w2_.value.data(), w2_.value.size()),
+                              std::sqrt(1.0 / static_cast<double>(r_)), e);
     std::fill(b1_.value.begin(), b1_.value.end(), 0.0f);
     std::fill(b2_.value.begin(), b2_.value.end(), 0.0f);
   }

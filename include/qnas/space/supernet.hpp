@@ -18,6 +18,7 @@
 #include <xtensor/xarray.hpp>
 
 #include "qnas/core/diagnostics.hpp"
+#include "qnas/data/random.hpp"
 #include "qnas/energy/estimate.hpp"
 #include "qnas/energy/horowitz_45nm.hpp"
 #include "qnas/energy/layer.hpp"
@@ -254,16 +255,18 @@ class supernet {
   }
 
   /// He-normal weights (fan-in of the largest slice), unit BN scales, zero shifts and biases.
+  /// The normal draws are qnas's own (random.hpp), so a seed gives the same supernet with any
+  /// standard library.
   void initialize(std::mt19937_64& e) {
     for (auto& s : stages_)
       for (auto& b : s.branches) {
-        std::normal_distribution<float> d(0.0f, std::sqrt(2.0f / static_cast<float>(b.kernel * b.kernel * s.cin_max)));
-        for (auto& v : b.w.value) v = d(e);
+        qnas::detail::fill_normal(std::span<float>(b.w.value.data(), b.w.value.size()),
+                                  std::sqrt(2.0 / static_cast<double>(b.kernel * b.kernel * s.cin_max)), e);
         std::fill(b.gamma.value.begin(), b.gamma.value.end(), 1.0f);
         std::fill(b.beta.value.begin(), b.beta.value.end(), 0.0f);
       }
-    std::normal_distribution<float> d(0.0f, std::sqrt(2.0f / static_cast<float>(head_positions() * head_cin_max_)));
-    for (auto& v : head_w_.value) v = d(e);
+    qnas::detail::fill_normal(std::span<float>(head_w_.value.data(), head_w_.value.size()),
+                              std::sqrt(2.0 / static_cast<double>(head_positions() * head_cin_max_)), e);
     std::fill(head_b_.value.begin(), head_b_.value.end(), 0.0f);
   }
 

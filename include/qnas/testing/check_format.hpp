@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "qnas/core/diagnostics.hpp"
+#include "qnas/data/random.hpp"
 #include "qnas/formats/ops.hpp"
 
 namespace qnas::testing {
@@ -114,10 +115,11 @@ void check_scalar(recorder& rec, const check_options& opt) {
                "has_zero disagrees with values()");
   }
   const double scale = std::max(std::fabs(F::max_value), std::fabs(F::min_value));
-  std::normal_distribution<float> normal(0.0f, 1.0f);
+  // qnas's portable draws (random.hpp), not std:: distributions: a failure reported for a seed
+  // reproduces with any standard library.
   for (std::size_t i = 0; i < opt.random_samples; ++i) {
     const double s = scale * std::pow(2.0, -static_cast<int>(i % 24));
-    xs.push_back(static_cast<float>(normal(engine) * s));
+    xs.push_back(static_cast<float>(qnas::detail::standard_normal_pair(engine).first * s));
   }
 
   std::vector<std::pair<float, float>> pairs;  // (x, q) for the monotonicity check
@@ -155,16 +157,17 @@ void check_block(recorder& rec, const check_options& opt) {
   constexpr bool nearest = !stochastic && !std::is_same_v<typename F::rounding, toward_zero>;
   std::mt19937_64 engine(opt.seed);
   auto round = qnas::detail::make_rounder<F>(engine);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::uniform_int_distribution<int> exp_dist(-30, 30);
+  // Portable draws (random.hpp), so a failing seed reproduces with any standard library.
+  auto normal = [&engine] { return static_cast<float>(qnas::detail::standard_normal_pair(engine).first); };
+  auto exponent = [&engine] { return static_cast<int>(qnas::detail::uniform_below(engine, 61)) - 30; };  // [-30, 30]
 
   std::vector<float> in(B), q(B), qq(B), d(B);
   std::vector<std::uint32_t> codes(B), codes2(B);
   const std::size_t blocks = std::max<std::size_t>(opt.random_samples / B, 64);
   for (std::size_t b = 0; b < blocks; ++b) {
     const std::size_t n = (b % 7 == 6) ? 1 + b % B : B;  // ragged tails too
-    const float s = std::ldexp(1.0f, exp_dist(engine));
-    for (std::size_t j = 0; j < n; ++j) in[j] = normal(engine) * s * ((j % 5 == 0) ? 8.0f : 1.0f);
+    const float s = std::ldexp(1.0f, exponent());
+    for (std::size_t j = 0; j < n; ++j) in[j] = normal() * s * ((j % 5 == 0) ? 8.0f : 1.0f);
     if (b % 11 == 3) std::fill(in.begin(), in.begin() + n, 0.0f);
     if (b % 13 == 5) in[0] = 0.0f;
     const std::string ctx = qnas::detail::cat("block ", b, " (n=", n, "): ");

@@ -70,14 +70,7 @@ void initialize(xt::xarray<float>& w, init_scheme scheme, Engine& engine) {
     const double limit = std::sqrt(6.0 / denom);
     for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<float>(qnas::detail::uniform(engine, -limit, limit));
   } else {
-    const double sd = std::sqrt(2.0 / denom);
-    std::size_t i = 0;
-    for (; i + 1 < n; i += 2) {
-      const auto [a, b] = qnas::detail::standard_normal_pair(engine);
-      p[i] = static_cast<float>(sd * a);
-      p[i + 1] = static_cast<float>(sd * b);
-    }
-    if (i < n) p[i] = static_cast<float>(sd * qnas::detail::standard_normal_pair(engine).first);
+    qnas::detail::fill_normal(std::span<float>(p, n), std::sqrt(2.0 / denom), engine);
   }
 }
 
