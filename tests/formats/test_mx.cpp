@@ -210,6 +210,62 @@ TEST_CASE("mx shared exponent limits: clamp at -127, NaN above 127") {
   CHECK(q[0] == 0x1p127f);
 }
 
+TEST_CASE("mx with a narrower scale (microxcaling scale_bits): clamp below -B, NaN above B") {
+  using mx5 = mx<fp8_e4m3, 32, scale_floor, 5>;  // B = 2^4 - 1 = 15: s in [-15, 15], codes 0..30, NaN 31
+  static_assert(mx5::scale_bits == 5 && mx5::scale_bias == 15 && mx5::scale_min == -15 && mx5::scale_max == 15);
+  static_assert(mx5::nan_scale_code == 31 && mx5::max_value == 448.0 * 0x1p15 && mx5::min_value == -448.0 * 0x1p15);
+  static_assert(amortized_bits_v<mx5> == 8.0 + 5.0 / 32.0);
+  static_assert(mx<fp8_e4m3, 32, scale_floor, 8>::scale_bias == 127 && mx<fp4_e2m1, 32, scale_floor, 1>::scale_bias == 0);
+  CHECK(mx5::name() == "mx<fp8_e4m3,32,scale_bits=5>");
+  CHECK(mx<fp4_e2m1, 16, scale_fit, 6>::name() == "mx<fp4_e2m1,16,scale_fit,scale_bits=6>");
+  std::uint64_t h = 0;
+  // 1.0: s = 0 - 8 = -8, code 7; element 256 is exact
+  auto q = run_block<mx5>({1.0f, -0.5f}, h);
+  CHECK(h == 7);
+  CHECK(q[0] == 1.0f);
+  CHECK(q[1] == -0.5f);
+  // 2^23: s = 23 - 8 = 15 = B, code 30 (the largest); element 256
+  q = run_block<mx5>({0x1p23f}, h);
+  CHECK(h == 30);
+  CHECK(q[0] == 0x1p23f);
+  // 2^24: s = 16 > B: the block is NaN (code 31), as microxcaling's shared_exp > scale_emax
+  q = run_block<mx5>({0x1p24f, 1.0f}, h);
+  CHECK(h == 31);
+  CHECK((std::isnan(q[0]) && std::isnan(q[1])));
+  // 3 * 2^-24: s = -23 - 8 = -31 clamps to -15 (code 0); element 3 * 2^-9 is an e4m3 subnormal
+  q = run_block<mx5>({3.0f * 0x1p-24f, 0.0f}, h);
+  CHECK(h == 0);
+  CHECK(q[0] == 3.0f * 0x1p-24f);
+  // 5 * 2^-26: element 1.25 * 2^-9 rounds to 2^-9 (half to even at the subnormal step)
+  q = run_block<mx5>({5.0f * 0x1p-26f}, h);
+  CHECK(h == 0);
+  CHECK(q[0] == 0x1p-24f);
+  // 2^-30: element 2^-15 is below half the smallest e4m3 step: 0
+  q = run_block<mx5>({0x1p-30f}, h);
+  CHECK(h == 0);
+  CHECK(q[0] == 0.0f);
+  // every scale code decodes to 2^(code - 15); code 31 to NaN
+  for (std::uint32_t code = 0; code < 32; ++code) {
+    std::uint32_t one = 0x38;  // e4m3 1.0
+    float out = 0;
+    mx5::decode_block(code, &one, &out, 1);
+    CAPTURE(code);
+    if (code == 31) CHECK(std::isnan(out));
+    else CHECK(out == std::ldexp(1.0f, static_cast<int>(code) - 15));
+  }
+  const auto report = testing::check_format<mx5>();
+  CHECK_MESSAGE(static_cast<bool>(report), report);
+  // One scale bit: s = 0 only (code 0), code 1 is NaN; a block beyond fp4's 6 is NaN.
+  using mx1 = mx<fp4_e2m1, 16, scale_floor, 1>;
+  q = run_block<mx1>({5.0f, 0.4f}, h);
+  CHECK(h == 0);
+  CHECK(q[0] == 4.0f);  // 5 is a tie between 4 and 6: to even (4)
+  CHECK(q[1] == 0.5f);
+  q = run_block<mx1>({8.0f}, h);
+  CHECK(h == 1);
+  CHECK(std::isnan(q[0]));
+}
+
 TEST_CASE("mx ragged tails take their scale from their own elements") {
   // 40 values on the last axis: a block of 32 with max ~100, a tail of 8 with max ~0.01.
   xt::xarray<float> x = xt::empty<float>({40});

@@ -37,8 +37,10 @@ struct standard_mx_name {
 }  // namespace detail
 
 /// An MX block format: `BlockSize` elements of the scalar format `Element` share one scale 2^s,
-/// stored as an E8M0 code s + 127 (s in [-127, 127]; code 0xFF means the block is NaN). This is
-/// the semantics of the OCP Microscaling Formats spec v1.0 (section 6.3) as implemented by
+/// stored as an unsigned ScaleBits-bit code s + B with B = 2^(ScaleBits-1) - 1 and s in [-B, B];
+/// the all-ones code means the block is NaN. ScaleBits = 8 is the OCP E8M0 scale (B = 127,
+/// code 0xFF = NaN); fewer bits are microxcaling's `scale_bits` (e.g. 5: s in [-15, 15]). This
+/// is the semantics of the OCP Microscaling Formats spec v1.0 (section 6.3) as implemented by
 /// microsoft/microxcaling (`_quantize_mx`):
 ///   s = floor(log2(max_i |x_i|)) - emax_elem, with emax_elem = floor(log2(Element::max_value))
 ///   (8 for fp8_e4m3, 15 for fp8_e5m2, 4 for fp6_e3m2, 2 for fp6_e2m3 and fp4_e2m1, 0 for int8);
@@ -48,15 +50,16 @@ struct standard_mx_name {
 /// log2 is taken exactly from the float's bits (microxcaling's float log2 can round up just
 /// below a power of two). Corner cases:
 ///   - a NaN or +-Inf anywhere in the block makes the whole block NaN (scale code 0xFF);
-///   - an all-zero block, or one whose s would be below -127, uses s = -127 (elements underflow
-///     towards 0 as the element format allows);
-///   - s above 127 makes the block NaN (possible when Element::max_value < 1, or with scale_fit).
+///   - an all-zero block, or one whose s would be below -B, uses s = -B (elements underflow
+///     towards 0 as the element format allows): microxcaling clamps the scale from below;
+///   - s above B makes the block NaN (microxcaling: a shared exponent above the scale range is
+///     NaN; with B = 127 possible when Element::max_value < 1, or with scale_fit).
 /// ScalePolicy `scale_fit` raises s by one when the block maximum would round past the element
 /// maximum (so nothing saturates); if that block's maximum is >= 2^127, its rounded maximum
 /// could be 2^128, beyond float, and the block becomes NaN instead.
 /// Element codes of a NaN block are 0. Blocks shorter than BlockSize (ragged tails) take their
 /// scale from their own elements.
-template <class Element, int BlockSize = 32, class ScalePolicy = scale_floor>
+template <class Element, int BlockSize = 32, class ScalePolicy = scale_floor, int ScaleBits = 8>
 struct mx {
   static_assert(scalar_format<Element>,
                 "mx<Element, BlockSize, ScalePolicy>: Element must be a scalar number format (block_size == 1, "
@@ -65,13 +68,16 @@ struct mx {
                 "mx<Element, BlockSize, ScalePolicy>: BlockSize must be >= 2 (BlockSize must be > 0, and a block of "
                 "one element is a scalar format with a per-element scale)");
   static_assert(scale_policy<ScalePolicy>, "mx<Element, BlockSize, ScalePolicy>: ScalePolicy must be scale_floor or scale_fit");
+  static_assert(ScaleBits >= 1 && ScaleBits <= 8,
+                "mx<Element, BlockSize, ScalePolicy, ScaleBits>: ScaleBits must be in [1, 8] (8 is the OCP E8M0 scale)");
 
  private:
   // Keeps the rest of the class well-formed after a failed static_assert (one clear error).
   using elem = std::conditional_t<scalar_format<Element>, Element, fp8_e4m3>;
   static constexpr std::size_t block = BlockSize >= 2 ? static_cast<std::size_t>(BlockSize) : 2;
   static constexpr bool fit = std::is_same_v<ScalePolicy, scale_fit>;
-  static constexpr int nan_exponent = 128;  // shared exponent that marks a NaN block
+  static constexpr int nan_exponent = 128;  // shared exponent that marks a NaN block (above every B)
+  static constexpr int sb = ScaleBits >= 1 && ScaleBits <= 8 ? ScaleBits : 8;
   static constexpr float elem_max = static_cast<float>(elem::max_value);
   static constexpr float elem_min = static_cast<float>(elem::min_value);
 
@@ -85,13 +91,16 @@ struct mx {
   static constexpr bit_tuple tuple = elem::tuple;
   static constexpr int bits = elem::bits;
   static constexpr int block_size = static_cast<int>(block);
-  static constexpr int scale_bits = 8;
-  static constexpr int scale_bias = 127;
-  static constexpr std::uint32_t nan_scale_code = 0xFF;
+  static constexpr int scale_bits = sb;
+  /// B: the scale code is s + B, and s lies in [-B, B].
+  static constexpr int scale_bias = (1 << (sb - 1)) - 1;
+  static constexpr int scale_min = -scale_bias;
+  static constexpr int scale_max = scale_bias;
+  static constexpr std::uint32_t nan_scale_code = (1u << sb) - 1u;
   /// floor(log2) of the element's largest value: the exponent the block maximum is aligned to.
   static constexpr int emax_elem = detail::ilog2(elem_max);
-  static constexpr double max_value = elem::max_value * detail::pow2d(127);
-  static constexpr double min_value = elem::min_value * detail::pow2d(127);
+  static constexpr double max_value = elem::max_value * detail::pow2d(scale_max);
+  static constexpr double min_value = elem::min_value * detail::pow2d(scale_max);
   static constexpr bool has_zero = elem::has_zero;
   static constexpr bool has_nan = true;  // the scale code 0xFF
 
@@ -101,6 +110,7 @@ struct mx {
     } else {
       std::string s = "mx<" + elem::name() + "," + std::to_string(BlockSize);
       if (fit) s += ",scale_fit";
+      if (sb != 8) s += ",scale_bits=" + std::to_string(sb);
       return s + ">";
     }
   }
@@ -110,17 +120,17 @@ struct mx {
   template <class R>
   static int shared_exponent(std::uint32_t amax_bits, R& round) {
     if (amax_bits >= 0x7F800000u) return nan_exponent;  // Inf or NaN in the block
-    if (amax_bits == 0) return -scale_bias;
+    if (amax_bits == 0) return scale_min;
     const int e = detail::ilog2(detail::from_bits(amax_bits));
     int s = e - emax_elem;
-    if (s < -scale_bias) s = -scale_bias;
+    if (s < scale_min) s = scale_min;
     if constexpr (fit) {
       if (rounds_past_max(detail::from_bits(amax_bits) * detail::exp2i(-s), round)) {
         ++s;
         if (s + emax_elem > 127) return nan_exponent;  // the rounded maximum may be 2^128
       }
     }
-    return s > 127 ? nan_exponent : s;
+    return s > scale_max ? nan_exponent : s;
   }
 
   /// Quantizes one block of n <= BlockSize values: one pass for max|x|, one for the elements.
@@ -132,7 +142,7 @@ struct mx {
       quantize_n<0>(in, out, n, round);
   }
 
-  /// Encodes one block: element codes into `codes`, returns the E8M0 scale code (0xFF: NaN).
+  /// Encodes one block: element codes into `codes`, returns the scale code (nan_scale_code: NaN).
   template <class R>
   static std::uint64_t encode_block(const float* in, std::uint32_t* codes, std::size_t n, R& round) {
     const int s = shared_exponent(max_abs_bits<0>(in, n), round);
@@ -146,11 +156,11 @@ struct mx {
   }
 
   static void decode_block(std::uint64_t header, const std::uint32_t* codes, float* out, std::size_t n) {
-    if ((header & 0xFFu) == nan_scale_code) {
+    if ((header & nan_scale_code) == nan_scale_code) {
       for (std::size_t i = 0; i < n; ++i) out[i] = std::numeric_limits<float>::quiet_NaN();
       return;
     }
-    const float sc = detail::exp2i(static_cast<int>(header & 0xFFu) - scale_bias);
+    const float sc = detail::exp2i(static_cast<int>(header & nan_scale_code) - scale_bias);
     for (std::size_t i = 0; i < n; ++i) out[i] = elem::decode_one(codes[i]) * sc;
   }
 
