@@ -30,6 +30,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -58,6 +59,16 @@ namespace qnas::nn {
 inline constexpr std::string_view model_format = "qnas.model";
 /// The manifest version this library writes and reads; another version is refused.
 inline constexpr int model_format_version = 1;
+/// How deep residual and sequential blocks may nest in an exported model. Real networks nest two
+/// or three levels (a MobileNet: the network, its inverted-residual blocks, their bodies); the cap
+/// is far above that and bounds the stack the recursive writer, reader and the layers themselves
+/// use, so a hostile manifest cannot overflow it. export_model refuses deeper networks, so every
+/// exported model loads.
+inline constexpr std::size_t max_model_nesting = 64;
+/// How deep a manifest may nest JSON arrays and objects: a block adds two levels (its entry and
+/// its body) to the five of a top-level layer's tensor shape, and the rest is margin so that a
+/// manifest a few blocks too deep is refused by the block count, which names the layer.
+inline constexpr std::size_t max_manifest_json_depth = 2 * max_model_nesting + 16;
 
 /// One number format as a value: its name and traits, the quantizer a loaded layer runs, and
 /// the functions that pack and unpack a whole tensor blocked along its last axis.
@@ -262,11 +273,12 @@ class model_writer {
  public:
   model_writer(const format_registry& formats, export_summary& sum) : formats_(formats), sum_(sum) {}
 
-  /// The entries of net's layers; `list` names the array in messages ("layers", "layers[5].body").
-  json layers(sequential& net, const std::string& list) {
+  /// The entries of net's layers; `list` names the array in messages ("layers", "layers[5].body"),
+  /// `nesting` counts the blocks around it (0 for the network's own layers).
+  json layers(sequential& net, const std::string& list, std::size_t nesting = 0) {
     json out = json::array();
     for (std::size_t i = 0; i < net.size(); ++i)
-      out.push_back(layer_entry(net[i], list + "[" + std::to_string(i) + "]"));
+      out.push_back(layer_entry(net[i], list + "[" + std::to_string(i) + "]", nesting));
     return out;
   }
 
@@ -335,8 +347,12 @@ class model_writer {
     if (l.has_bias()) j["bias"] = tensor(l.bias().value, l.bias_quantizer(), what + " bias");
   }
 
-  json layer_entry(nn::layer& l, const std::string& path) {
+  json layer_entry(nn::layer& l, const std::string& path, std::size_t nesting) {
     const std::string what = named(path, l);
+    const bool block = dynamic_cast<residual_layer*>(&l) != nullptr || dynamic_cast<sequential*>(&l) != nullptr;
+    if (block && nesting >= max_model_nesting)  // load_model would refuse the file
+      throw invalid_argument(where, qnas::detail::cat(what, ": blocks nest more than ", max_model_nesting,
+                                                      " deep (nn::max_model_nesting), more than a model file may hold"));
     json j = {{"kind", l.kind()}, {"input_shape", shape_json(l.input_shape())}, {"output_shape", shape_json(l.output_shape())}};
     if (auto* c = dynamic_cast<conv2d_layer*>(&l)) {
       const window_geometry& g = c->geometry();
@@ -366,9 +382,9 @@ class model_writer {
       j["running_mean"] = float_tensor(b->running_mean(), what + " running_mean");
       j["running_var"] = float_tensor(b->running_var(), what + " running_var");
     } else if (auto* r = dynamic_cast<residual_layer*>(&l)) {
-      j["body"] = layers(r->body(), path + ".body");
+      j["body"] = layers(r->body(), path + ".body", nesting + 1);
     } else if (auto* s = dynamic_cast<sequential*>(&l)) {
-      j["body"] = layers(*s, path + ".body");
+      j["body"] = layers(*s, path + ".body", nesting + 1);
     } else if (!(dynamic_cast<relu_layer*>(&l) || dynamic_cast<relu6_layer*>(&l) || dynamic_cast<swish_layer*>(&l) ||
                  dynamic_cast<sigmoid_layer*>(&l) || dynamic_cast<softmax_layer*>(&l) ||
                  dynamic_cast<flatten_layer*>(&l) || dynamic_cast<global_avg_pool_layer*>(&l))) {
@@ -435,6 +451,7 @@ class model_reader {
 
   std::unique_ptr<sequential> read() {
     const std::string text = read_bytes(manifest_, "cannot open the manifest");
+    check_depth(text);
     const json j = io::parse_json(text, manifest_.string());
     if (!j.is_object() || !j.contains("format") || j.at("format") != std::string(model_format))
       throw io_error(where_, qnas::detail::cat("not a qnas model manifest (no \"format\": \"", model_format, "\")"));
@@ -443,21 +460,17 @@ class model_reader {
       throw io_error(where_, qnas::detail::cat("the manifest is version ", version,
                                                " of the qnas model format; this library reads version ",
                                                model_format_version));
-    blob_path_ = manifest_.parent_path() / io::get_field<std::string>(j, "blob", where_);
-    const std::string blob = read_bytes(blob_path_, "cannot open the blob '" + blob_path_.string() + "' that it names");
-    blob_.assign(blob.begin(), blob.end());
-    const auto declared = io::get_field<std::size_t>(j, "blob_bytes", where_);
-    if (blob_.size() != declared)
-      throw io_error(where_, qnas::detail::cat("the blob '", blob_path_.string(), "' has ", blob_.size(),
-                                               " bytes, the manifest says ", declared,
-                                               blob_.size() < declared ? " (truncated?)" : " (written by another export?)"));
+    const auto name = io::get_field<std::string>(j, "blob", where_);
+    blob_path_ = manifest_.parent_path() / name;
+    const std::filesystem::path target = confined_blob(name);
+    read_blob(target, io::get_field<std::size_t>(j, "blob_bytes", where_));
     formats_table_ = &io::get_member(j, "formats", where_);
     if (!formats_table_->is_object())
       throw io_error(where_, qnas::detail::cat("field 'formats' must be an object {name: format}, got ",
                                                formats_table_->type_name()));
     const tensor_shape in = shape(io::get_member(j, "input_shape", where_), "input_shape", where_);
     auto net = std::make_unique<sequential>(in);
-    build(*net, io::get_member(j, "layers", where_), "layers");
+    build(*net, io::get_member(j, "layers", where_), "layers", 0);
     const tensor_shape out = shape(io::get_member(j, "output_shape", where_), "output_shape", where_);
     if (!(net->output_shape() == out))
       throw io_error(where_, qnas::detail::cat("shape mismatch: the layers produce ", to_string(net->output_shape()),
@@ -467,6 +480,114 @@ class model_reader {
   }
 
  private:
+  /// Counts how deep the manifest nests arrays and objects, without building it. nlohmann parses
+  /// iteratively, but copying, printing and comparing a value recurse, and so does the layer
+  /// reader; a manifest too deep for them is refused here, before anything recurses. Malformed
+  /// text passes, for io::parse_json to report with its byte position.
+  struct depth_probe {
+    std::size_t depth = 0;
+    bool too_deep = false;
+    bool open() {
+      if (++depth <= max_manifest_json_depth) return true;
+      too_deep = true;
+      return false;  // stops the parse: the rest need not be read
+    }
+    bool close() {
+      --depth;
+      return true;
+    }
+    bool null() { return true; }
+    bool boolean(bool) { return true; }
+    bool number_integer(json::number_integer_t) { return true; }
+    bool number_unsigned(json::number_unsigned_t) { return true; }
+    bool number_float(json::number_float_t, const json::string_t&) { return true; }
+    bool string(json::string_t&) { return true; }
+    bool binary(json::binary_t&) { return true; }
+    bool start_object(std::size_t) { return open(); }
+    bool key(json::string_t&) { return true; }
+    bool end_object() { return close(); }
+    bool start_array(std::size_t) { return open(); }
+    bool end_array() { return close(); }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+  };
+  void check_depth(const std::string& text) const {
+    depth_probe p;
+    json::sax_parse(text, &p);
+    if (p.too_deep)
+      throw io_error(where_, qnas::detail::cat("the manifest nests arrays and objects more than ", max_manifest_json_depth,
+                                               " deep; a model manifest needs at most ", 2 * max_model_nesting + 5,
+                                               " (blocks nested nn::max_model_nesting = ", max_model_nesting, " deep)"));
+  }
+
+  /// The file that field 'blob' names, resolved inside the manifest's folder. A manifest is data,
+  /// perhaps from elsewhere: it may name the blob beside it, not any file the reader can open
+  /// (an absolute path, '..', or a symbolic link out of the folder would let it read, or hang on,
+  /// /etc/passwd or /dev/zero).
+  std::filesystem::path confined_blob(const std::string& name) const {
+    namespace fs = std::filesystem;
+    const auto refuse = [&](const std::string& why) {
+      return io_error(where_, qnas::detail::cat("field 'blob' is '", name, "': ", why));
+    };
+    if (name.empty()) throw refuse("empty; it names the blob file beside the manifest");
+    if (name.find('\0') != std::string::npos) throw refuse("it holds a NUL character");
+    if (fs::path(name).has_root_path())
+      throw refuse("an absolute path; a manifest names its blob relative to its own folder, and only files inside "
+                   "that folder are read");
+    std::error_code ec;
+    const fs::path parent = manifest_.parent_path().empty() ? fs::path(".") : manifest_.parent_path();
+    const fs::path folder = fs::weakly_canonical(fs::absolute(parent, ec), ec);
+    if (ec) throw refuse(qnas::detail::cat("cannot resolve the manifest's folder: ", ec.message()));
+    const fs::path target = fs::weakly_canonical(folder / name, ec);
+    if (ec) throw refuse(qnas::detail::cat("cannot resolve it: ", ec.message()));
+    const fs::path inside = target.lexically_relative(folder);
+    if (inside.empty() || *inside.begin() == "..")
+      throw refuse(qnas::detail::cat("it resolves to '", target.string(), "', outside the manifest's folder '",
+                                     folder.string(), "' (through '..' or a symbolic link); only files inside that "
+                                     "folder are read"));
+    return target;
+  }
+
+  /// Reads the blob at `target` (blob_path_ as the manifest names it, for messages), which must be
+  /// a regular file of exactly `declared` bytes: the size is checked before anything is allocated,
+  /// and no more than `declared` bytes are ever read.
+  void read_blob(const std::filesystem::path& target, std::size_t declared) {
+    namespace fs = std::filesystem;
+    const std::string blob = "the blob '" + blob_path_.string() + "'";
+    std::error_code ec;
+    const fs::file_status st = fs::status(target, ec);
+    if (st.type() == fs::file_type::not_found)
+      throw io_error(where_, qnas::detail::cat("cannot open ", blob, " that it names: ", io::detail::errno_text(ENOENT)));
+    if (ec) throw io_error(where_, qnas::detail::cat("cannot open ", blob, " that it names: ", ec.message()));
+    if (st.type() != fs::file_type::regular)
+      throw io_error(where_, qnas::detail::cat(blob, " that it names is not a regular file but a ", type_text(st.type()),
+                                               "; field 'blob' must name the file export_model wrote"));
+    const std::uintmax_t size = fs::file_size(target, ec);
+    if (ec) throw io_error(where_, qnas::detail::cat("cannot open ", blob, " that it names: ", ec.message()));
+    if (size != declared)
+      throw io_error(where_, qnas::detail::cat(blob, " has ", size, " bytes, the manifest says ", declared,
+                                               size < declared ? " (truncated?)" : " (written by another export?)"));
+    std::ifstream f(target, std::ios::binary);
+    if (!f) throw io_error(where_, qnas::detail::cat("cannot open ", blob, " that it names: ", io::detail::errno_text(errno)));
+    blob_.resize(declared);
+    f.read(reinterpret_cast<char*>(blob_.data()), static_cast<std::streamsize>(declared));
+    const auto got = static_cast<std::size_t>(f.gcount());
+    if (f.bad() || got != declared || f.peek() != std::ifstream::traits_type::eof())
+      throw io_error(where_, qnas::detail::cat(blob, " changed while it was read (", declared, " bytes expected",
+                                               f.bad() ? ", read error" : "", ")"));
+  }
+  static const char* type_text(std::filesystem::file_type t) {
+    using std::filesystem::file_type;
+    switch (t) {
+      case file_type::directory: return "directory";
+      case file_type::character: return "character device";
+      case file_type::block: return "block device";
+      case file_type::fifo: return "FIFO";
+      case file_type::socket: return "socket";
+      case file_type::symlink: return "symbolic link";
+      default: return "special file";
+    }
+  }
+
   std::string read_bytes(const std::filesystem::path& p, const std::string& what) const {
     std::ifstream f(p, std::ios::binary);
     if (!f) throw io_error(where_, qnas::detail::cat(what, ": ", io::detail::errno_text(errno)));
@@ -487,9 +608,9 @@ class model_reader {
     return d.size() == 1 ? flat(d[0]) : image(d[0], d[1], d[2]);
   }
 
-  /// The codec of the format that field `key` of entry `e` names, checked against the
-  /// manifest's formats table.
-  const format_codec& format(const json& e, const char* key, const std::string& what) const {
+  /// The codec of the format that field `key` of entry `e` names; the manifest's description of
+  /// it (formats table) must be the one this program writes for that format, field by field.
+  const format_codec& format(const json& e, const char* key, const std::string& what) {
     const std::string w = where_ + ": " + what;
     const auto name = io::get_field<std::string>(e, key, w);
     const auto it = formats_table_->find(name);
@@ -500,19 +621,58 @@ class model_reader {
     if (c == nullptr)
       throw io_error(where_, qnas::detail::cat(what, ": unknown format '", name, "' (the format registry holds ",
                                                formats_.names(), "; add the format with format_registry::add<F>())"));
-    const std::pair<const char*, int> fields[] = {
-        {"bits", c->info.bits}, {"block_size", c->info.block_size}, {"scale_bits", c->info.scale_bits}};
-    for (const auto& [key, mine] : fields)
-      if (const int theirs = io::get_field<int>(f, key, w); theirs != mine)
-        throw io_error(where_, qnas::detail::cat(what, ": format '", name, "' has ", key, " ", theirs,
-                                                 " in the manifest but ", mine, " in this program"));
+    if (!verified_.contains(name)) {
+      check_description(f, *c, what);
+      verified_.insert(name);
+    }
     return *c;
+  }
+
+  /// Refuses a formats-table entry that differs from what this program's format `c` would write:
+  /// the loader decodes with its own codec, but other readers of the file decode with the table
+  /// (code_values, bits, block sizes; docs/export.md), so a table that disagrees with the codec
+  /// would make them compute another model. Compared after a JSON round trip of this program's
+  /// description, which is exactly what export_model writes.
+  void check_description(const json& theirs, const format_codec& c, const std::string& what) const {
+    const std::string w = where_ + ": " + what + ": format '" + c.name + "' in the manifest's formats table";
+    if (!theirs.is_object())
+      throw io_error(w, qnas::detail::cat("expected a JSON object describing the format, got ", theirs.type_name()));
+    const json mine = json::parse(format_json(c).dump());
+    const auto differs = [&](const std::string& field, const json& t, const json& m) {
+      return io_error(where_, qnas::detail::cat(what, ": format '", c.name, "' has ", field, " ", t.dump(),
+                                                " in the manifest but ", m.dump(), " in this program"));
+    };
+    for (const auto& [key, m] : mine.items()) {
+      const auto it = theirs.find(key);
+      if (it == theirs.end()) throw io_error(w, qnas::detail::cat("missing field '", key, "'"));
+      if (m.is_array() && it->is_array()) {
+        if (it->size() != m.size())
+          throw io_error(where_, qnas::detail::cat(what, ": format '", c.name, "' has ", it->size(), " ", key,
+                                                   " in the manifest but ", m.size(), " in this program"));
+        for (std::size_t i = 0; i < m.size(); ++i)
+          if (!same_value((*it)[i], m[i])) throw differs(qnas::detail::cat(key, "[", i, "]"), (*it)[i], m[i]);
+      } else if (!same_value(*it, m)) {
+        throw differs(key, *it, m);
+      }
+    }
+    for (const auto& [key, t] : theirs.items())
+      if (!mine.contains(key))
+        throw io_error(where_, qnas::detail::cat(what, ": format '", c.name, "' has a field '", key,
+                                                 "' in the manifest that this program does not write for it"));
+  }
+  /// Equal JSON values, where numbers compare by value (8 and 8.0 are the same) and zeros by sign.
+  static bool same_value(const json& a, const json& b) {
+    if (a.is_number() && b.is_number()) {
+      const auto x = a.get<double>(), y = b.get<double>();
+      return x == y && std::signbit(x) == std::signbit(y);
+    }
+    return a == b;
   }
 
   /// Reads tensor entry `t`, which must have `expected` shape, and returns its decoded values
   /// and format (the byte ranges and CRC are checked before anything is decoded).
   std::pair<xt::xarray<float>, const format_codec*> tensor(const json& t, const std::vector<std::size_t>& expected,
-                                                           const std::string& what) const {
+                                                           const std::string& what) {
     const std::string w = where_ + ": " + what;
     const format_codec& c = format(t, "format", what);
     const auto s = io::get_field<std::vector<json>>(t, "shape", w);
@@ -549,7 +709,7 @@ class model_reader {
 
   /// Fills a weighted layer's parameters from the entry; the layer was built with float32
   /// quantizers and gets the manifest's ones.
-  void weighted(weighted_layer& l, const json& j, bool use_bias, const std::string& what) const {
+  void weighted(weighted_layer& l, const json& j, bool use_bias, const std::string& what) {
     const std::string w = where_ + ": " + what;
     auto [wv, wf] = tensor(io::get_member(j, "weights", w), dims(l.weights().value), what + " weights");
     l.weights().value = std::move(wv);
@@ -587,8 +747,9 @@ class model_reader {
     }
   }
 
-  /// Appends the layers of array `layers` (named `list` in messages) to net.
-  void build(sequential& net, const json& layers, const std::string& list) {
+  /// Appends the layers of array `layers` (named `list` in messages) to net, which lies inside
+  /// `nesting` blocks (0: the network itself).
+  void build(sequential& net, const json& layers, const std::string& list, std::size_t nesting) {
     if (!layers.is_array()) throw io_error(where_, qnas::detail::cat(list, " must be an array, got ", layers.type_name()));
     for (std::size_t i = 0; i < layers.size(); ++i) {
       const json& j = layers[i];
@@ -600,7 +761,7 @@ class model_reader {
       if (!(in == net.output_shape()))
         throw io_error(where_, qnas::detail::cat(what, ": shape mismatch: its input_shape is ", to_string(in),
                                                  " but the layers before it produce ", to_string(net.output_shape())));
-      std::unique_ptr<nn::layer> l = make(j, kind, in, what, at);
+      std::unique_ptr<nn::layer> l = make(j, kind, in, what, at, nesting);
       const tensor_shape out = shape(io::get_member(j, "output_shape", w), "output_shape", w);
       if (!(l->output_shape() == out))
         throw io_error(where_, qnas::detail::cat(what, ": shape mismatch: the layer produces ", to_string(l->output_shape()),
@@ -618,7 +779,7 @@ class model_reader {
   }
 
   std::unique_ptr<nn::layer> make(const json& j, const std::string& kind, tensor_shape in, const std::string& what,
-                                  const std::string& at) {
+                                  const std::string& at, std::size_t nesting) {
     const std::string w = where_ + ": " + what;
     auto field = [&](const char* key) { return io::get_field<std::size_t>(j, key, w); };
     if (kind == "conv2d" || kind == "depthwise_conv2d") {
@@ -663,15 +824,16 @@ class model_reader {
       l->running_var().assign(var.begin(), var.end());
       return l;
     }
-    if (kind == "residual") {
+    if (kind == "residual" || kind == "sequential") {
+      // The reader recurses once per block (so do the layers' own forward and backward): the cap
+      // bounds the stack a manifest can make it use.
+      if (nesting >= max_model_nesting)
+        throw io_error(where_, qnas::detail::cat(what, ": blocks nest more than ", max_model_nesting,
+                                                 " deep (nn::max_model_nesting)"));
       auto body = std::make_unique<sequential>(in);
-      build(*body, io::get_member(j, "body", w), at + ".body");
+      build(*body, io::get_member(j, "body", w), at + ".body", nesting + 1);
+      if (kind == "sequential") return body;
       return guarded(what, [&] { return std::make_unique<residual_layer>(std::move(body)); });
-    }
-    if (kind == "sequential") {
-      auto body = std::make_unique<sequential>(in);
-      build(*body, io::get_member(j, "body", w), at + ".body");
-      return body;
     }
     return guarded(what, [&]() -> std::unique_ptr<nn::layer> {
       if (kind == "relu") return std::make_unique<relu_layer>(in);
@@ -690,6 +852,7 @@ class model_reader {
   std::string where_;
   std::vector<std::uint8_t> blob_;
   const json* formats_table_ = nullptr;
+  std::set<std::string> verified_;  // formats whose table entry has been checked
 };
 
 }  // namespace detail
