@@ -158,8 +158,41 @@ class block_schedule {
       if (!j.at("best").is_null()) best_ = detail::candidate_from_indices(j.at("best"), space_, where);
       best_reward_ = j.at("best_reward").get<double>();
       if (inner_) inner_->load(j.at("inner"));
+      check_block_counters(where);
     });
   }
+
+  /// The block's counters must describe a state tell() can leave: tells follow asks, a block
+  /// that has all its tells and no pending ask has ended, and a best exists once a reward came.
+  void check_block_counters(const std::string& where) const {
+    if (finished()) {
+      if (asked_ != 0 || told_ != 0 || best_)
+        throw invalid_argument(where, qnas::detail::cat("fields 'asked' (", asked_, "), 'told' (", told_,
+                                                        ") and 'best' must be empty once every block has ended"));
+      return;
+    }
+    if (told_ > asked_)
+      throw invalid_argument(where, qnas::detail::cat("field 'told' is ", told_, ", more than the ", asked_, " asked"));
+    if (told_ >= blocks_[current_].trials && told_ >= asked_)
+      throw invalid_argument(where, qnas::detail::cat("field 'told' is ", told_, ": block '", blocks_[current_].name,
+                                                      "' (", blocks_[current_].trials, " trials) would have ended"));
+    if (best_.has_value() != (told_ > 0))
+      throw invalid_argument(where, qnas::detail::cat("field 'best' is ", best_ ? "set" : "null", ", but ", told_,
+                                                      " rewards were told in this block"));
+  }
+
+ public:
+  /// Against a checkpoint: the current block's asks are among the trials, and the inner strategy
+  /// agrees with the block's own counters.
+  void check_counts(const trial_counts& n) const {
+    if (asked_ > n.asked || told_ > n.told)
+      throw invalid_argument(name() + "::load", qnas::detail::cat("fields 'asked' (", asked_, ") and 'told' (", told_,
+                                                                  ") exceed the checkpoint's ", n.asked, " asks and ",
+                                                                  n.told, " tells"));
+    if (inner_) search::check_counts(*inner_, trial_counts{asked_, told_});
+  }
+
+ private:
 
   void start_block(std::size_t b) {
     if (inner_) last_inner_name_ = inner_->name();

@@ -25,6 +25,7 @@
 #include "qnas/io/atomic_file.hpp"
 #include "qnas/io/json.hpp"
 #include "qnas/search/evaluator.hpp"
+#include "qnas/search/strategy.hpp"
 #include "qnas/space/candidate.hpp"
 
 namespace qnas::search {
@@ -42,6 +43,9 @@ struct checkpoint_state {
 };
 
 inline constexpr std::string_view checkpoint_format = "qnas.search.checkpoint";
+/// The largest runner.elapsed_s a checkpoint may hold: 10^10 s (over 300 years) is longer than any
+/// search has run, so a larger value is an edit or corruption, not a measurement.
+inline constexpr double max_elapsed_s = 1e10;
 inline constexpr int checkpoint_version = 1;
 
 namespace detail {
@@ -86,7 +90,8 @@ inline void save_checkpoint(const std::filesystem::path& path, const checkpoint_
 
 /// Reads and verifies a checkpoint for `space`. Refuses, naming the file and the problem:
 ///  * qnas::io_error: missing, unreadable, truncated or corrupt (not JSON, wrong format, size or
-///    CRC mismatch, malformed fields);
+///    CRC mismatch, malformed fields, decisions that do not match the fingerprint, counters that
+///    disagree with the history: rejected, trials, elapsed_s, batch_size);
 ///  * qnas::invalid_argument: written for another space (fingerprint mismatch; the message names
 ///    the first decision that differs).
 inline checkpoint_state load_checkpoint(const std::filesystem::path& path, const space_description& space) {
@@ -137,6 +142,16 @@ inline checkpoint_state load_checkpoint(const std::filesystem::path& path, const
                                                     ", this space has ", space.fingerprint_hex(), "): ", diff));
   }
 
+  // The fingerprint is a hash of the decisions; decisions edited under an unchanged fingerprint
+  // (labels renamed or swapped) would make the history mean other alternatives.
+  try {
+    const auto saved = space_description_from_json(sp);
+    if (!(saved == space))
+      throw invalid_argument("qnas::space_description_from_json", "the decisions differ from this space's");
+  } catch (const invalid_argument& e) {
+    throw io_error(where, qnas::detail::cat("field 'space' does not match its fingerprint ", fp, ": ", e.what()));
+  }
+
   checkpoint_state st;
   const auto& strat = io::get_member(payload, "strategy", where);
   st.strategy_name = io::get_field<std::string>(strat, "name", where);
@@ -165,7 +180,46 @@ inline checkpoint_state load_checkpoint(const std::filesystem::path& path, const
   }
   if (st.history.size() != st.trials)
     throw io_error(where, qnas::detail::cat("the history holds ", st.history.size(), " trials, the counter says ", st.trials));
+  // The counters must agree with the history they summarise.
+  std::size_t rejected = 0;
+  for (const auto& r : st.history) rejected += r.rejected ? 1 : 0;
+  if (st.rejected != rejected)
+    throw io_error(where, qnas::detail::cat("field 'runner.rejected' is ", st.rejected, ", but the history holds ", rejected,
+                                            " rejected trials (of ", st.trials, ")"));
+  if (!(st.elapsed_s >= 0 && st.elapsed_s <= max_elapsed_s))
+    throw io_error(where, qnas::detail::cat("field 'runner.elapsed_s' is ", st.elapsed_s, "; wall time must be >= 0 and at most ",
+                                            max_elapsed_s, " s"));
+  if (st.batch_size == 0) throw io_error(where, "field 'runner.batch_size' is 0; a batch holds at least one trial");
   return st;
+}
+
+/// What a checkpoint says about its strategy's past: one ask per trial, one tell per trial that
+/// got a reward (trained, or rejected/failed with a rejected_reward).
+inline trial_counts counts_of(const checkpoint_state& st) {
+  trial_counts n{st.history.size(), 0};
+  for (const auto& r : st.history) n.told += r.reward.has_value() ? 1 : 0;
+  return n;
+}
+
+/// Loads the checkpoint's strategy state into `s` (freshly constructed over the checkpoint's
+/// space) and cross-checks it with the checkpoint's counters (check_counts), so that a state
+/// whose counters were edited, or that belongs to another run, is refused instead of resumed.
+/// A malformed state is an io_error, a state that contradicts the checkpoint an invalid_argument;
+/// both name `path`.
+template <strategy S>
+void load_strategy_state(S& s, const checkpoint_state& st, const std::filesystem::path& path) {
+  try {
+    s.load(st.strategy_state);
+  } catch (const nlohmann::json::exception& e) {
+    throw io_error(path.string(), qnas::detail::cat("the strategy state in this checkpoint is malformed: ", e.what()));
+  } catch (const invalid_argument& e) {
+    throw invalid_argument(path.string(), qnas::detail::cat("the strategy state in this checkpoint is refused: ", e.what()));
+  }
+  try {
+    check_counts(s, counts_of(st));
+  } catch (const invalid_argument& e) {
+    throw invalid_argument(path.string(), qnas::detail::cat("the strategy state contradicts the checkpoint's history: ", e.what()));
+  }
 }
 
 }  // namespace qnas::search

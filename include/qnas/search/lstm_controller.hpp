@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -46,10 +47,8 @@ class lstm_controller {
   lstm_controller(const space_description& space, options opt, std::uint64_t seed)
       : space_(space), opt_(opt), engine_(seed) {
     constexpr const char* where = "lstm_controller";
-    if (opt_.hidden_size == 0) throw invalid_argument(where, "hidden_size must be >= 1");
+    check_options(opt_, where);
     if (space_.num_decisions() == 0) throw invalid_argument(where, "the space has no decisions");
-    if (!(opt_.learning_rate > 0) || !std::isfinite(opt_.learning_rate))
-      throw invalid_argument(where, detail::cat("learning_rate must be finite and > 0, got ", opt_.learning_rate));
     layout();
     for (auto& w : params_) w = opt_.init_scale * (2.0 * detail::uniform01(engine_) - 1.0);
     adam_.beta1 = opt_.adam_beta1;
@@ -58,6 +57,29 @@ class lstm_controller {
     baseline_.momentum = opt_.baseline_momentum;
   }
   lstm_controller(const space_description& space, std::uint64_t seed) : lstm_controller(space, options{}, seed) {}
+
+  /// The rules for options, checked by the constructor and by load().
+  static void check_options(const options& o, std::string_view where) {
+    if (o.hidden_size == 0) throw invalid_argument(where, "hidden_size must be >= 1");
+    if (!(o.learning_rate > 0) || !std::isfinite(o.learning_rate))
+      throw invalid_argument(where, detail::cat("learning_rate must be finite and > 0, got ", o.learning_rate));
+    if (!(o.baseline_momentum >= 0 && o.baseline_momentum < 1))
+      throw invalid_argument(where, detail::cat("baseline_momentum must be in [0, 1), got ", o.baseline_momentum));
+    if (!std::isfinite(o.entropy_weight))
+      throw invalid_argument(where, detail::cat("entropy_weight must be finite, got ", o.entropy_weight));
+    if (!(o.adam_beta1 >= 0 && o.adam_beta1 < 1) || !(o.adam_beta2 >= 0 && o.adam_beta2 < 1))
+      throw invalid_argument(where, detail::cat("adam_beta1 and adam_beta2 must be in [0, 1), got ", o.adam_beta1, " and ",
+                                                o.adam_beta2));
+    if (!(o.init_scale >= 0) || !std::isfinite(o.init_scale))
+      throw invalid_argument(where, detail::cat("init_scale must be finite and >= 0, got ", o.init_scale));
+  }
+
+  /// Against a checkpoint: every told reward made one Adam step.
+  void check_counts(const trial_counts& n) const {
+    if (adam_.t != n.told)
+      throw invalid_argument("lstm_controller::load",
+                             detail::cat("field 'adam.t' is ", adam_.t, ", but ", n.told, " rewards were told"));
+  }
 
   /// Samples a candidate step by step, each choice feeding the next step.
   [[nodiscard]] candidate ask() {
@@ -157,6 +179,8 @@ class lstm_controller {
       detail::ema_baseline b;
       b.momentum = opt.baseline_momentum;
       b.load(j.at("baseline"));
+      check_options(opt, where);
+      detail::check_learning_state(p, a, b, a.t, a.t > 0, where);  // one Adam step per tell
       opt_ = opt;
       engine_ = e;
       params_ = std::move(p);

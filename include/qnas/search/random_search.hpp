@@ -53,16 +53,31 @@ class random_search {
 
   void load(const nlohmann::json& j) {
     detail::read_state("qnas::search::random_search::load", [&] {
+      constexpr const char* where = "random_search::load";
       engine_type e;
       detail::load_header(j, name(), space_, e);
       std::vector<candidate> order;
-      for (const auto& c : j.at("seen")) order.push_back(detail::candidate_from_indices(c, space_, "random_search::load"));
+      for (const auto& c : j.at("seen")) order.push_back(detail::candidate_from_indices(c, space_, where));
       const bool deduplicate = j.at("deduplicate").get<bool>();
+      // Only a de-duplicating search records its asks, each one once.
+      if (!deduplicate && !order.empty())
+        throw invalid_argument(where, detail::cat("field 'seen' lists ", order.size(),
+                                                  " candidates but 'deduplicate' is false (nothing is recorded then)"));
+      std::unordered_set<candidate> seen(order.begin(), order.end());
+      if (seen.size() != order.size())
+        throw invalid_argument(where, "field 'seen' lists a candidate twice (a de-duplicating search asks each once)");
       engine_ = e;
       opt_.deduplicate = deduplicate;
       order_ = std::move(order);
-      seen_ = std::unordered_set<candidate>(order_.begin(), order_.end());
+      seen_ = std::move(seen);
     });
+  }
+
+  /// With deduplicate, every ask is recorded in 'seen': their number is the number of asks.
+  void check_counts(const trial_counts& n) const {
+    if (opt_.deduplicate && order_.size() != n.asked)
+      throw invalid_argument("random_search::load", detail::cat("field 'seen' lists ", order_.size(),
+                                                                " candidates, but ", n.asked, " were asked"));
   }
 
   [[nodiscard]] std::string name() const { return "random_search"; }

@@ -7,11 +7,13 @@
 // P = 100, S = 25 as in the paper; the NAS-Bench-201 protocol uses P = 10, S = 3.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -70,8 +72,7 @@ class regularized_evolution {
 
   regularized_evolution(const space_description& space, options opt, std::uint64_t seed)
       : space_(space), opt_(opt), engine_(seed) {
-    if (opt_.population_size == 0) throw invalid_argument("regularized_evolution", "population_size must be >= 1");
-    if (opt_.sample_size == 0) throw invalid_argument("regularized_evolution", "sample_size must be >= 1");
+    check_options(opt_, "regularized_evolution");
   }
   regularized_evolution(const space_description& space, std::uint64_t seed)
       : regularized_evolution(space, options{}, seed) {}
@@ -94,6 +95,28 @@ class regularized_evolution {
     detail::check_tell(c, reward, space_, "regularized_evolution::tell");
     population_.push_back({c, reward});
     if (population_.size() > opt_.population_size) population_.pop_front();  // aging: the oldest dies
+  }
+
+  /// The rules for options, checked by the constructor and by load(): P >= 1 and 1 <= S <= P (a
+  /// tournament larger than the population only repeats its members).
+  static void check_options(const options& o, std::string_view where) {
+    if (o.population_size == 0) throw invalid_argument(where, "population_size must be >= 1");
+    if (o.sample_size == 0) throw invalid_argument(where, "sample_size must be >= 1");
+    if (o.sample_size > o.population_size)
+      throw invalid_argument(where, detail::cat("sample_size (", o.sample_size, ") must not exceed population_size (",
+                                                o.population_size, ")"));
+  }
+
+  /// Against a checkpoint: one ask per trial, and the population holds the last min(told, P).
+  void check_counts(const trial_counts& n) const {
+    constexpr const char* where = "regularized_evolution::load";
+    if (asked_ != n.asked)
+      throw invalid_argument(where, detail::cat("field 'asked' is ", asked_, ", but ", n.asked, " trials were asked"));
+    const std::size_t expected = std::min(n.told, opt_.population_size);
+    if (population_.size() != expected)
+      throw invalid_argument(where, detail::cat("field 'population' holds ", population_.size(), " individuals, but ",
+                                                n.told, " rewards were told (population_size ", opt_.population_size,
+                                                "): expected ", expected));
   }
 
   /// The current population, oldest first.
@@ -124,6 +147,14 @@ class regularized_evolution {
       for (const auto& x : j.at("population"))
         pop.push_back({detail::candidate_from_indices(x.at("c"), space_, where), x.at("r").get<double>()});
       const auto asked = io::get_integer<std::size_t>(j.at("asked"), "asked", "qnas::search::regularized_evolution::load");
+      check_options(o, where);
+      // Every member was asked and told once; the population never exceeds P.
+      if (pop.size() > o.population_size)
+        throw invalid_argument(where, detail::cat("field 'population' holds ", pop.size(),
+                                                  " individuals, more than population_size ", o.population_size));
+      if (pop.size() > asked)
+        throw invalid_argument(where, detail::cat("field 'asked' is ", asked, ", fewer than the ", pop.size(),
+                                                  " individuals of 'population' (each was asked)"));
       opt_ = o;
       engine_ = e;
       asked_ = asked;
@@ -159,6 +190,13 @@ class one_plus_one_evolution {
   [[nodiscard]] candidate ask() {
     if (!best_) return detail::uniform_candidate(space_, engine_);
     return detail::mutate(best_->first, space_, opt_.ordinal_step, engine_);
+  }
+
+  /// Against a checkpoint: there is a best candidate exactly when a reward was told.
+  void check_counts(const trial_counts& n) const {
+    if (best_.has_value() != (n.told > 0))
+      throw invalid_argument("one_plus_one_evolution::load",
+                             detail::cat("field 'best' is ", best_ ? "set" : "null", ", but ", n.told, " rewards were told"));
   }
 
   void tell(const candidate& c, double reward) {

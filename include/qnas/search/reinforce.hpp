@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -117,6 +118,26 @@ struct ema_baseline {
   }
 };
 
+/// The counters of a policy's learning state must agree: the baseline starts at the first reward,
+/// Adam counts one step per update, and every value is finite (a NaN would poison every later
+/// ask). `updates` is the number of updates the tells imply, `told` whether any reward was told;
+/// names the field that disagrees.
+inline void check_learning_state(const std::vector<double>& params, const adam& a, const ema_baseline& b,
+                                 std::uint64_t updates, bool told, std::string_view where) {
+  for (std::size_t i = 0; i < params.size(); ++i)
+    if (!std::isfinite(params[i])) throw invalid_argument(where, cat("parameter ", i, " is ", params[i], ", not finite"));
+  for (std::size_t i = 0; i < a.m.size(); ++i)
+    if (!std::isfinite(a.m[i]) || !std::isfinite(a.v[i]) || a.v[i] < 0)
+      throw invalid_argument(where, cat("field 'adam': moment ", i, " is ", a.m[i], " / ", a.v[i],
+                                        " (must be finite, the second >= 0)"));
+  if (a.t != updates)
+    throw invalid_argument(where, cat("field 'adam.t' is ", a.t, ", but the tells imply ", updates, " updates"));
+  if (!std::isfinite(b.value)) throw invalid_argument(where, cat("field 'baseline.value' is ", b.value, ", not finite"));
+  if (b.initialised != told)
+    throw invalid_argument(where, cat("field 'baseline.initialised' is ", b.initialised ? "true" : "false", ", but ",
+                                      told ? "rewards were" : "no reward was", " told"));
+}
+
 /// learning_rate * 10^(step / total) (TuNAS's exponentially increasing RL learning rate), or the
 /// constant learning_rate when total == 0. Clamped at 10x past the end.
 inline double increasing_lr(double lr, std::uint64_t step, std::uint64_t total) noexcept {
@@ -142,10 +163,7 @@ class reinforce {
   };
 
   reinforce(const space_description& space, options opt, std::uint64_t seed) : space_(space), opt_(opt), engine_(seed) {
-    if (!(opt_.learning_rate > 0) || !std::isfinite(opt_.learning_rate))
-      throw invalid_argument("reinforce", detail::cat("learning_rate must be finite and > 0, got ", opt_.learning_rate));
-    if (!(opt_.baseline_momentum >= 0 && opt_.baseline_momentum < 1))
-      throw invalid_argument("reinforce", detail::cat("baseline_momentum must be in [0, 1), got ", opt_.baseline_momentum));
+    check_options(opt_, "reinforce");
     std::size_t n = 0;
     for (const auto& d : space_.decisions()) {
       offsets_.push_back(n);
@@ -161,6 +179,26 @@ class reinforce {
     refresh_probs();
   }
   reinforce(const space_description& space, std::uint64_t seed) : reinforce(space, options{}, seed) {}
+
+  /// The rules for options, checked by the constructor and by load().
+  static void check_options(const options& o, std::string_view where) {
+    if (!(o.learning_rate > 0) || !std::isfinite(o.learning_rate))
+      throw invalid_argument(where, detail::cat("learning_rate must be finite and > 0, got ", o.learning_rate));
+    if (!(o.baseline_momentum >= 0 && o.baseline_momentum < 1))
+      throw invalid_argument(where, detail::cat("baseline_momentum must be in [0, 1), got ", o.baseline_momentum));
+    if (!std::isfinite(o.entropy_weight))
+      throw invalid_argument(where, detail::cat("entropy_weight must be finite, got ", o.entropy_weight));
+    if (!(o.adam_beta1 >= 0 && o.adam_beta1 < 1) || !(o.adam_beta2 >= 0 && o.adam_beta2 < 1))
+      throw invalid_argument(where, detail::cat("adam_beta1 and adam_beta2 must be in [0, 1), got ", o.adam_beta1, " and ",
+                                                o.adam_beta2));
+  }
+
+  /// Against a checkpoint: every told reward was counted in 'tells'.
+  void check_counts(const trial_counts& n) const {
+    if (tells_ != n.told)
+      throw invalid_argument("reinforce::load",
+                             detail::cat("field 'tells' is ", tells_, ", but ", n.told, " rewards were told"));
+  }
 
   [[nodiscard]] candidate ask() {
     candidate c;
@@ -232,6 +270,8 @@ class reinforce {
       b.momentum = opt.baseline_momentum;
       b.load(j.at("baseline"));
       const auto tells = io::get_integer<std::uint64_t>(j.at("tells"), "tells", "qnas::search::reinforce::load");
+      check_options(opt, where);
+      detail::check_learning_state(logits, a, b, tells > opt.delay ? tells - opt.delay : 0, tells > 0, where);
       opt_ = opt;
       engine_ = e;
       logits_ = std::move(logits);

@@ -146,6 +146,27 @@ inline candidate candidate_from_indices(const nlohmann::json& j, const space_des
 
 }  // namespace detail
 
+/// What a checkpoint knows about a strategy's past, to cross-check a state that load() accepted:
+/// the runner asks once per trial and tells every trial that got a reward. A state whose own
+/// counters disagree (an edited or mixed-up checkpoint) would otherwise resume a different search.
+struct trial_counts {
+  std::size_t asked = 0;
+  std::size_t told = 0;
+};
+
+/// A strategy that can check its state against trial_counts (an optional member): throws
+/// qnas::invalid_argument naming the field of its saved state that disagrees.
+template <class S>
+concept checks_counts = requires(const S& s, const trial_counts& n) {
+  { s.check_counts(n) } -> std::same_as<void>;
+};
+
+/// s.check_counts(n) where the strategy has one; nothing otherwise.
+template <class S>
+void check_counts(const S& s, const trial_counts& n) {
+  if constexpr (checks_counts<S>) s.check_counts(n);
+}
+
 /// A strategy chosen at run time (from a configuration file or command line): any type that
 /// models `strategy`, behind one value type. The runner can hold this instead of a template.
 class any_strategy {
@@ -160,6 +181,8 @@ class any_strategy {
   void load(const nlohmann::json& j) { self_->load(j); }
   [[nodiscard]] std::string name() const { return self_->name(); }
   [[nodiscard]] const space_description& space() const { return self_->space(); }
+  /// The held strategy's check_counts, when it has one.
+  void check_counts(const trial_counts& n) const { self_->check_counts(n); }
 
  private:
   struct concept_t {
@@ -170,6 +193,7 @@ class any_strategy {
     virtual void load(const nlohmann::json&) = 0;
     virtual std::string name() const = 0;
     virtual const space_description& space() const = 0;
+    virtual void check_counts(const trial_counts&) const = 0;
   };
   template <class S>
   struct model final : concept_t {
@@ -181,6 +205,7 @@ class any_strategy {
     void load(const nlohmann::json& j) override { s.load(j); }
     std::string name() const override { return s.name(); }
     const space_description& space() const override { return s.space(); }
+    void check_counts(const trial_counts& n) const override { search::check_counts(s, n); }
   };
   std::unique_ptr<concept_t> self_;
 };
