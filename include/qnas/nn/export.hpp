@@ -858,13 +858,17 @@ class model_reader {
 }  // namespace detail
 
 /// Reads a model written by export_model: the manifest at `manifest` and the blob it names
-/// (relative to the manifest's folder). Every format the manifest names must be in `formats`.
-/// The network runs inference (forward(x, false)) with the exported network's outputs, bit for
-/// bit; it can be trained further, but its float master weights are the quantized ones.
+/// (a regular file inside the manifest's folder). Every format the manifest names must be in
+/// `formats`. The network runs inference (forward(x, false)) with the exported network's
+/// outputs, bit for bit; it can be trained further, but its float master weights are the
+/// quantized ones.
 /// Throws qnas::io_error "qnas::nn::load_model('<manifest>'): <what and where>" for a missing
-/// or unreadable file, malformed JSON or fields, another format version, a blob of the wrong
-/// size, a CRC mismatch, an unknown format name or layer kind, and shapes that do not chain or
-/// do not match the layers' hyper-parameters (docs/bad_input.md lists the messages).
+/// or unreadable file, malformed JSON or fields, JSON or blocks nested too deep
+/// (max_manifest_json_depth, max_model_nesting), a blob path outside the manifest's folder or
+/// not naming a regular file, another format version, a blob of the wrong size, a CRC mismatch,
+/// an unknown format name or layer kind, a format description that differs from the format's
+/// own, and shapes that do not chain or do not match the layers' hyper-parameters
+/// (docs/bad_input.md lists the messages).
 inline std::unique_ptr<sequential> load_model(const std::filesystem::path& manifest, const format_registry& formats) {
   return detail::model_reader(manifest, formats).read();
 }
