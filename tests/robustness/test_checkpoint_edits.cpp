@@ -120,7 +120,17 @@ TEST_CASE("edited checkpoints are refused, naming the field") {
     INFO("message: " << msg);
     CHECK(msg.find(e.field) != std::string::npos);
     CHECK(msg.find(file.string()) != std::string::npos);
+    // The runner's resume goes through the same checks.
+    const auto by_runner = error_of([&] {
+      auto s = cheap::make_strategy();
+      (void)run_search(s, cheap::evaluator_fn{}, cheap::objective_fn{}, cheap::options(12, dir.path));
+    });
+    INFO("runner: " << by_runner);
+    CHECK(by_runner.find(e.field) != std::string::npos);
   }
+  write_edited(file, original);
+  auto s = cheap::make_strategy();
+  CHECK(run_search(s, cheap::evaluator_fn{}, cheap::objective_fn{}, cheap::options(12, dir.path)).history.size() == 12);
 }
 
 namespace {

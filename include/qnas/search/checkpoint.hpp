@@ -208,6 +208,7 @@ inline trial_counts counts_of(const checkpoint_state& st) {
 /// both name `path`.
 template <strategy S>
 void load_strategy_state(S& s, const checkpoint_state& st, const std::filesystem::path& path) {
+  const nlohmann::json before = s.save();
   try {
     s.load(st.strategy_state);
   } catch (const nlohmann::json::exception& e) {
@@ -218,6 +219,7 @@ void load_strategy_state(S& s, const checkpoint_state& st, const std::filesystem
   try {
     check_counts(s, counts_of(st));
   } catch (const invalid_argument& e) {
+    s.load(before);  // the caller's strategy is left as it was, as after a refused load()
     throw invalid_argument(path.string(), qnas::detail::cat("the strategy state contradicts the checkpoint's history: ", e.what()));
   }
 }

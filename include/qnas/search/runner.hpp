@@ -272,12 +272,8 @@ class runner {
       detail::refuse_if(st.evaluation_seed != opt_.evaluation_seed, opt_.checkpoint_path,
                         qnas::detail::cat("it used evaluation_seed ", st.evaluation_seed, ", this run ",
                                           opt_.evaluation_seed));
-      try {
-        strategy_.load(st.strategy_state);
-      } catch (const nlohmann::json::exception& e) {  // a well-formed file with a malformed state
-        throw io_error(opt_.checkpoint_path.string(),
-                       qnas::detail::cat("the strategy state in this checkpoint is malformed: ", e.what()));
-      }
+      // Restores the state, then checks it against the checkpoint's own history (asks, tells).
+      load_strategy_state(strategy_, st, opt_.checkpoint_path);
       elapsed_before = st.elapsed_s;
       res.rejected = st.rejected;
       for (auto& r : st.history) {
