@@ -4,6 +4,8 @@
 // tensor; the cheapest format, in amortized bits per weight, whose relative RMS error stays
 // under the budget wins. Prints a table and exits non-zero when the claim fails: the winner
 // must meet the budget and no cheaper candidate may.
+//
+// Usage: 01_format_search [BUDGET]   (the relative RMS error budget, a positive number; 0.05)
 #include <qnas/qnas.hpp>
 
 #include <cmath>
@@ -16,10 +18,23 @@
 #include <boost/hana.hpp>
 #include <xtensor/xmath.hpp>
 
+#include "search_cli.hpp"
+
 namespace hana = boost::hana;
 
-int main(int argc, char** argv) {
-  const double budget = argc > 1 ? std::atof(argv[1]) : 0.05;  // relative RMS error
+namespace {
+
+int run(int argc, char** argv) {
+  double budget = 0.05;  // relative RMS error
+  bool given = false;
+  const qnas::examples::cli_info cli{"01_format_search", "01_format_search [BUDGET]   (relative RMS error, default 0.05)"};
+  qnas::examples::parse_cli(argc, argv, cli, [&](const std::string& a, const qnas::examples::cli_value&) {
+    if (given || a.starts_with("--")) return false;  // one budget; options are unknown
+    const std::optional<double> b = qnas::examples::positive_real(a);
+    if (!b) cli.fail("BUDGET needs a positive number, got '" + a + "'");
+    budget = *b;
+    return given = true;
+  });
   std::mt19937 engine(42);
   std::normal_distribution<float> normal(0.0f, 0.25f);
   xt::xarray<float> w = xt::empty<float>({64, 3 * 3 * 32});
@@ -57,4 +72,10 @@ int main(int argc, char** argv) {
   std::printf("best: %s at %.2f bits per weight (relative RMS error %.5f <= budget %.4f)\n", best->name.c_str(),
               best->bits, best->rel_rms, budget);
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return qnas::examples::run_main("01_format_search", [&] { return run(argc, argv); });
 }

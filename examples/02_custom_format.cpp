@@ -13,6 +13,8 @@
 #include <sstream>
 #include <string>
 
+#include "search_cli.hpp"
+
 struct log3 {
   // --- traits (see qnas/formats/concept.hpp for the minimal complete definition) ---------
   using rounding = qnas::nearest_even;  // only nearest rounding is offered by this format
@@ -50,7 +52,9 @@ struct log3 {
 
 static_assert(qnas::number_format<log3>, "log3 must model qnas::number_format");
 
-int main() {
+namespace {
+
+int run() {
   int failures = 0;
   auto expect = [&](bool ok, const char* what) {
     std::printf("%-58s %s\n", what, ok ? "ok" : "FAILED");
@@ -79,4 +83,14 @@ int main() {
   expect(std::equal(out.begin(), out.end(), q.begin()), "as a run-time quantizer it gives the same values");
   std::printf("%s: %.1f bits per element\n", rq.name().c_str(), rq.info().amortized_bits());
   return failures == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return qnas::examples::run_main("02_custom_format", [&] {
+    // No options: anything on the command line is a mistake, not something to ignore.
+    qnas::examples::parse_cli(argc, argv, {"02_custom_format", "02_custom_format"}, {});
+    return run();
+  });
 }

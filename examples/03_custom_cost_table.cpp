@@ -18,6 +18,8 @@
 #include "qnas/energy.hpp"
 #include "qnas/formats/fixed_point.hpp"
 
+#include "search_cli.hpp"
+
 namespace en = qnas::energy;
 
 struct example_7nm {
@@ -57,7 +59,9 @@ constexpr en::model_energy at_7nm = en::price_model<example_7nm>(net, opts);
 constexpr en::model_energy at_45nm = en::price_model<en::horowitz_45nm>(net, opts);
 static_assert(at_7nm.total_pj < at_45nm.total_pj);
 
-int main() {
+namespace {
+
+int run() {
   bool ok = true;
   const auto r7 = en::estimate<example_7nm>(net, opts);
   const auto r45 = en::estimate<en::horowitz_45nm>(net, opts);
@@ -81,4 +85,14 @@ int main() {
   }
   std::puts(ok ? "OK: custom cost table" : "FAILED");
   return ok ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return qnas::examples::run_main("03_custom_cost_table", [&] {
+    // No options: anything on the command line is a mistake, not something to ignore.
+    qnas::examples::parse_cli(argc, argv, {"03_custom_cost_table", "03_custom_cost_table"}, {});
+    return run();
+  });
 }

@@ -11,8 +11,12 @@
 // as the baseline) for a small fraction of it, and exits non-zero unless evolution ends within
 // the top 0.1 % of all feasible candidates.
 //
-// Writes into the working directory: search_log.jsonl, search_checkpoint.json,
-// search_pareto.csv, search_pareto.svg. Usage: 04_search_runner [trials = 600] [threads = 4]
+// Usage: 04_search_runner [--trials N] [--threads N] [--out DIR] [--resume]
+// --trials N (600), --threads N (4): the trial budget and the candidates evaluated at once.
+// Writes into --out (default search_runner_out): settings.txt, log.jsonl, checkpoint.json,
+// pareto.csv, pareto.svg. An --out that is not empty is refused (exit status 2) unless --resume
+// continues the run in it from its checkpoint (with the same --trials, which places the
+// interruption). Errors: the reason on stderr, exit status 1.
 #include <qnas/search/random_search.hpp>
 #include <qnas/search/regularized_evolution.hpp>
 #include <qnas/search/runner.hpp>
@@ -21,6 +25,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+
+#include "search_cli.hpp"
 
 namespace qs = qnas::search;
 
@@ -66,11 +72,24 @@ qs::metrics evaluate(const qnas::candidate& c) {
   for (std::size_t i = 0; i < layers; ++i) acc -= 0.02 * sensitivity[i] * std::exp2(-(bit_choices[c[i]] - 3.0));
   return {{"accuracy", acc}, {"energy_pj", energy_of(c)}};
 }
-}  // namespace
 
-int main(int argc, char** argv) {
-  const std::size_t trials = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 600;
-  const std::size_t threads = argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 4;
+int run(int argc, char** argv) {
+  std::size_t trials = 600, threads = 4;
+  bool resume = false;
+  std::filesystem::path out = "search_runner_out";
+  const qnas::examples::cli_info cli{"04_search_runner", "04_search_runner [--trials N] [--threads N] [--out DIR] [--resume]"};
+  qnas::examples::parse_cli(argc, argv, cli, [&](const std::string& a, const qnas::examples::cli_value& value) {
+    if (a == "--trials") trials = value.number();
+    else if (a == "--threads") threads = value.number();
+    else if (a == "--out") out = value();
+    else if (a == "--resume") resume = true;
+    else return false;
+    return true;
+  });
+  if (trials < 2) cli.fail("--trials needs at least 2 (half run, half resumed)");
+  // The trial budget places the interruption, so it shapes the trial sequence.
+  const qnas::examples::run_settings settings = {{"--trials", std::to_string(trials)}};
+  qnas::examples::check_out(cli, out, resume, settings);
   const auto space = make_space();
   const double bit_budget = 5.5 * total_weights();
   const qs::forgiving_factor_score score{.reference = energy_of(qnas::candidate(std::vector<std::uint32_t>(layers, 3))),
@@ -95,24 +114,28 @@ int main(int argc, char** argv) {
   opt.estimate = estimate;
   opt.constraints.at_most("bits", bit_budget);
   opt.rejected_reward = 0.0;
-  opt.log_path = "search_log.jsonl";
-  opt.checkpoint_path = "search_checkpoint.json";
+  opt.log_path = out / "log.jsonl";
+  opt.checkpoint_path = out / "checkpoint.json";
   opt.checkpoint_every = 100;
   opt.pareto_axes = qs::pareto_archive::accuracy_energy();
 
+  qnas::examples::keep_settings(out, settings);
   // Run the first half, then resume from the checkpoint for the rest (as after an interruption).
+  // With --resume the first half, too, continues from the checkpoint (and does nothing when the
+  // checkpoint holds half or more).
   qs::regularized_evolution::options evo{.population_size = 50, .sample_size = 10};
   {
     qs::regularized_evolution first(space, evo, 7);
     auto half = opt;
     half.max_trials = trials / 2;
+    half.resume = resume;
     qs::run_search(first, qs::make_evaluator(evaluate), score, half, qs::progress_printer{&std::cout, 100});
   }
   qs::regularized_evolution strategy(space, evo, 7);
   opt.resume = true;
   const auto res = qs::run_search(strategy, qs::make_evaluator(evaluate), score, opt,
                                   qs::progress_printer{&std::cout, 100});
-  res.write_report_files("search_");
+  res.write_report_files(out / "");
   res.print_report(std::cout);
 
   // Baseline: random search with the same budget and constraints (no files).
@@ -127,7 +150,7 @@ int main(int argc, char** argv) {
   const auto rank = static_cast<std::size_t>(std::upper_bound(all.begin(), all.end(), found, std::greater<>()) - all.begin());
   std::printf("regularized evolution: best %.6f (rank %zu of %zu feasible) after %zu trials; random search: %.6f\n",
               found, rank, all.size(), res.history.size(), *base.best_trial().reward);
-  const auto log_lines = qnas::io::read_jsonl("search_log.jsonl").size();
+  const auto log_lines = qnas::io::read_jsonl(out / "log.jsonl").size();
   if (log_lines != trials || res.history.size() != trials) {
     std::printf("FAIL: expected %zu trials in the log, found %zu\n", trials, log_lines);
     return 1;
@@ -138,4 +161,10 @@ int main(int argc, char** argv) {
   }
   std::printf("OK: within the top 0.1%% (%.4f%% below the optimum)\n", 100.0 * (optimum - found) / optimum);
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return qnas::examples::run_main("04_search_runner", [&] { return run(argc, argv); });
 }

@@ -8,7 +8,11 @@
 //   05_train_mnist --full   the claim: 8 epochs on 8,000 images; float32 >= 96.0%, 8-bit QAT
 //                           within 0.5 points of float32, 4-bit weights within 2 points
 //
-// Exits non-zero when a check fails; skips (exit 0, with a message) when the data is absent.
+//   --mnist DIR             the MNIST folder instead of $QNAS_SHARED_DATA/mnist
+//
+// Exits 1 when a check fails or with the reason when the data cannot be read (a --mnist DIR
+// that does not hold MNIST, a truncated file), 2 on a command-line mistake; skips (exit 0, with
+// a message) when no --mnist is given and the shared data folder is absent.
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -21,6 +25,8 @@
 #include "qnas/train/callbacks.hpp"
 #include "qnas/train/optimizer.hpp"
 #include "qnas/train/trainer.hpp"
+
+#include "search_cli.hpp"
 
 using namespace qnas;
 using namespace qnas::nn;
@@ -51,13 +57,25 @@ double train_and_validate(const char* label, const data::dataset& tr, const data
   return 100.0 * last.val_accuracy;
 }
 
-int main(int argc, char** argv) {
-  const bool full = argc > 1 && std::string(argv[1]) == "--full";
-  const char* root = std::getenv("QNAS_SHARED_DATA");
-  const std::filesystem::path folder = std::filesystem::path(root ? root : "../shared/data") / "mnist";
-  if (!std::filesystem::exists(folder)) {
-    std::cout << "skipped: no MNIST folder at " << folder << " (set QNAS_SHARED_DATA)\n";
-    return 0;
+namespace {
+
+int run(int argc, char** argv) {
+  bool full = false;
+  std::filesystem::path folder;
+  const qnas::examples::cli_info cli{"05_train_mnist", "05_train_mnist [--full] [--mnist DIR]"};
+  qnas::examples::parse_cli(argc, argv, cli, [&](const std::string& a, const qnas::examples::cli_value& value) {
+    if (a == "--full") full = true;
+    else if (a == "--mnist") folder = value();
+    else return false;
+    return true;
+  });
+  if (folder.empty()) {  // the shared data folder, when there is one; a --mnist DIR must exist
+    const char* root = std::getenv("QNAS_SHARED_DATA");
+    folder = std::filesystem::path(root ? root : "../shared/data") / "mnist";
+    if (!std::filesystem::exists(folder)) {
+      std::cout << "skipped: no MNIST folder at " << folder << " (set QNAS_SHARED_DATA or pass --mnist DIR)\n";
+      return 0;
+    }
   }
   const data::dataset all = data::load_mnist_test(folder);
   auto parts = data::split(all, 2000, /*seed=*/1);
@@ -83,4 +101,10 @@ int main(int argc, char** argv) {
   check(q8 >= f32 - 0.5, "8-bit QAT within 0.5 points of float32");
   check(w4 >= f32 - 2.0, "4-bit weights within 2 points of float32");
   return failures ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return qnas::examples::run_main("05_train_mnist", [&] { return run(argc, argv); });
 }

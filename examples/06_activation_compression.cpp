@@ -24,7 +24,11 @@
 // training, so float outputs and gradients live only while the next layer needs them.
 // bench/bench_train_memory measures the peak memory this saves.
 //
-// Exits non-zero when a check fails; skips (exit 0, with a message) when the data is absent.
+//   --mnist DIR                        the MNIST folder instead of $QNAS_SHARED_DATA/mnist
+//
+// Exits 1 when a check fails or with the reason when the data cannot be read (a --mnist DIR
+// that does not hold MNIST, a truncated file), 2 on a command-line mistake; skips (exit 0, with
+// a message) when no --mnist is given and the shared data folder is absent.
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -41,6 +45,8 @@
 #include "qnas/train/compressed_training.hpp"
 #include "qnas/train/optimizer.hpp"
 #include "qnas/train/trainer.hpp"
+
+#include "search_cli.hpp"
 
 using namespace qnas;
 
@@ -112,15 +118,23 @@ double train_run(const char* label, const compression_plan& plan, const data::da
   return accuracy;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  const bool full = argc > 1 && std::string(argv[1]) == "--full";
-  const char* root = std::getenv("QNAS_SHARED_DATA");
-  const std::filesystem::path folder = std::filesystem::path(root ? root : "../shared/data") / "mnist";
-  if (!std::filesystem::exists(folder)) {
-    std::cout << "skipped: no MNIST folder at " << folder << " (set QNAS_SHARED_DATA)\n";
-    return 0;
+int run(int argc, char** argv) {
+  bool full = false;
+  std::filesystem::path folder;
+  const qnas::examples::cli_info cli{"06_activation_compression", "06_activation_compression [--full] [--mnist DIR]"};
+  qnas::examples::parse_cli(argc, argv, cli, [&](const std::string& a, const qnas::examples::cli_value& value) {
+    if (a == "--full") full = true;
+    else if (a == "--mnist") folder = value();
+    else return false;
+    return true;
+  });
+  if (folder.empty()) {  // the shared data folder, when there is one; a --mnist DIR must exist
+    const char* root = std::getenv("QNAS_SHARED_DATA");
+    folder = std::filesystem::path(root ? root : "../shared/data") / "mnist";
+    if (!std::filesystem::exists(folder)) {
+      std::cout << "skipped: no MNIST folder at " << folder << " (set QNAS_SHARED_DATA or pass --mnist DIR)\n";
+      return 0;
+    }
   }
   const data::dataset all = data::load_mnist_test(folder);
   auto parts = data::split(all, 2000, /*seed=*/1);
@@ -173,4 +187,10 @@ int main(int argc, char** argv) {
     check(ad >= f32 - 1.0, "adaptive policy within 1 point of float32");
   }
   return failures ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return qnas::examples::run_main("06_activation_compression", [&] { return run(argc, argv); });
 }

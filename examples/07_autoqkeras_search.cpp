@@ -13,8 +13,8 @@
 // before training (a hard constraint on the untrained estimate).
 //
 // Usage: 07_autoqkeras_search [--strategy random|evolution|reinforce] [--block] [--mnist DIR]
-//                             [--out DIR] [--full] [--trials N] [--epochs N] [--final-epochs N]
-//                             [--final-seeds N] [--delta P] [--threads N] [--seed N]
+//                             [--out DIR] [--resume] [--full] [--trials N] [--epochs N]
+//                             [--final-epochs N] [--final-seeds N] [--delta P] [--threads N] [--seed N]
 // Default (ctest): synthetic data, 2,000 training / 500 validation images, 16 trials, 1 epoch;
 //   checks the direction of the claim: the best model uses less energy than the reference and
 //   loses at most 5 accuracy points.
@@ -31,8 +31,12 @@
 // --full: MNIST (--mnist DIR, else $QNAS_SHARED_DATA/mnist, else 10,000 synthetic images),
 //   2 epochs per trial, up to 160 trials within 12 minutes; checks the claim: >= 74 % less
 //   energy than the reference at <= 2 points validation-accuracy loss.
-// Writes into --out (default autoqkeras_out): log.jsonl, checkpoint.json, report.txt,
-// pareto.csv, pareto.svg.
+// Writes into --out (default autoqkeras_out): settings.txt, log.jsonl, checkpoint.json (after
+// every batch), report.txt, pareto.csv, pareto.svg. An --out that is not empty is refused (exit
+// status 2) unless --resume is given: then the search continues from the checkpoint (a killed
+// run loses only the batch in flight) with the options it was started with, and the result is
+// the one an uninterrupted run gives. Errors end the program with the reason on stderr and exit
+// status 1; command-line mistakes with the usage and status 2.
 #include <qnas/data/dataset.hpp>
 #include <qnas/data/idx.hpp>
 #include <qnas/data/synthetic.hpp>
@@ -61,6 +65,7 @@
 #include <fstream>
 #include <iostream>
 #include <numeric>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -188,9 +193,7 @@ struct trial_printer {
   }
 };
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   std::string strategy_name = "evolution";
   bool block = false;
   std::size_t final_epochs = 0, final_seeds = 0;
@@ -198,8 +201,8 @@ int main(int argc, char** argv) {
   const auto set = qnas::examples::parse_search_cli(
       argc, argv, "07_autoqkeras_search",
       "07_autoqkeras_search [--strategy random|evolution|reinforce] [--block] [--mnist DIR]\n"
-      "                            [--out DIR] [--full] [--trials N] [--epochs N] [--final-epochs N]\n"
-      "                            [--final-seeds N] [--delta P] [--threads N] [--seed N]",
+      "                            [--out DIR] [--resume] [--full] [--trials N] [--epochs N]\n"
+      "                            [--final-epochs N] [--final-seeds N] [--delta P] [--threads N] [--seed N]",
       "autoqkeras_out", [&](const std::string& a, const qnas::examples::cli_value& value) {
         if (a == "--block") return block = true;
         if (a == "--final-epochs") {
@@ -228,9 +231,19 @@ int main(int argc, char** argv) {
   const std::size_t batch = set.threads;  // asks per batch = concurrent trainings
   // Parallelism is across trials; one BLAS thread each avoids oversubscribing the cores.
   if (set.threads > 1) nn::set_blas_threads(1);
+  const std::filesystem::path mnist = qnas::examples::find_mnist(set);
+  // Checked before the data loads and the reference trains: a rerun must not overwrite a
+  // search, and a resumed one must search the same way (the trial budget may grow, except with
+  // --block, whose blocks are sized from it; the final training's options may change).
+  const qnas::examples::run_settings settings = {
+      {"--mnist", mnist.empty() ? "synthetic" : mnist.string()}, {"--full", set.full ? "yes" : "no"},
+      {"--strategy", strategy_name}, {"--block", block ? "yes" : "no"},
+      {"--trials", block ? std::to_string(trials) : "any"}, {"--epochs", std::to_string(epochs)},
+      {"--delta", [&] { std::ostringstream os; os << delta; return os.str(); }()},
+      {"--threads", std::to_string(set.threads)}, {"--seed", std::to_string(set.seed)}};
+  qnas::examples::check_out(set, set.out, set.resume, settings);
 
   // ---- data -----------------------------------------------------------------------------------
-  const std::filesystem::path mnist = qnas::examples::find_mnist(set);
   // Full size (10,000 images split 8,000 / 2,000) on MNIST or with --full; 2,500 synthetic
   // images split 2,000 / 500 in the reduced default.
   const bool full_size = set.full || !mnist.empty();
@@ -265,7 +278,7 @@ int main(int argc, char** argv) {
               ref.at("bits"), ref_acc, ref.at("train_s"));
 
   // ---- search -----------------------------------------------------------------------------------
-  std::filesystem::create_directories(set.out);
+  qnas::examples::keep_settings(set.out, settings);
   qs::runner_options ro;
   ro.max_trials = trials;
   ro.threads = set.threads;
@@ -274,6 +287,10 @@ int main(int argc, char** argv) {
   ro.time_budget_s = set.full ? 12 * 60.0 : 0.0;  // the final training below fits in the rest of 15 minutes
   ro.log_path = set.out / "log.jsonl";
   ro.checkpoint_path = set.out / "checkpoint.json";
+  // A checkpoint after every batch: a kill loses at most the trainings in flight, and a
+  // checkpoint costs milliseconds beside a batch's seconds of training.
+  ro.checkpoint_every = 1;
+  ro.resume = set.resume;
   ro.estimate = evaluator.estimator();
   ro.constraints.at_most("energy_pj", ref_energy);  // only cheaper models are worth training
   const qs::forgiving_factor_score score{.reference = ref_energy, .delta_p = delta, .delta_n = delta, .rate = 2};
@@ -348,13 +365,9 @@ int main(int argc, char** argv) {
   const auto final_accuracies = [&](const std::vector<std::pair<candidate, std::uint64_t>>& jobs) {
     std::vector<double> acc(jobs.size());
     std::atomic<std::size_t> next{0};
-    const auto work = [&] {
+    qnas::examples::run_on_threads(std::min(set.threads, jobs.size()), [&] {
       for (std::size_t i; (i = next++) < jobs.size();) acc[i] = final_eval(jobs[i].first, {0, jobs[i].second}).at("accuracy");
-    };
-    std::vector<std::thread> pool;
-    for (std::size_t t = 1; t < std::min(set.threads, jobs.size()); ++t) pool.emplace_back(work);
-    work();
-    for (auto& t : pool) t.join();
+    });
     return acc;
   };
   const auto mean_of = [](const std::vector<double>& v, std::size_t from, std::size_t n) {
@@ -446,4 +459,10 @@ int main(int argc, char** argv) {
                 ok ? "holds" : "FAILS");
   }
   return ok ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return qnas::examples::run_main("07_autoqkeras_search", [&] { return run(argc, argv); });
 }

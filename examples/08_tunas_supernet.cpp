@@ -27,7 +27,9 @@
 //                              drawn weights, both: report both, check the inherited ones
 //   --epochs N                 epochs of that retraining (default 2 with --full, 1 without)
 //
-// Exits non-zero when a check fails.
+// Exits 1 when a check fails or on an error (the reason on stderr: a --mnist DIR without MNIST,
+// an unwritable --out), 2 on a command-line mistake. The search is one supernet training, not
+// a runner's trials: there is no checkpoint to resume, and a rerun rewrites its logs in --out.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -190,64 +192,53 @@ outcome random_search(const data::dataset& tr, const data::dataset& va, double t
   best.search_s = seconds_since(t0);
   return best;
 }
-}  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   bool full = false;
   std::size_t threads = 2, seeds = 3, retrain_epochs = 0;
   std::string retrain_mode = "inherit";
   std::vector<double> fractions{0.25, 0.50, 0.75};
   std::filesystem::path mnist, out = ".";
-  // Bad arguments stop the program with the reason and the usage (exit status 2).
-  const auto fail = [](const std::string& why) {
-    std::cerr << "08_tunas_supernet: " << why << "\n"
-              << "usage: 08_tunas_supernet [--full] [--mnist DIR] [--out DIR] [--threads N] [--targets 25,50,75]\n"
-                 "                         [--seeds N] [--retrain inherit|scratch|both] [--epochs N]\n";
-    std::exit(2);
-  };
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    const auto value = [&]() -> std::string {
-      if (i + 1 >= argc) fail(a + " needs a value");
-      return argv[++i];
-    };
-    const auto count = [&]() -> std::size_t {
-      const std::string v = value();
-      const std::optional<std::size_t> n = qnas::examples::positive_integer(v);
-      if (!n) fail(a + " needs a positive integer, got '" + v + "'");
-      return *n;
-    };
+  const qnas::examples::cli_info cli{
+      "08_tunas_supernet",
+      "08_tunas_supernet [--full] [--mnist DIR] [--out DIR] [--threads N] [--targets 25,50,75]\n"
+      "                         [--seeds N] [--retrain inherit|scratch|both] [--epochs N]"};
+  qnas::examples::parse_cli(argc, argv, cli, [&](const std::string& a, const qnas::examples::cli_value& value) {
     if (a == "--full") full = true;
     else if (a == "--mnist") mnist = value();
     else if (a == "--out") out = value();
-    else if (a == "--threads") threads = count();
-    else if (a == "--seeds") seeds = count();
-    else if (a == "--epochs") retrain_epochs = count();
+    else if (a == "--threads") threads = value.number();
+    else if (a == "--seeds") seeds = value.number();
+    else if (a == "--epochs") retrain_epochs = value.number();
     else if (a == "--targets") {
       fractions.clear();
       std::stringstream list(value());
       for (std::string f; std::getline(list, f, ',');) {
         const std::optional<double> pct = qnas::examples::positive_real(f);
         if (!pct || *pct > 100.0)
-          fail("--targets needs percentages in (0, 100] separated by commas, got '" + f + "'");
+          cli.fail("--targets needs percentages in (0, 100] separated by commas, got '" + f + "'");
         fractions.push_back(*pct / 100);
       }
-      if (fractions.empty()) fail("--targets needs at least one percentage");
+      if (fractions.empty()) cli.fail("--targets needs at least one percentage");
     } else if (a == "--retrain") {
       retrain_mode = value();
       if (retrain_mode != "inherit" && retrain_mode != "scratch" && retrain_mode != "both")
-        fail("--retrain needs inherit, scratch or both, got '" + retrain_mode + "'");
+        cli.fail("--retrain needs inherit, scratch or both, got '" + retrain_mode + "'");
     } else {
-      fail("unknown argument '" + a + "'");
+      return false;
     }
-  }
+    return true;
+  });
+  // A --mnist DIR that does not hold MNIST is an error (load_mnist_test says why); only the
+  // shared folder, when absent, gives way to the synthetic task.
+  const bool mnist_given = !mnist.empty();
   if (mnist.empty()) {
     const char* root = std::getenv("QNAS_SHARED_DATA");
     mnist = std::filesystem::path(root ? root : "../shared/data") / "mnist";
   }
   std::filesystem::create_directories(out);
   data::dataset all;
-  if (std::filesystem::exists(mnist)) {
+  if (mnist_given || std::filesystem::exists(mnist)) {
     all = data::load_mnist_test(mnist);
     std::cout << "MNIST from " << mnist << "\n";
   } else {
@@ -334,9 +325,7 @@ int main(int argc, char** argv) {
     }
   };
   const auto t_all = clock_type::now();
-  std::vector<std::thread> pool;
-  for (std::size_t i = 0; i < std::min(threads, jobs.size()); ++i) pool.emplace_back(worker);
-  for (auto& t : pool) t.join();
+  qnas::examples::run_on_threads(std::min(threads, jobs.size()), worker);
 
   const bool both = retrain_mode == "both";
   std::cout << "retraining: " << s.retrain_epochs << " epochs from "
@@ -371,4 +360,10 @@ int main(int argc, char** argv) {
   std::cout << std::setprecision(1) << "wall time of the " << jobs.size() << " runs: " << seconds_since(t_all) / 60
             << " min on " << threads << " thread(s)\n";
   return failures ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return qnas::examples::run_main("08_tunas_supernet", [&] { return run(argc, argv); });
 }

@@ -34,8 +34,8 @@
 // The claim checked: the controller learns. The mean reward of the last third of the trials is
 // above that of the first third (a policy that stayed uniform would not improve on average).
 //
-// Usage: 09_qnas_lstm_controller [--mnist DIR] [--out DIR] [--full] [--trials N] [--epochs N]
-//                                [--threads N] [--seed N]
+// Usage: 09_qnas_lstm_controller [--mnist DIR] [--out DIR] [--resume] [--full] [--trials N]
+//                                [--epochs N] [--threads N] [--seed N]
 // Default (ctest): synthetic data, 1,500 training / 500 validation images, 120 trials of 1 epoch
 //   (batches of 16), stopping early if the search passes 75 s on a busy machine.
 // --full: MNIST (--mnist DIR, else $QNAS_SHARED_DATA/mnist, else ../shared/data/mnist) split
@@ -43,9 +43,11 @@
 // --mnist DIR alone: MNIST with the default trial count. --trials, --epochs override either mode;
 // --seed seeds the controller and the trainings; --threads trains that many candidates at once
 // (the same seed gives the same trials on any number of threads).
-// Writes into --out (default qnas_lstm_out): log.jsonl, checkpoint.json, report.txt, pareto.csv,
-// pareto.svg (accuracy vs latency), learning.svg (mean reward per batch of trials) and
-// latency.svg (mean latency per batch).
+// Writes into --out (default qnas_lstm_out): settings.txt, log.jsonl, checkpoint.json (after
+// every batch), report.txt, pareto.csv, pareto.svg (accuracy vs latency), learning.svg (mean
+// reward per batch of trials) and latency.svg (mean latency per batch). An --out that is not
+// empty is refused (exit status 2) unless --resume continues the run in it from its checkpoint,
+// with the options it was started with. Errors: the reason on stderr, exit status 1.
 #include <qnas/data/dataset.hpp>
 #include <qnas/data/idx.hpp>
 #include <qnas/data/synthetic.hpp>
@@ -262,12 +264,11 @@ void plot_batches(const std::filesystem::path& file, const std::string& title, c
   plot.save(file);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   const auto set = qnas::examples::parse_search_cli(
       argc, argv, "09_qnas_lstm_controller",
-      "09_qnas_lstm_controller [--mnist DIR] [--out DIR] [--full] [--trials N] [--epochs N] [--threads N] [--seed N]",
+      "09_qnas_lstm_controller [--mnist DIR] [--out DIR] [--resume] [--full] [--trials N] [--epochs N]\n"
+      "                               [--threads N] [--seed N]",
       "qnas_lstm_out");
   const auto t_start = std::chrono::steady_clock::now();
   const std::size_t trials = set.trials ? set.trials : set.full ? 240 : 120;
@@ -282,6 +283,12 @@ int main(int argc, char** argv) {
   const std::filesystem::path mnist = qnas::examples::find_mnist(set);
   if (set.full && mnist.empty())
     set.fail("--full needs MNIST: not in $QNAS_SHARED_DATA/mnist nor ../shared/data/mnist (use --mnist DIR)");
+  // Before anything slow: a rerun must not overwrite a search, and a resumed one must search the
+  // same way (the trial budget and the threads may change; the batch is fixed).
+  const qnas::examples::run_settings settings = {{"--mnist", mnist.empty() ? "synthetic" : mnist.string()},
+                                                 {"--epochs", std::to_string(epochs)},
+                                                 {"--seed", std::to_string(set.seed)}};
+  qnas::examples::check_out(set, set.out, set.resume, settings);
   const auto [all, source] = qnas::examples::load_proxy_data(mnist, 2000);
   // MNIST: 8,000 training / 2,000 validation; synthetic: 1,500 / 500.
   const std::size_t validation = mnist.empty() ? 500 : 2000, training = mnist.empty() ? 1500 : 8000;
@@ -314,7 +321,7 @@ int main(int argc, char** argv) {
               ref.at("pe_area_mm2"), ref.at("buffer_area_mm2"));
 
   // ---- search -----------------------------------------------------------------------------------
-  std::filesystem::create_directories(set.out);
+  qnas::examples::keep_settings(set.out, settings);
   qs::runner_options ro;
   ro.max_trials = trials;
   ro.threads = set.threads;
@@ -325,6 +332,8 @@ int main(int argc, char** argv) {
   ro.time_budget_s = set.full ? 14 * 60.0 : 75.0;
   ro.log_path = set.out / "log.jsonl";
   ro.checkpoint_path = set.out / "checkpoint.json";
+  ro.checkpoint_every = 1;  // after every batch: a kill loses at most the trainings in flight
+  ro.resume = set.resume;
   ro.pareto_axes = {{"accuracy", qs::direction::maximize}, {"latency_cycles", qs::direction::minimize},
                     {"energy_pj", qs::direction::minimize}, {"area_mm2", qs::direction::minimize}};
   // The controller's defaults: 32 hidden units, Adam at 0.01, an EMA baseline over ~20 rewards,
@@ -405,4 +414,10 @@ int main(int argc, char** argv) {
   std::printf("claim: the controller learns (mean reward of the last third > the first third's): %s\n",
               ok ? "holds" : enough ? "FAILS" : "FAILS (fewer than 30 trials ran)");
   return ok ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return qnas::examples::run_main("09_qnas_lstm_controller", [&] { return run(argc, argv); });
 }

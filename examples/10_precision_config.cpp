@@ -14,8 +14,8 @@
 // packed in each layer's own format), read back from disk, and its outputs on the whole
 // validation set are compared bit for bit with the in-memory model.
 //
-// Usage: 10_precision_config [--mnist DIR] [--out DIR] [--full] [--trials N] [--epochs N] [--seed N]
-//                            [--threads N]   (--epochs: fine-tuning epochs per candidate, default 1)
+// Usage: 10_precision_config [--mnist DIR] [--out DIR] [--resume] [--full] [--trials N] [--epochs N]
+//                            [--seed N] [--threads N]   (--epochs: fine-tuning epochs per candidate, default 1)
 // Default (ctest): synthetic data, 3,200 training / 800 validation images, 40 trials, one
 //   fine-tuning epoch each; the teacher trains for 8 epochs.
 // --mnist DIR: the MNIST test set split 8,000 / 2,000.
@@ -27,8 +27,11 @@
 // the logged accuracy, (4) the best configuration's validation accuracy is within 3 points of the
 // teacher's (2 points with --full), and (5) for that configuration, distillation fine-tuning from
 // the teacher gives at least the accuracy of the teacher's weights quantized without fine-tuning.
-// Writes into --out (default precision_config_out): log.jsonl, checkpoint.json, report.txt,
-// pareto.csv, pareto.svg (accuracy against parameter bits), model.json and model.bin.
+// Writes into --out (default precision_config_out): settings.txt, log.jsonl, checkpoint.json
+// (after every batch), report.txt, pareto.csv, pareto.svg (accuracy against parameter bits),
+// model.json and model.bin. An --out that is not empty is refused (exit status 2) unless
+// --resume continues the run in it from its checkpoint, with the options it was started with.
+// Errors: the reason on stderr, exit status 1.
 #include <qnas/data/batching.hpp>
 #include <qnas/data/dataset.hpp>
 #include <qnas/data/idx.hpp>
@@ -234,12 +237,11 @@ bool same_outputs(nn::sequential& a, nn::sequential& b, const data::dataset& d, 
   return true;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   const auto set = qnas::examples::parse_search_cli(
       argc, argv, "10_precision_config",
-      "10_precision_config [--mnist DIR] [--out DIR] [--full] [--trials N] [--epochs N] [--seed N] [--threads N]",
+      "10_precision_config [--mnist DIR] [--out DIR] [--resume] [--full] [--trials N] [--epochs N] [--seed N]\n"
+      "                           [--threads N]",
       "precision_config_out");
   const auto t_start = std::chrono::steady_clock::now();
   const std::size_t trials = set.trials ? set.trials : set.full ? 128 : 40;
@@ -249,6 +251,13 @@ int main(int argc, char** argv) {
   // ---- data -----------------------------------------------------------------------------------
   const std::filesystem::path mnist = qnas::examples::find_mnist(set);
   const bool full_size = set.full || !mnist.empty();
+  // Before anything slow: a rerun must not overwrite a search, and a resumed one must search the
+  // same way (the trial budget may grow; the batch is --threads).
+  const qnas::examples::run_settings settings = {
+      {"--mnist", mnist.empty() ? "synthetic" : mnist.string()}, {"--full", set.full ? "yes" : "no"},
+      {"--epochs", std::to_string(set.epochs ? set.epochs : shared_state{}.epochs)},
+      {"--threads", std::to_string(set.threads)}, {"--seed", std::to_string(set.seed)}};
+  qnas::examples::check_out(set, set.out, set.resume, settings);
   const auto [all, source] = qnas::examples::load_proxy_data(mnist, full_size ? 10000u : 4000u);
   auto parts = data::split(all, all.size() / 5, 11);
   auto st = std::make_shared<shared_state>();
@@ -299,7 +308,7 @@ int main(int argc, char** argv) {
               budget, 100 * budget_share, int8_bits);
 
   // ---- search -----------------------------------------------------------------------------------
-  std::filesystem::create_directories(set.out);
+  qnas::examples::keep_settings(set.out, settings);
   qs::runner_options ro;
   ro.max_trials = trials;
   ro.threads = set.threads;
@@ -307,6 +316,8 @@ int main(int argc, char** argv) {
   ro.evaluation_seed = set.seed;
   ro.log_path = set.out / "log.jsonl";
   ro.checkpoint_path = set.out / "checkpoint.json";
+  ro.checkpoint_every = 1;  // after every batch: a kill loses at most the trainings in flight
+  ro.resume = set.resume;
   ro.estimate = [st](const candidate& c) {
     auto net = build(c);
     return costs(*st, *net);
@@ -427,4 +438,10 @@ int main(int argc, char** argv) {
   check(best_acc >= teacher_acc - margin, buf);
   check(best_acc >= ptq_acc, "distillation fine-tuning from the teacher is at least as good as no fine-tuning");
   return failures ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return qnas::examples::run_main("10_precision_config", [&] { return run(argc, argv); });
 }

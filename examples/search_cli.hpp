@@ -1,51 +1,117 @@
-// The command line, the proxy-task data and two small helpers that the search examples (07, 09,
-// 10) share; example 08, whose options differ, uses the number parsers.
+// What the examples share: main's error handling, the command line, the output folder of a
+// search, the proxy-task data and two small helpers.
 //
-// Every search example takes the same options: --mnist DIR, --out DIR, --full, --trials N,
-// --epochs N, --threads N, --seed N; an example adds its own through `extra`. Copying an example
+// Every example's main is `return run_main(program, [&] { ... })`: an exception ends it with its
+// what() on stderr and exit status 1, a command-line mistake with the reason and the usage and
+// status 2, --help with the usage on stdout and status 0. An example that searches with the
+// runner (04, 07, 09, 10) takes --resume and refuses an --out that is not empty without it
+// (check_out), so a rerun cannot truncate an earlier run's log.
+//
+// The search examples (07, 09, 10) take the same options: --mnist DIR, --out DIR, --resume,
+// --full, --trials N, --epochs N, --threads N, --seed N; an example adds its own through `extra`.
+// The others parse their few options with parse_cli and the number parsers. Copying an example
 // into your project means copying this header with it (or replacing it with your own flags).
 #pragma once
 
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
+#include <map>
 #include <iostream>
 #include <optional>
+#include <sstream>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include <qnas/data/dataset.hpp>
 #include <qnas/data/idx.hpp>
 #include <qnas/data/synthetic.hpp>
+#include <qnas/io/atomic_file.hpp>
 #include <qnas/nn/blas.hpp>
 
 namespace qnas::examples {
 
-struct search_cli {
-  std::string program;           ///< the example's name, for messages
-  std::string usage;             ///< its usage line(s)
+/// A mistake on the command line (unknown option, malformed value, an --out that would be
+/// overwritten): run_main prints it with the usage and returns 2.
+class usage_error : public std::runtime_error {
+ public:
+  usage_error(const std::string& why, std::string usage) : std::runtime_error(why), usage_(std::move(usage)) {}
+  [[nodiscard]] const std::string& usage() const noexcept { return usage_; }
+
+ private:
+  std::string usage_;
+};
+
+/// Thrown by --help (not an error, so not a std::exception): run_main prints the usage on stdout
+/// and returns 0.
+struct help_request {
+  std::string usage;
+};
+
+/// Runs an example's body and turns what it throws into a message and an exit status: 0 after
+/// --help, 2 for a usage_error, 1 for any other exception, whose what() names what failed (a
+/// truncated IDX file, an unwritable --out). Without it an exception would end the program in
+/// std::terminate (exit status 134, a core dump) with the message left to the runtime.
+template <class Body>
+int run_main(const std::string& program, Body&& body) {
+  try {
+    return static_cast<Body&&>(body)();
+  } catch (const help_request& h) {
+    std::cout << "usage: " << h.usage << "\n";
+    return 0;
+  } catch (const usage_error& e) {
+    std::cout.flush();  // the program's output so far, then the reason
+    std::cerr << program << ": " << e.what() << "\n";
+    if (!e.usage().empty()) std::cerr << "usage: " << e.usage() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cout.flush();
+    std::cerr << program << ": error: " << e.what() << "\n";
+    return 1;
+  } catch (...) {
+    std::cout.flush();
+    std::cerr << program << ": error: an exception that is not a std::exception\n";
+    return 1;
+  }
+}
+
+/// A program's name and usage, for messages.
+struct cli_info {
+  std::string program;  ///< the example's name
+  std::string usage;    ///< its usage line(s)
+
+  /// Throws usage_error(why): run_main prints why and the usage and returns 2.
+  [[noreturn]] void fail(const std::string& why) const { throw usage_error(why, usage); }
+};
+
+struct search_cli : cli_info {
   bool full = false;             ///< --full: the full claim's run
+  bool resume = false;           ///< --resume: continue the run in --out from its checkpoint
   std::filesystem::path mnist;   ///< --mnist DIR (empty: not given)
   std::filesystem::path out;     ///< --out DIR
   std::size_t trials = 0;        ///< --trials N (0: the mode's default)
   std::size_t epochs = 0;        ///< --epochs N (0: the mode's default)
   std::size_t threads = 2;       ///< --threads N: candidates trained at once
   std::uint64_t seed = 1;        ///< --seed N
-
-  /// Prints why, then the usage, and exits with status 2.
-  [[noreturn]] void fail(const std::string& why) const {
-    std::cerr << program << ": " << why << "\nusage: " << usage << "\n";
-    std::exit(2);
-  }
 };
 
-/// `text` as a positive integer; nothing when it is empty, signed, not a whole number, or 0.
+/// `text` as a positive integer; nothing when it is empty, signed, not a whole number, 0 or too
+/// large for the type.
 inline std::optional<std::size_t> positive_integer(const std::string& text) {
+  if (text.empty() || text[0] < '0' || text[0] > '9') return std::nullopt;  // strtoull accepts "-5" and " 5"
   char* end = nullptr;
+  errno = 0;
   const unsigned long long n = std::strtoull(text.c_str(), &end, 10);
-  if (text.empty() || text[0] == '-' || *end != '\0' || n == 0) return std::nullopt;
+  if (*end != '\0' || n == 0 || errno == ERANGE) return std::nullopt;
   return static_cast<std::size_t>(n);
 }
 
@@ -62,7 +128,7 @@ inline std::optional<double> positive_real(const std::string& text) {
 /// argument fails with a message naming the option.
 class cli_value {
  public:
-  cli_value(const search_cli& cli, std::string option, int& i, int argc, char** argv)
+  cli_value(const cli_info& cli, std::string option, int& i, int argc, char** argv)
       : cli_(cli), option_(std::move(option)), i_(i), argc_(argc), argv_(argv) {}
 
   std::string operator()() const {
@@ -83,35 +149,115 @@ class cli_value {
   }
 
  private:
-  const search_cli& cli_;
+  const cli_info& cli_;
   std::string option_;
   int& i_;
   int argc_;
   char** argv_;
 };
 
+/// What an option handler gets: the argument and a reader of its value; it returns whether it
+/// knew the argument.
+using option_handler = std::function<bool(const std::string&, const cli_value&)>;
+
+/// Parses argv: --help (or -h) asks for the usage; every other argument is offered to `take`,
+/// and one it does not know is a usage error (nothing on the command line is silently ignored).
+inline void parse_cli(int argc, char** argv, const cli_info& info, const option_handler& take) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") throw help_request{info.usage};
+    if (!take || !take(a, cli_value(info, a, i, argc, argv))) info.fail("unknown argument '" + a + "'");
+  }
+}
+
 /// Parses argv into a search_cli. `extra(option, value)` is offered every option the common set
 /// does not know and returns whether it took it; `value` reads the option's argument.
 inline search_cli parse_search_cli(int argc, char** argv, std::string program, std::string usage,
-                                   std::filesystem::path default_out,
-                                   const std::function<bool(const std::string&, const cli_value&)>& extra = {}) {
+                                   std::filesystem::path default_out, const option_handler& extra = {}) {
   search_cli s;
   s.program = std::move(program);
   s.usage = std::move(usage);
   s.out = std::move(default_out);
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    const cli_value value(s, a, i, argc, argv);
+  parse_cli(argc, argv, s, [&](const std::string& a, const cli_value& value) {
     if (a == "--full") s.full = true;
+    else if (a == "--resume") s.resume = true;
     else if (a == "--mnist") s.mnist = value();
     else if (a == "--out") s.out = value();
     else if (a == "--trials") s.trials = value.number();
     else if (a == "--epochs") s.epochs = value.number();
     else if (a == "--threads") s.threads = value.number();
     else if (a == "--seed") s.seed = value.number();
-    else if (!extra || !extra(a, value)) s.fail("unknown argument '" + a + "'");
-  }
+    else return extra && extra(a, value);
+    return true;
+  });
   return s;
+}
+
+/// What shapes a search's trial sequence (data, epochs, strategy, seed, ...), as name and value.
+using run_settings = std::vector<std::pair<std::string, std::string>>;
+
+/// Checks `out` for a search that writes its log and checkpoint there, and creates it, before
+/// anything slow runs. Without `resume` a folder that is not empty is refused: rerunning a
+/// search must not truncate the log of an earlier one (hours of trials), so continuing it takes
+/// --resume, and a fresh run another --out. With `resume` the run must have the `settings` the
+/// folder's run started with (keep_settings wrote them to <out>/settings.txt), since the runner
+/// checks only the strategy, batch size and seed, and a resumed log that mixed two proxy tasks
+/// would look whole. Both refusals are usage errors that name the folder and what to do.
+inline void check_out(const cli_info& cli, const std::filesystem::path& out, bool resume,
+                      const run_settings& settings) {
+  namespace fs = std::filesystem;
+  const fs::path file = out / "settings.txt";
+  if (fs::exists(out) && !fs::is_directory(out)) cli.fail("--out '" + out.string() + "' is a file, not a folder");
+  if (!resume && fs::exists(out) && !fs::is_empty(out))
+    cli.fail("--out '" + out.string() + "' is not empty (an earlier run's log and checkpoint?); pass --resume to "
+             "continue that run, or choose another --out");
+  if (resume && fs::exists(file)) {
+    std::ifstream in(file);
+    std::map<std::string, std::string> before;
+    for (std::string line; std::getline(in, line);)
+      if (const auto eq = line.find(" = "); eq != std::string::npos) before[line.substr(0, eq)] = line.substr(eq + 3);
+    if (in.bad()) throw io_error(file.string(), "cannot read the settings of the run to resume");
+    // The first setting that differs, named as on the command line.
+    for (const auto& [name, value] : settings) {
+      const auto it = before.find(name);
+      if (it == before.end() || it->second != value)
+        cli.fail("--resume: the run in '" + out.string() + "' was started with " + name + " " +
+                 (it == before.end() ? "unset" : "'" + it->second + "'") + ", this one has '" + value +
+                 "'; resume with the options it was started with, or choose another --out");
+    }
+    if (before.size() != settings.size())
+      cli.fail("--resume: '" + file.string() + "' lists settings this example does not have; choose another --out");
+  }
+  // Now, so that a folder that cannot be made fails before the slow part (an empty folder left
+  // behind by a run that fails later does not stand in the way of the next).
+  fs::create_directories(out);
+}
+
+/// Writes the run's settings to <out>/settings.txt once the data has loaded and the search is
+/// about to start, so a run that failed before leaves the folder empty.
+inline void keep_settings(const std::filesystem::path& out, const run_settings& settings) {
+  std::string text;
+  for (const auto& [name, value] : settings) text += name + " = " + value + "\n";
+  io::write_file_atomic(out / "settings.txt", text);
+}
+
+/// Runs `worker` on `threads` threads and joins them; the first exception a worker threw is
+/// rethrown here (one escaping a std::thread would call std::terminate). The other workers run
+/// to their end first.
+inline void run_on_threads(std::size_t threads, const std::function<void()>& worker) {
+  std::vector<std::exception_ptr> errors(threads);
+  std::vector<std::thread> pool;
+  for (std::size_t t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      try {
+        worker();
+      } catch (...) {
+        errors[t] = std::current_exception();
+      }
+    });
+  for (auto& t : pool) t.join();
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
 }
 
 /// Where the MNIST test set is: --mnist DIR when given; with --full, $QNAS_SHARED_DATA/mnist or
