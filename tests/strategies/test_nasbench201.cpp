@@ -1,5 +1,6 @@
-// nasbench201_table: architecture strings, strict CSV validation, and a reduced NAS-Bench-201
-// comparison (regularized evolution beats random search on the mean).
+// nasbench201_table: architecture strings, strict CSV validation, and reduced NAS-Bench-201
+// comparisons (regularized evolution beats random search on the mean; so do both strategies'
+// defaults for a declared trial budget).
 #include <doctest/doctest.h>
 
 #include <cstdlib>
@@ -137,4 +138,31 @@ TEST_CASE("reduced NAS-Bench-201: regularized evolution beats random search on t
   }
   MESSAGE("mean best valid accuracy: random " << rs << ", evolution " << re);
   CHECK(re > rs);
+}
+
+TEST_CASE("reduced NAS-Bench-201: evolution's and REINFORCE's defaults for a declared budget of 100 beat random search") {
+  const auto* t = shared_table();
+  if (!t) {
+    MESSAGE("SKIPPED: set QNAS_SHARED_DATA to the folder holding nasbench201/cifar10_avg.csv");
+    return;
+  }
+  // The full claim (budgets 50 to 1,000, 100 runs, Welch p, the grid) is
+  // bench/bench_strategy_defaults.cpp; this guards the rules against regressions.
+  const auto space = nasbench201_table::space();
+  constexpr std::size_t budget = 100;
+  double rs = 0, re = 0, rl = 0;
+  const int runs = 30;
+  for (int i = 0; i < runs; ++i) {
+    random_search r(space, 2000 + i);
+    regularized_evolution e(space, {.expected_trials = budget}, 3000 + i);
+    reinforce p(space, {.expected_trials = budget}, 4000 + i);
+    const auto a = run_on_table_for(r, *t, budget);
+    CHECK(a.evaluations == budget);
+    rs += a.best_entry.valid_accuracy / runs;
+    re += run_on_table_for(e, *t, budget).best_entry.valid_accuracy / runs;
+    rl += run_on_table_for(p, *t, budget).best_entry.valid_accuracy / runs;
+  }
+  MESSAGE("mean best valid accuracy after 100 evaluations: random " << rs << ", evolution " << re << ", reinforce " << rl);
+  CHECK(re > rs);
+  CHECK(rl > rs);
 }

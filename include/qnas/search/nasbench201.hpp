@@ -246,4 +246,26 @@ nasbench201_run_result run_on_table(S& s, const nasbench201_table& table, double
   return r;
 }
 
+/// Runs strategy `s` against the table for exactly `evaluations` asks and tells (a trial budget,
+/// as a runner's max_trials, instead of simulated time); reward = valid accuracy. The simulated
+/// seconds are still summed (12-epoch cost) for reference.
+template <strategy S>
+nasbench201_run_result run_on_table_for(S& s, const nasbench201_table& table, std::size_t evaluations,
+                                        double epochs = 12) {
+  nasbench201_run_result r;
+  double best = -1;
+  for (; r.evaluations < evaluations; ++r.evaluations) {
+    const auto c = s.ask();
+    const auto& e = table.at(c);
+    r.simulated_seconds += epochs * e.train_epoch_seconds;
+    s.tell(c, e.valid_accuracy);
+    if (e.valid_accuracy > best) {
+      best = e.valid_accuracy;
+      r.best = c;
+      r.best_entry = e;
+    }
+  }
+  return r;
+}
+
 }  // namespace qnas::search

@@ -7,12 +7,15 @@
 //   beta2 = 0.999); optional RL delay (the first `delay` tells only move the baseline) and an
 //   exponentially increasing learning rate that reaches 10x the initial one at `total_tells`.
 // The final architecture is the per-decision argmax of the logits (argmax()).
+// Unset, the learning rate follows default_learning_rate() from the declared trial budget
+// (options::expected_trials or expect_trials()), measured by bench/bench_strategy_defaults.cpp.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -153,17 +156,23 @@ inline double increasing_lr(double lr, std::uint64_t step, std::uint64_t total) 
 class reinforce {
  public:
   struct options {
-    double learning_rate = 0.05;     ///< Adam step (in logit units) at the start
+    /// Adam step (in logit units) at the start; unset: default_learning_rate(expected_trials, delay)
+    std::optional<double> learning_rate = std::nullopt;
     double baseline_momentum = 0.95;
     double entropy_weight = 0.0;     ///< entropy bonus coefficient (0: none)
     std::uint64_t delay = 0;         ///< RL delay: tells before the policy starts to learn
     std::uint64_t total_tells = 0;   ///< the lr grows to 10x at this many updates (0: constant lr)
     double adam_beta1 = 0.0;
     double adam_beta2 = 0.999;
+    /// The declared trial budget B (0: unknown). It only derives learning_rate when that is
+    /// unset; saved with the state so a checkpoint says what the search was told. Last, so that
+    /// options written positionally before it existed keep their meaning.
+    std::uint64_t expected_trials = 0;
   };
 
-  reinforce(const space_description& space, options opt, std::uint64_t seed) : space_(space), opt_(opt), engine_(seed) {
-    check_options(opt_, "reinforce");
+  reinforce(const space_description& space, options opt, std::uint64_t seed)
+      : space_(space), requested_(opt), opt_(resolve(opt)), engine_(seed) {
+    check_options(opt, "reinforce");
     std::size_t n = 0;
     for (const auto& d : space_.decisions()) {
       offsets_.push_back(n);
@@ -180,10 +189,49 @@ class reinforce {
   }
   reinforce(const space_description& space, std::uint64_t seed) : reinforce(space, options{}, seed) {}
 
-  /// The rules for options, checked by the constructor and by load().
-  static void check_options(const options& o, std::string_view where) {
-    if (!(o.learning_rate > 0) || !std::isfinite(o.learning_rate))
-      throw invalid_argument(where, detail::cat("learning_rate must be finite and > 0, got ", o.learning_rate));
+  /// The default learning rate for a declared budget of B evaluations with an RL delay of d:
+  ///   lr = min(0.2, 1 / sqrt(n)),  n = max(1, B - d) the number of policy updates,
+  /// and lr = 0.1 (the rule at n = 100) when B is unknown (0).
+  /// Why: Adam moves every logit by about lr per update whatever the reward's scale, and with a
+  /// noisy advantage those moves add up like a random walk, to about lr * sqrt(n) logits over the
+  /// search; lr = 1 / sqrt(n) keeps that noise-driven drift near one logit at any budget, while
+  /// the consistent (signal) part, lr * n = sqrt(n), still grows. On NAS-Bench-201 the best rate
+  /// of a grid falls with the budget the same way (docs/search_spaces_and_strategies.md); above
+  /// 0.2 the policy collapses on its first rewards, hence the cap for budgets under 25 updates.
+  /// The rule assumes a constant rate (total_tells = 0); the TuNAS schedule raises it 10x.
+  static double default_learning_rate(std::uint64_t expected_trials, std::uint64_t delay = 0) noexcept {
+    if (expected_trials == 0) return 0.1;
+    const double n = expected_trials > delay ? static_cast<double>(expected_trials - delay) : 1.0;
+    return std::min(0.2, 1.0 / std::sqrt(n));
+  }
+  /// Options with learning_rate filled in by the rule above where it is unset.
+  static options resolve(options o) noexcept {
+    if (!o.learning_rate) o.learning_rate = default_learning_rate(o.expected_trials, o.delay);
+    return o;
+  }
+
+  /// Declares the trial budget after construction (a runner that knows its max_trials calls this
+  /// before the first tell; see search::expect_trials): sets expected_trials unless the options
+  /// set it, and re-derives learning_rate when the constructor's options left it unset. Values
+  /// the caller wrote are never overridden; after load() every value is the saved one. Throws
+  /// qnas::invalid_argument after the first tell (the rate shapes every update).
+  void expect_trials(std::uint64_t n) {
+    if (tells_ != 0)
+      throw invalid_argument("reinforce::expect_trials",
+                             detail::cat("the budget must be declared before the first tell (", tells_, " were told)"));
+    if (requested_.expected_trials == 0) requested_.expected_trials = n;
+    const options o = resolve(requested_);
+    check_options(o, "reinforce::expect_trials");
+    opt_ = o;
+  }
+
+  /// The rules for options, checked by the constructor and by load(). An unset learning_rate is
+  /// checked as the rule derives it.
+  static void check_options(const options& opt, std::string_view where) {
+    const options o = resolve(opt);
+    const double lr = *o.learning_rate;
+    if (!(lr > 0) || !std::isfinite(lr))
+      throw invalid_argument(where, detail::cat("learning_rate must be finite and > 0, got ", lr));
     if (!(o.baseline_momentum >= 0 && o.baseline_momentum < 1))
       throw invalid_argument(where, detail::cat("baseline_momentum must be in [0, 1), got ", o.baseline_momentum));
     if (!std::isfinite(o.entropy_weight))
@@ -192,6 +240,10 @@ class reinforce {
       throw invalid_argument(where, detail::cat("adam_beta1 and adam_beta2 must be in [0, 1), got ", o.adam_beta1, " and ",
                                                 o.adam_beta2));
   }
+
+  /// The options in use: learning_rate always set (derived where the caller left it unset).
+  [[nodiscard]] const options& get_options() const noexcept { return opt_; }
+  [[nodiscard]] double learning_rate() const noexcept { return *opt_.learning_rate; }
 
   /// Against a checkpoint: every told reward was counted in 'tells'.
   void check_counts(const trial_counts& n) const {
@@ -216,7 +268,7 @@ class reinforce {
     for (std::size_t i = 0; i < c.size(); ++i)
       detail::policy_gradient(&probs_[offsets_[i]], space_.cardinality(i), c[i], adv, opt_.entropy_weight,
                               &grad_[offsets_[i]]);
-    adam_.step(logits_, grad_, detail::increasing_lr(opt_.learning_rate, adam_.t, opt_.total_tells));
+    adam_.step(logits_, grad_, detail::increasing_lr(*opt_.learning_rate, adam_.t, opt_.total_tells));
     refresh_probs();
   }
 
@@ -238,10 +290,12 @@ class reinforce {
 
   [[nodiscard]] nlohmann::json save() const {
     auto j = detail::save_header(name(), space_, engine_);
-    j["options"] = {{"learning_rate", opt_.learning_rate}, {"baseline_momentum", opt_.baseline_momentum},
+    // The rate is saved as used (derived or not), so a resumed search is the same search even if
+    // the rule changes in a later version.
+    j["options"] = {{"learning_rate", *opt_.learning_rate}, {"baseline_momentum", opt_.baseline_momentum},
                     {"entropy_weight", opt_.entropy_weight}, {"delay", opt_.delay},
                     {"total_tells", opt_.total_tells}, {"adam_beta1", opt_.adam_beta1},
-                    {"adam_beta2", opt_.adam_beta2}};
+                    {"adam_beta2", opt_.adam_beta2}, {"expected_trials", opt_.expected_trials}};
     j["logits"] = logits_;
     j["adam"] = adam_.save();
     j["baseline"] = baseline_.save();
@@ -255,10 +309,18 @@ class reinforce {
       engine_type e;
       detail::load_header(j, name(), space_, e);
       const auto& o = j.at("options");
-      options opt{o.at("learning_rate").get<double>(), o.at("baseline_momentum").get<double>(),
-                  o.at("entropy_weight").get<double>(),  io::get_integer<std::uint64_t>(o.at("delay"), "delay", "qnas::search::reinforce::load"),
-                  io::get_integer<std::uint64_t>(o.at("total_tells"), "total_tells", "qnas::search::reinforce::load"), o.at("adam_beta1").get<double>(),
-                  o.at("adam_beta2").get<double>()};
+      constexpr const char* loader = "qnas::search::reinforce::load";
+      options opt;
+      opt.learning_rate = o.at("learning_rate").get<double>();
+      opt.baseline_momentum = o.at("baseline_momentum").get<double>();
+      opt.entropy_weight = o.at("entropy_weight").get<double>();
+      opt.delay = io::get_integer<std::uint64_t>(o.at("delay"), "delay", loader);
+      opt.total_tells = io::get_integer<std::uint64_t>(o.at("total_tells"), "total_tells", loader);
+      opt.adam_beta1 = o.at("adam_beta1").get<double>();
+      opt.adam_beta2 = o.at("adam_beta2").get<double>();
+      // States saved before expected_trials existed lack it: their budget was not declared.
+      if (o.contains("expected_trials"))
+        opt.expected_trials = io::get_integer<std::uint64_t>(o.at("expected_trials"), "expected_trials", loader);
       auto logits = j.at("logits").get<std::vector<double>>();
       if (logits.size() != logits_.size())
         throw invalid_argument(where, detail::cat("state has ", logits.size(), " logits, the space needs ", logits_.size()));
@@ -273,6 +335,7 @@ class reinforce {
       check_options(opt, where);
       detail::check_learning_state(logits, a, b, tells > opt.delay ? tells - opt.delay : 0, tells > 0, where);
       opt_ = opt;
+      requested_ = opt;  // every value of a saved search is fixed: expect_trials() must not re-derive them
       engine_ = e;
       logits_ = std::move(logits);
       adam_ = std::move(a);
@@ -292,7 +355,8 @@ class reinforce {
   }
 
   space_description space_;
-  options opt_;
+  options requested_;  // as the caller wrote them: what expect_trials() may still derive
+  options opt_;        // as used: learning_rate set
   engine_type engine_;
   std::vector<std::size_t> offsets_;  // first logit of each decision
   std::vector<double> logits_, probs_, grad_;

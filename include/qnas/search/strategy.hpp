@@ -19,6 +19,7 @@
 
 #include <cmath>
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -167,6 +168,22 @@ void check_counts(const S& s, const trial_counts& n) {
   if constexpr (checks_counts<S>) s.check_counts(n);
 }
 
+/// A strategy whose defaults depend on the trial budget (an optional member): `expect_trials(n)`
+/// declares, before the first ask, that the search will evaluate about n candidates, so that
+/// options the caller left unset (evolution's population and tournament size, REINFORCE's
+/// learning rate) follow the budget. Values the caller set are never overridden.
+template <class S>
+concept budget_aware = requires(S& s, std::size_t n) {
+  { s.expect_trials(n) } -> std::same_as<void>;
+};
+
+/// s.expect_trials(n) where the strategy has one; nothing otherwise. A runner that knows its
+/// trial budget calls this once, before the first ask of a fresh (not resumed) search.
+template <class S>
+void expect_trials(S& s, std::size_t n) {
+  if constexpr (budget_aware<S>) s.expect_trials(n);
+}
+
 /// A strategy chosen at run time (from a configuration file or command line): any type that
 /// models `strategy`, behind one value type. The runner can hold this instead of a template.
 class any_strategy {
@@ -183,6 +200,8 @@ class any_strategy {
   [[nodiscard]] const space_description& space() const { return self_->space(); }
   /// The held strategy's check_counts, when it has one.
   void check_counts(const trial_counts& n) const { self_->check_counts(n); }
+  /// The held strategy's expect_trials, when it has one.
+  void expect_trials(std::size_t n) { self_->expect_trials(n); }
 
  private:
   struct concept_t {
@@ -194,6 +213,7 @@ class any_strategy {
     virtual std::string name() const = 0;
     virtual const space_description& space() const = 0;
     virtual void check_counts(const trial_counts&) const = 0;
+    virtual void expect_trials(std::size_t) = 0;
   };
   template <class S>
   struct model final : concept_t {
@@ -206,6 +226,7 @@ class any_strategy {
     std::string name() const override { return s.name(); }
     const space_description& space() const override { return s.space(); }
     void check_counts(const trial_counts& n) const override { search::check_counts(s, n); }
+    void expect_trials(std::size_t n) override { search::expect_trials(s, n); }
   };
   std::unique_ptr<concept_t> self_;
 };
