@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
     ok &= line("random_search (deduplicate)", median_seconds(s, 1000, 2000, reps), 5e-6);
   }
   {
-    regularized_evolution s(space, 1);  // P = 100, S = 25
+    regularized_evolution s(space, {.population_size = 100, .sample_size = 25}, 1);
     ok &= line("regularized_evolution (P=100, S=25)", median_seconds(s, 1000, 20000, reps), 5e-6);
   }
   {
