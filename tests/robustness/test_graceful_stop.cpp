@@ -75,6 +75,7 @@ TEST_CASE("SIGTERM or SIGINT: the batch in flight finishes, a final checkpoint i
     o1.checkpoint_every = 100;  // only the final checkpoint can hold the stopped session's trials
     const search_result r1 = run_search(s1, signalling_evaluator{sig, 9}, cheap::objective_fn{}, o1);
     CHECK(r1.reason == stop_reason::signal);
+    CHECK(r1.stop_signal == sig);
     CHECK(r1.history.size() == 12);  // trial 9 is in the batch 8..11, which completes
     const checkpoint_state st = load_checkpoint(o1.checkpoint_path, cheap::space());
     CHECK(st.trials == 12);

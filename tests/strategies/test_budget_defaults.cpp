@@ -10,6 +10,7 @@
 #include "qnas/search/random_search.hpp"
 #include "qnas/search/regularized_evolution.hpp"
 #include "qnas/search/reinforce.hpp"
+#include "qnas/search/runner.hpp"
 
 using namespace qnas;
 using namespace qnas::search;
@@ -218,4 +219,28 @@ TEST_CASE("expect_trials declares the budget before the search starts, never ove
   expect_trials(rs, 100);
   any_strategy ars(random_search(space, 1));
   ars.expect_trials(100);
+}
+
+TEST_CASE("the runner declares max_trials to a fresh search; a resumed one keeps its saved values") {
+  const auto eval = [](const candidate& c) { return metrics{{"accuracy", reward_of(c)}}; };
+  runner_options o;
+  o.max_trials = 1000;
+  o.pareto_axes = {};
+  regularized_evolution e(test_space(), 3);
+  (void)run_search(e, eval, maximize_metric{}, o);
+  CHECK(e.population_size() == 50);  // clamp(1000 / 20, 10, 100)
+  CHECK(e.sample_size() == 5);
+
+  reinforce r(test_space(), 3);
+  o.max_trials = 400;
+  (void)run_search(r, eval, maximize_metric{}, o);
+  CHECK(r.learning_rate() == doctest::Approx(1.0 / 20.0));  // 1 / sqrt(400 - 0 delay)
+
+  regularized_evolution fixed(test_space(), regularized_evolution::options{.population_size = 12}, 3);
+  (void)run_search(fixed, eval, maximize_metric{}, o);
+  CHECK(fixed.population_size() == 12);  // the caller's value wins
+
+  // The same object again, without a checkpoint: it has asked, so it cannot start afresh.
+  CHECK_THROWS_WITH_AS((void)run_search(e, eval, maximize_metric{}, o),
+                       doctest::Contains("cannot start a fresh search with this strategy"), invalid_argument);
 }

@@ -52,7 +52,10 @@ enum class evaluator_error_policy {
 /// Settings of a run. Only batch_size and evaluation_seed shape the trial sequence; the rest
 /// (threads, paths, budgets) may change between a run and its resumption.
 struct runner_options {
-  std::size_t max_trials = 100;     ///< trial budget (rejected trials count)
+  /// Trial budget (rejected trials count). A fresh search declares it to a budget-aware strategy
+  /// (search::expect_trials) whose options leave the budget-dependent values unset; a search you
+  /// plan to extend beyond it later should set the strategy's options::expected_trials instead.
+  std::size_t max_trials = 100;
   double time_budget_s = 0;         ///< wall-time budget over all sessions, checked between batches; 0 = none
   std::size_t threads = 1;          ///< concurrent evaluations
   std::size_t batch_size = 1;       ///< asks per batch, independent of threads (see the header comment)
@@ -167,6 +170,7 @@ struct search_result {
   std::size_t failed = 0;     ///< trials whose evaluation threw (evaluator_error_policy::record)
   double elapsed_s = 0;
   stop_reason reason = stop_reason::max_trials;
+  int stop_signal = 0;  ///< the signal number (SIGTERM, SIGINT) when reason is stop_reason::signal
 
   /// The best trial; qnas::invalid_argument when no trial was trained.
   [[nodiscard]] const trial_record& best_trial() const {
@@ -282,6 +286,7 @@ class runner {
         res.history.push_back(std::move(r));
       }
     }
+    if (!resuming) declare_budget();
     last_checkpoint_ = res.history.size();
     checkpoint_current_ = resuming;  // the file on disk already holds exactly this state
     const std::size_t session_base = res.history.size();
@@ -313,8 +318,9 @@ class runner {
     const stop_signal_guard signals(opt_.stop_on_signals);
     bool stop = false;
     while (!stop && res.history.size() < opt_.max_trials) {
-      if (signals.received()) {
+      if (const int sig = signals.received()) {
         res.reason = stop_reason::signal;
+        res.stop_signal = sig;
         stop = true;
         break;
       }
@@ -366,7 +372,7 @@ class runner {
         ((want_stop = detail::call_trial_end(callbacks, res.history.back(), prog) || want_stop), ...);
         if (want_stop) stop = true, res.reason = stop_reason::callback;
       }
-      if (!stop && signals.received()) stop = true, res.reason = stop_reason::signal;
+      if (const int sig = signals.received(); !stop && sig) stop = true, res.reason = stop_reason::signal, res.stop_signal = sig;
       if (!opt_.checkpoint_path.empty() && res.history.size() - last_checkpoint_ >= opt_.checkpoint_every)
         write_checkpoint(res, elapsed_before + seconds_since(session_start));
     }
@@ -383,6 +389,20 @@ class runner {
   using clock = std::chrono::steady_clock;
   static double seconds_since(clock::time_point t) {
     return std::chrono::duration<double>(clock::now() - t).count();
+  }
+
+  /// A fresh search tells a budget-aware strategy its trial budget (search::expect_trials), so the
+  /// options its caller left unset follow max_trials (regularized_evolution's population and
+  /// tournament, reinforce's learning rate). A resumed search keeps the values it saved.
+  void declare_budget() {
+    try {
+      expect_trials(strategy_, opt_.max_trials);
+    } catch (const invalid_argument& e) {
+      throw invalid_argument("qnas::search::runner",
+                             qnas::detail::cat("cannot start a fresh search with this strategy: ", e.what(),
+                                               " (a strategy that has already asked cannot start another search: "
+                                               "construct a new one, or resume from its checkpoint)"));
+    }
   }
 
   /// Updates best and archive with a record (not yet in history).
