@@ -129,12 +129,15 @@ int run(int argc, char** argv) {
     auto half = opt;
     half.max_trials = trials / 2;
     half.resume = resume;
-    qs::run_search(first, qs::make_evaluator(evaluate), score, half, qs::progress_printer{&std::cout, 100});
+    const auto part = qs::run_search(first, qs::make_evaluator(evaluate), score, half,
+                                     qs::progress_printer{&std::cout, 100});
+    qnas::examples::stop_if_interrupted(part.stop_signal, out);
   }
   qs::regularized_evolution strategy(space, evo, 7);
   opt.resume = true;
   const auto res = qs::run_search(strategy, qs::make_evaluator(evaluate), score, opt,
                                   qs::progress_printer{&std::cout, 100});
+  qnas::examples::stop_if_interrupted(res.stop_signal, out);
   res.write_report_files(out / "");
   res.print_report(std::cout);
 

@@ -317,6 +317,7 @@ int run(int argc, char** argv) {
   }
   const qs::search_result res =
       qs::run_search(strategy, evaluator, score, ro, trial_printer{ref_energy}, qs::progress_printer{&std::cout, 10});
+  qnas::examples::stop_if_interrupted(res.stop_signal, set.out);  // SIGTERM/SIGINT: no final training on half a search
 
   {
     std::ofstream rep(set.out / "report.txt");

@@ -340,6 +340,7 @@ int run(int argc, char** argv) {
   // no entropy bonus.
   qs::lstm_controller controller(desc, set.seed);
   const qs::search_result res = qs::run_search(controller, evaluator, reward, ro, trial_printer{&desc});
+  qnas::examples::stop_if_interrupted(res.stop_signal, set.out);
 
   // ---- the learning curve ---------------------------------------------------------------------------
   std::vector<double> rewards, accuracies, penalties, latencies;

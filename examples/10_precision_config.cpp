@@ -332,6 +332,7 @@ int run(int argc, char** argv) {
             << ")\n";
   const qs::search_result res = qs::run_search(strategy, distillation_evaluator{st}, qs::maximize_metric{}, ro,
                                                trial_printer{budget}, qs::progress_printer{&std::cout, 8});
+  qnas::examples::stop_if_interrupted(res.stop_signal, set.out);
   res.write_report_files(set.out / "");
 
   // ---- the best configuration ---------------------------------------------------------------------

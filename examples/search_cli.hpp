@@ -57,6 +57,23 @@ struct help_request {
   std::string usage;
 };
 
+/// Thrown when a search stopped on SIGTERM or SIGINT (the runner finished the batch in flight and
+/// wrote its checkpoint): run_main says how to continue and returns 128 + the signal, the status
+/// a shell expects from a program ended by that signal.
+struct search_interrupted {
+  int signal = 0;
+  std::string how_to_resume;
+};
+
+/// Throws search_interrupted when `stopped_by` (search_result::stop_signal) is a signal, so that
+/// an example does not go on to its final training with half a search.
+inline void stop_if_interrupted(int stopped_by, const std::filesystem::path& out) {
+  if (stopped_by)
+    throw search_interrupted{stopped_by, "the checkpoint in '" + out.string() +
+                                             "' holds every finished trial; rerun with the same options and --resume "
+                                             "to continue"};
+}
+
 /// Runs an example's body and turns what it throws into a message and an exit status: 0 after
 /// --help, 2 for a usage_error, 1 for any other exception, whose what() names what failed (a
 /// truncated IDX file, an unwritable --out). Without it an exception would end the program in
@@ -68,6 +85,11 @@ int run_main(const std::string& program, Body&& body) {
   } catch (const help_request& h) {
     std::cout << "usage: " << h.usage << "\n";
     return 0;
+  } catch (const search_interrupted& i) {
+    std::cout.flush();
+    std::cerr << program << ": stopped by signal " << i.signal << " after the batch in flight; " << i.how_to_resume
+              << "\n";
+    return 128 + i.signal;
   } catch (const usage_error& e) {
     std::cout.flush();  // the program's output so far, then the reason
     std::cerr << program << ": " << e.what() << "\n";

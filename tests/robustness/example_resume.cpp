@@ -221,3 +221,37 @@ TEST_CASE("example 7 killed at random moments and resumed with --resume gives th
                  << " before the first checkpoint, " << mid_search << " within the search, " << after_search
                  << " after it; " << resumed_mid_search << " sessions resumed from a checkpoint with trials in it");
 }
+
+TEST_CASE("example 7 stopped by SIGTERM finishes the batch, says how to resume, and --resume gives the uninterrupted result") {
+  fresh_dir work("term");
+  const fs::path ref_dir = work.path / "reference", dir = work.path / "stopped";
+  const session ref_session = start(ref_dir, false, work.path / "reference.out");
+  const outcome reference = outcome_of(ref_dir, ref_session.output, wait_for(ref_session.pid));
+
+  const session s = start(dir, false, work.path / "stopped.out");
+  std::size_t logged = 0;  // trials in the log when the signal went out
+  for (int i = 0; i < 60000 && logged == 0; ++i) {  // until the search has begun (at most a minute)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::ifstream log(dir / "log.jsonl");
+    logged = static_cast<std::size_t>(std::count(std::istreambuf_iterator<char>(log), {}, '\n'));
+  }
+  REQUIRE(logged > 0);
+  ::kill(s.pid, SIGTERM);
+  const int status = wait_for(s.pid);
+  const std::string text = file_text(s.output);
+  INFO(text);
+  REQUIRE(logged < trials);  // the signal reached the search, not the final training
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 128 + SIGTERM);
+  CHECK(text.find("stopped by signal 15 after the batch in flight") != std::string::npos);
+  CHECK(text.find("rerun with the same options and --resume") != std::string::npos);
+  CHECK(text.find("best of the search") == std::string::npos);  // no final training on half a search
+  const std::size_t kept = checkpoint_trials(dir);
+  CHECK(kept >= logged);
+  CHECK(kept % 2 == 0);  // whole batches of 2
+
+  const session rest = start(dir, true, work.path / "resumed.out");
+  const outcome got = outcome_of(dir, rest.output, wait_for(rest.pid));
+  CHECK(first_trial_printed(rest.output) == std::optional<std::size_t>(kept));
+  CHECK(got == reference);
+}
