@@ -128,13 +128,10 @@ int run(int argc, char** argv) {
     else return false;
     return true;
   });
-  if (folder.empty()) {  // the shared data folder, when there is one; a --mnist DIR must exist
-    const char* root = std::getenv("QNAS_SHARED_DATA");
-    folder = std::filesystem::path(root ? root : "../shared/data") / "mnist";
-    if (!std::filesystem::exists(folder)) {
-      std::cout << "skipped: no MNIST folder at " << folder << " (set QNAS_SHARED_DATA or pass --mnist DIR)\n";
-      return 0;
-    }
+  if (folder.empty() && (folder = qnas::examples::shared_mnist()).empty()) {  // a --mnist DIR must exist
+    std::cout << "skipped: no MNIST folder in $QNAS_SHARED_DATA or ../shared/data (set QNAS_SHARED_DATA or pass "
+                 "--mnist DIR)\n";
+    return 0;
   }
   const data::dataset all = data::load_mnist_test(folder);
   auto parts = data::split(all, 2000, /*seed=*/1);

@@ -282,15 +282,21 @@ inline void run_on_threads(std::size_t threads, const std::function<void()>& wor
     if (e) std::rethrow_exception(e);
 }
 
+/// The shared MNIST folder: $QNAS_SHARED_DATA/mnist, else ../shared/data/mnist, when it exists;
+/// empty otherwise.
+inline std::filesystem::path shared_mnist() {
+  if (const char* shared = std::getenv("QNAS_SHARED_DATA"); shared && std::filesystem::exists(std::filesystem::path(shared) / "mnist"))
+    return std::filesystem::path(shared) / "mnist";
+  if (std::filesystem::exists("../shared/data/mnist")) return "../shared/data/mnist";
+  return {};
+}
+
 /// Where the MNIST test set is: --mnist DIR when given; with --full, $QNAS_SHARED_DATA/mnist or
 /// else ../shared/data/mnist when it exists; otherwise empty (the synthetic data set is used).
 inline std::filesystem::path find_mnist(const search_cli& s) {
   if (!s.mnist.empty()) return s.mnist;
   if (!s.full) return {};
-  if (const char* shared = std::getenv("QNAS_SHARED_DATA"); shared && std::filesystem::exists(std::filesystem::path(shared) / "mnist"))
-    return std::filesystem::path(shared) / "mnist";
-  if (std::filesystem::exists("../shared/data/mnist")) return "../shared/data/mnist";
-  return {};
+  return shared_mnist();
 }
 
 /// The images of a proxy task and where they came from.

@@ -222,6 +222,23 @@ struct nasbench201_run_result {
   double simulated_seconds = 0;
 };
 
+namespace detail {
+/// One ask and tell against the table: reward = valid accuracy, cost = `epochs` epochs of the
+/// cell's training time; keeps the best cell seen (the first of equals).
+template <strategy S>
+void table_step(S& s, const nasbench201_table& table, double epochs, nasbench201_run_result& r) {
+  const auto c = s.ask();
+  const auto& e = table.at(c);
+  r.simulated_seconds += epochs * e.train_epoch_seconds;
+  ++r.evaluations;
+  s.tell(c, e.valid_accuracy);
+  if (r.evaluations == 1 || e.valid_accuracy > r.best_entry.valid_accuracy) {
+    r.best = c;
+    r.best_entry = e;
+  }
+}
+}  // namespace detail
+
 /// Runs strategy `s` against the table as the NAS-Bench-201 paper's protocol does: the reward
 /// is the valid accuracy, each evaluation costs `epochs` x the cell's seconds per training
 /// epoch (12: the 12-epoch proxy), and the search stops once the simulated time reaches
@@ -230,19 +247,7 @@ struct nasbench201_run_result {
 template <strategy S>
 nasbench201_run_result run_on_table(S& s, const nasbench201_table& table, double budget_seconds, double epochs = 12) {
   nasbench201_run_result r;
-  double best = -1;
-  while (r.simulated_seconds < budget_seconds) {
-    const auto c = s.ask();
-    const auto& e = table.at(c);
-    r.simulated_seconds += epochs * e.train_epoch_seconds;
-    ++r.evaluations;
-    s.tell(c, e.valid_accuracy);
-    if (e.valid_accuracy > best) {
-      best = e.valid_accuracy;
-      r.best = c;
-      r.best_entry = e;
-    }
-  }
+  while (r.simulated_seconds < budget_seconds) detail::table_step(s, table, epochs, r);
   return r;
 }
 
@@ -253,18 +258,7 @@ template <strategy S>
 nasbench201_run_result run_on_table_for(S& s, const nasbench201_table& table, std::size_t evaluations,
                                         double epochs = 12) {
   nasbench201_run_result r;
-  double best = -1;
-  for (; r.evaluations < evaluations; ++r.evaluations) {
-    const auto c = s.ask();
-    const auto& e = table.at(c);
-    r.simulated_seconds += epochs * e.train_epoch_seconds;
-    s.tell(c, e.valid_accuracy);
-    if (e.valid_accuracy > best) {
-      best = e.valid_accuracy;
-      r.best = c;
-      r.best_entry = e;
-    }
-  }
+  while (r.evaluations < evaluations) detail::table_step(s, table, epochs, r);
   return r;
 }
 
