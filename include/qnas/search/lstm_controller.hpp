@@ -61,15 +61,8 @@ class lstm_controller {
   /// The rules for options, checked by the constructor and by load().
   static void check_options(const options& o, std::string_view where) {
     if (o.hidden_size == 0) throw invalid_argument(where, "hidden_size must be >= 1");
-    if (!(o.learning_rate > 0) || !std::isfinite(o.learning_rate))
-      throw invalid_argument(where, detail::cat("learning_rate must be finite and > 0, got ", o.learning_rate));
-    if (!(o.baseline_momentum >= 0 && o.baseline_momentum < 1))
-      throw invalid_argument(where, detail::cat("baseline_momentum must be in [0, 1), got ", o.baseline_momentum));
-    if (!std::isfinite(o.entropy_weight))
-      throw invalid_argument(where, detail::cat("entropy_weight must be finite, got ", o.entropy_weight));
-    if (!(o.adam_beta1 >= 0 && o.adam_beta1 < 1) || !(o.adam_beta2 >= 0 && o.adam_beta2 < 1))
-      throw invalid_argument(where, detail::cat("adam_beta1 and adam_beta2 must be in [0, 1), got ", o.adam_beta1, " and ",
-                                                o.adam_beta2));
+    detail::check_policy_gradient_options(o.learning_rate, o.baseline_momentum, o.entropy_weight, o.adam_beta1,
+                                          o.adam_beta2, where);
     if (!(o.init_scale >= 0) || !std::isfinite(o.init_scale))
       throw invalid_argument(where, detail::cat("init_scale must be finite and >= 0, got ", o.init_scale));
   }

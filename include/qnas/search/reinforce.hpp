@@ -229,16 +229,8 @@ class reinforce {
   /// checked as the rule derives it.
   static void check_options(const options& opt, std::string_view where) {
     const options o = resolve(opt);
-    const double lr = *o.learning_rate;
-    if (!(lr > 0) || !std::isfinite(lr))
-      throw invalid_argument(where, detail::cat("learning_rate must be finite and > 0, got ", lr));
-    if (!(o.baseline_momentum >= 0 && o.baseline_momentum < 1))
-      throw invalid_argument(where, detail::cat("baseline_momentum must be in [0, 1), got ", o.baseline_momentum));
-    if (!std::isfinite(o.entropy_weight))
-      throw invalid_argument(where, detail::cat("entropy_weight must be finite, got ", o.entropy_weight));
-    if (!(o.adam_beta1 >= 0 && o.adam_beta1 < 1) || !(o.adam_beta2 >= 0 && o.adam_beta2 < 1))
-      throw invalid_argument(where, detail::cat("adam_beta1 and adam_beta2 must be in [0, 1), got ", o.adam_beta1, " and ",
-                                                o.adam_beta2));
+    detail::check_policy_gradient_options(*o.learning_rate, o.baseline_momentum, o.entropy_weight, o.adam_beta1,
+                                          o.adam_beta2, where);
   }
 
   /// The options in use: learning_rate always set (derived where the caller left it unset).

@@ -145,6 +145,21 @@ inline candidate candidate_from_indices(const nlohmann::json& j, const space_des
   return c;
 }
 
+/// The option rules the two policy-gradient strategies share (reinforce, lstm_controller):
+/// checked by their constructors and load().
+inline void check_policy_gradient_options(double learning_rate, double baseline_momentum, double entropy_weight,
+                                          double adam_beta1, double adam_beta2, std::string_view where) {
+  if (!(learning_rate > 0) || !std::isfinite(learning_rate))
+    throw invalid_argument(where, detail::cat("learning_rate must be finite and > 0, got ", learning_rate));
+  if (!(baseline_momentum >= 0 && baseline_momentum < 1))
+    throw invalid_argument(where, detail::cat("baseline_momentum must be in [0, 1), got ", baseline_momentum));
+  if (!std::isfinite(entropy_weight))
+    throw invalid_argument(where, detail::cat("entropy_weight must be finite, got ", entropy_weight));
+  if (!(adam_beta1 >= 0 && adam_beta1 < 1) || !(adam_beta2 >= 0 && adam_beta2 < 1))
+    throw invalid_argument(where, detail::cat("adam_beta1 and adam_beta2 must be in [0, 1), got ", adam_beta1, " and ",
+                                              adam_beta2));
+}
+
 }  // namespace detail
 
 /// What a checkpoint knows about a strategy's past, to cross-check a state that load() accepted:
