@@ -72,7 +72,7 @@ int run(int argc, char** argv) {
   if (folder.empty() && (folder = qnas::examples::shared_mnist()).empty()) {  // a --mnist DIR must exist
     std::cout << "skipped: no MNIST folder in $QNAS_SHARED_DATA or ../shared/data (set QNAS_SHARED_DATA or pass "
                  "--mnist DIR)\n";
-    return 0;
+    return qnas::examples::skipped_status;
   }
   const data::dataset all = data::load_mnist_test(folder);
   auto parts = data::split(all, 2000, /*seed=*/1);

@@ -282,6 +282,10 @@ inline void run_on_threads(std::size_t threads, const std::function<void()>& wor
     if (e) std::rethrow_exception(e);
 }
 
+/// The exit status of an example whose data set is absent: ctest's SKIP_RETURN_CODE for the
+/// examples (and the automake convention), so a missing data set shows as skipped, never passed.
+inline constexpr int skipped_status = 77;
+
 /// The shared MNIST folder: $QNAS_SHARED_DATA/mnist, else ../shared/data/mnist, when it exists;
 /// empty otherwise.
 inline std::filesystem::path shared_mnist() {
