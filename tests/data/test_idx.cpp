@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -21,6 +22,7 @@
 namespace qnas::train::detail {}
 namespace qnas::data::detail {}
 
+#include "qnas/data/fashion_mnist.hpp"
 #include "qnas/data/idx.hpp"
 
 using namespace qnas;
@@ -382,5 +384,120 @@ TEST_CASE("reading a valid IDX file peaks near its declared payload, and an impo
     CHECK(r.code == 3);
     CHECK(r.message.find("declares 4294967296 payload bytes, the file has 10") != std::string::npos);
     CHECK(r.peak_growth_kb < 16 * 1024);
+  }
+}
+
+namespace {
+
+// Sets or clears an environment variable for one test case and restores it afterwards.
+struct scoped_env {
+  std::string name;
+  std::optional<std::string> before;
+  scoped_env(std::string n, const char* value) : name(std::move(n)) {
+    if (const char* v = std::getenv(name.c_str())) before = v;
+    if (value) ::setenv(name.c_str(), value, 1);
+    else ::unsetenv(name.c_str());
+  }
+  ~scoped_env() {
+    if (before) ::setenv(name.c_str(), before->c_str(), 1);
+    else ::unsetenv(name.c_str());
+  }
+};
+
+// The four Fashion-MNIST files in `dir`, each holding the two small images and labels above.
+void write_mnist_layout(const fs::path& dir) {
+  write_gz(dir / "train-images-idx3-ubyte.gz", images_ok());
+  write_gz(dir / "train-labels-idx1-ubyte.gz", labels_ok());
+  write_plain(dir / "t10k-images-idx3-ubyte", images_ok());
+  write_plain(dir / "t10k-labels-idx1-ubyte", idx_file(0x801, {2}, {9, 3}));
+}
+
+std::string missing_message(const fs::path& given) {
+  try {
+    (void)data::locate_fashion_mnist(given);
+  } catch (const data::data_missing& e) {
+    return e.what();
+  }
+  return "(no data_missing thrown)";
+}
+
+}  // namespace
+
+TEST_CASE("the Fashion-MNIST folder rule: --data, else $QNAS_DATA, else the Debian folder; none falls back") {
+  temp_dir with("fm_with"), without("fm_without"), other("fm_other");
+  write_mnist_layout(with.path);
+  write_mnist_layout(other.path);
+
+  SUBCASE("--data wins over $QNAS_DATA") {
+    scoped_env env("QNAS_DATA", other.path.c_str());
+    const auto where = data::locate_fashion_mnist(with.path);
+    CHECK(where.folder == with.path);
+    CHECK(where.chosen_by == "--data");
+    const auto both = data::load_fashion_mnist(where.folder);
+    CHECK(both.train.size() == 2);
+    CHECK(both.test.size() == 2);
+    CHECK(both.train.labels == std::vector<data::label_t>{3, 9});  // train files are the .gz ones
+    CHECK(both.test.labels == std::vector<data::label_t>{9, 3});
+  }
+  SUBCASE("a --data folder without the files is an error, even when $QNAS_DATA holds them") {
+    scoped_env env("QNAS_DATA", other.path.c_str());
+    const std::string m = missing_message(without.path);
+    CHECK(m.find(without.path.string()) != std::string::npos);
+    CHECK(m.find("chosen by --data") != std::string::npos);
+    CHECK(m.find("apt-get install -y dataset-fashion-mnist") != std::string::npos);
+  }
+  SUBCASE("$QNAS_DATA when no --data") {
+    scoped_env env("QNAS_DATA", other.path.c_str());
+    const auto where = data::locate_fashion_mnist();
+    CHECK(where.folder == other.path);
+    CHECK(where.chosen_by == "$QNAS_DATA");
+    scoped_env empty_folder("QNAS_DATA", without.path.c_str());
+    const std::string m = missing_message({});
+    CHECK(m.find("chosen by $QNAS_DATA") != std::string::npos);
+    CHECK(m.find(without.path.string()) != std::string::npos);
+  }
+  SUBCASE("the Debian folder when neither is given, and the install command when it is absent") {
+    scoped_env env("QNAS_DATA", "");  // set but empty counts as not set
+    if (data::has_mnist_layout(std::string(data::fashion_mnist_debian_folder))) {
+      const auto where = data::locate_fashion_mnist();
+      CHECK(where.chosen_by == "the Debian package");
+      CHECK(where.folder == fs::path(data::fashion_mnist_debian_folder));
+    } else {
+      const std::string m = missing_message({});
+      CHECK(m.find("/usr/share/datasets/fashion-mnist") != std::string::npos);
+      CHECK(m.find("chosen by the Debian package") != std::string::npos);
+      CHECK(m.find("sudo apt-get update && sudo apt-get install -y dataset-fashion-mnist") != std::string::npos);
+    }
+  }
+  SUBCASE("one file missing is enough to refuse the folder") {
+    fs::remove(with.path / "t10k-labels-idx1-ubyte");
+    CHECK(!data::has_mnist_layout(with.path));
+    CHECK(missing_message(with.path).find("t10k-labels-idx1-ubyte") != std::string::npos);
+  }
+}
+
+TEST_CASE("the full Fashion-MNIST from the Debian package: 60,000 + 10,000 images, balanced classes") {
+  const fs::path folder{std::string(data::fashion_mnist_debian_folder)};
+  if (!data::has_mnist_layout(folder)) {
+    MESSAGE("not checked: Fashion-MNIST is not installed (" << data::fashion_mnist_install_command << ")");
+    return;
+  }
+  const auto fm = data::load_fashion_mnist(folder);
+  REQUIRE(fm.train.size() == 60000);
+  REQUIRE(fm.test.size() == 10000);
+  CHECK(fm.train.height() == 28);
+  CHECK(fm.train.width() == 28);
+  CHECK(fm.train.channels() == 1);
+  for (const auto* d : {&fm.train, &fm.test}) {
+    std::vector<std::size_t> per_class(10, 0);
+    for (auto l : d->labels) ++per_class[l];
+    for (auto c : per_class) CHECK(c == d->size() / 10);  // Fashion-MNIST is balanced: 6,000 / 1,000 per class
+    float lo = 1.0f, hi = 0.0f;
+    for (float v : d->images) {
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+    CHECK(lo == 0.0f);
+    CHECK(hi == 1.0f);
   }
 }

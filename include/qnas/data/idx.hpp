@@ -321,15 +321,26 @@ namespace qnas::data {
   return d;
 }
 
+namespace detail {
+/// `folder`/`stem`.gz when it exists, else `folder`/`stem` (whose absence load_idx reports).
+inline std::filesystem::path idx_file(const std::filesystem::path& folder, const char* stem) {
+  const auto gz = folder / (std::string(stem) + ".gz");
+  std::error_code ec;
+  return std::filesystem::exists(gz, ec) ? gz : folder / stem;
+}
+}  // namespace detail
+
 /// Loads the MNIST test set (t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]) from
 /// `folder`: 10,000 images 28x28x1, 10 classes. Prefers the .gz files when both exist.
+/// Fashion-MNIST uses the same file names and layout, so this loads its test set too.
 [[nodiscard]] inline dataset load_mnist_test(const std::filesystem::path& folder) {
-  auto pick = [&](const char* stem) {
-    const auto gz = folder / (std::string(stem) + ".gz");
-    std::error_code ec;
-    return std::filesystem::exists(gz, ec) ? gz : folder / stem;
-  };
-  return load_idx(pick("t10k-images-idx3-ubyte"), pick("t10k-labels-idx1-ubyte"), 10);
+  return load_idx(detail::idx_file(folder, "t10k-images-idx3-ubyte"), detail::idx_file(folder, "t10k-labels-idx1-ubyte"), 10);
+}
+
+/// Loads the MNIST (or Fashion-MNIST) training set (train-images-idx3-ubyte[.gz],
+/// train-labels-idx1-ubyte[.gz]) from `folder`: 60,000 images 28x28x1, 10 classes.
+[[nodiscard]] inline dataset load_mnist_train(const std::filesystem::path& folder) {
+  return load_idx(detail::idx_file(folder, "train-images-idx3-ubyte"), detail::idx_file(folder, "train-labels-idx1-ubyte"), 10);
 }
 
 }  // namespace qnas::data
