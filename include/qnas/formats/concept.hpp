@@ -28,9 +28,22 @@
 //                                                        std::size_t n, R& round); // -> block header
 //   static void decode_block(std::uint64_t header, const std::uint32_t* codes, float* out, std::size_t n);
 //
+// or, for a tensor-scaled format (scales computed per group from the whole tensor, e.g.
+// scaled<fixed_point<4, 0, true, true>, alpha_auto_po2<>>; see formats/scaled.hpp), over `rows`
+// rows of `groups` contiguous values with one scale per column (groups == 1: one scale):
+//
+//   static constexpr bool per_channel_scales;  // one scale per index of the channel axis
+//   static constexpr int  header_bits;         // bits of one group's stored scale (0: none)
+//   static void quantize_rows(const float* in, float* out, std::size_t rows, std::size_t groups);
+//   static void encode_rows(const float* in, std::uint32_t* codes, std::uint32_t* headers,
+//                           std::size_t rows, std::size_t groups);
+//   static void decode_rows(const std::uint32_t* codes, const std::uint32_t* headers, float* out,
+//                           std::size_t rows, std::size_t groups);
+//
 // `round` is a rounding function object (the policy itself, or a stochastic_rounder).
 //
-// Laws (checked for every built-in format by qnas::testing::check_format<F>()):
+// Laws (checked for every built-in format by qnas::testing::check_format<F>(); a tensor-scaled
+// format obeys them given its scales, as far as its rule allows: see check_format.hpp):
 //   1. quantize is idempotent: q(q(x)) == q(x) (bit for bit, NaN aside).
 //   2. quantize is monotone: x <= y implies q(x) <= q(y) (scalar formats; per block with a
 //      fixed scale for block formats).
@@ -130,9 +143,22 @@ concept block_format = format_description<F> && (F::block_size > 1) &&
       { F::decode_block(header, ccodes, out, n) };
     } && (F::scale_bits >= 0 && F::scale_bits <= 64);
 
+/// A format whose scales are computed per group (tensor or output channel) from the whole
+/// tensor being quantized: it cannot be applied to a part of a tensor at a time.
+template <class F>
+concept tensor_scaled_format = format_description<F> && F::block_size == 1 &&
+    requires(const float* in, float* out, std::uint32_t* codes, const std::uint32_t* ccodes, std::uint32_t* headers,
+             const std::uint32_t* cheaders, std::size_t n) {
+      { F::per_channel_scales } -> detail::constant_of<bool>;
+      { F::header_bits } -> detail::constant_of<int>;
+      { F::quantize_rows(in, out, n, n) };
+      { F::encode_rows(in, codes, headers, n, n) };
+      { F::decode_rows(ccodes, cheaders, out, n, n) };
+    } && (F::header_bits >= 0 && F::header_bits <= 32) && !scalar_format<F>;
+
 /// Anything qnas can use to quantize weights, biases or activations.
 template <class F>
-concept number_format = scalar_format<F> || block_format<F>;
+concept number_format = scalar_format<F> || block_format<F> || tensor_scaled_format<F>;
 
 /// Derived traits of a format, uniform for scalar and block formats.
 template <number_format F>

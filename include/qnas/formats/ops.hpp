@@ -27,17 +27,19 @@ namespace detail {
 /// (o, k, i) sits at (o * len + k) * inner + i.
 struct line_layout {
   std::size_t outer = 1, len = 1, inner = 1;
+  std::size_t rank = 1;  ///< rank of the tensor (a tensor-scaled format gives rank <= 1 one scale)
   [[nodiscard]] std::size_t size() const noexcept { return outer * len * inner; }
 };
 
 template <class Shape>
 line_layout layout_of(const Shape& shape, std::ptrdiff_t axis, const char* where) {
   const auto rank = static_cast<std::ptrdiff_t>(shape.size());
-  if (rank == 0) return {1, 1, 1};
+  if (rank == 0) return {1, 1, 1, 0};
   const std::ptrdiff_t a = axis < 0 ? axis + rank : axis;
   if (a < 0 || a >= rank)
     throw invalid_argument(where, cat("axis ", axis, " is out of range for a tensor of rank ", rank));
   line_layout l;
+  l.rank = static_cast<std::size_t>(rank);
   for (std::ptrdiff_t d = 0; d < a; ++d) l.outer *= shape[static_cast<std::size_t>(d)];
   l.len = shape[static_cast<std::size_t>(a)];
   for (std::ptrdiff_t d = a + 1; d < rank; ++d) l.inner *= shape[static_cast<std::size_t>(d)];
@@ -86,9 +88,51 @@ void for_each_block(const float* in, float* out, const line_layout& l, Fn&& fn) 
     }
 }
 
+/// Copies (outer, len, inner)-ordered values into (outer, inner, len) order (the blocking axis
+/// last), and back.
+template <class T>
+void to_axis_last(const T* in, T* out, const line_layout& l) {
+  for (std::size_t o = 0; o < l.outer; ++o)
+    for (std::size_t k = 0; k < l.len; ++k)
+      for (std::size_t i = 0; i < l.inner; ++i) out[(o * l.inner + i) * l.len + k] = in[(o * l.len + k) * l.inner + i];
+}
+template <class T>
+void from_axis_last(const T* in, T* out, const line_layout& l) {
+  for (std::size_t o = 0; o < l.outer; ++o)
+    for (std::size_t k = 0; k < l.len; ++k)
+      for (std::size_t i = 0; i < l.inner; ++i) out[(o * l.len + k) * l.inner + i] = in[(o * l.inner + i) * l.len + k];
+}
+
+/// Scale groups of a tensor-scaled format over a tensor laid out as `l`: one per index of the
+/// axis (per-channel scales, rank >= 2), else one.
+template <tensor_scaled_format F>
+std::size_t scale_groups(const line_layout& l) noexcept {
+  return (F::per_channel_scales && l.rank >= 2) ? l.len : 1;
+}
+
+/// Runs fn(in, out, rows, groups) of a tensor-scaled format on the tensor laid out as `l`,
+/// moving the channel axis last first when it is not (values of type T in, U out).
+template <tensor_scaled_format F, class T, class U, class Fn>
+void with_scale_groups(const T* in, U* out, const line_layout& l, Fn&& fn) {
+  const std::size_t n = l.size();
+  if (n == 0) return;
+  const std::size_t groups = scale_groups<F>(l);
+  if (groups == 1) return fn(in, out, n, std::size_t{1});
+  if (l.inner == 1) return fn(in, out, l.outer, l.len);
+  std::vector<T> t(n);
+  std::vector<U> u(n);
+  to_axis_last(in, t.data(), l);
+  fn(static_cast<const T*>(t.data()), u.data(), l.outer * l.inner, l.len);
+  from_axis_last(static_cast<const U*>(u.data()), out, l);
+}
+
 template <number_format F, class R>
 void quantize_raw(const float* in, float* out, const line_layout& l, R& round) {
-  if constexpr (scalar_format<F>) {
+  if constexpr (tensor_scaled_format<F>) {
+    with_scale_groups<F>(in, out, l, [](const float* i, float* o, std::size_t rows, std::size_t groups) {
+      F::quantize_rows(i, o, rows, groups);
+    });
+  } else if constexpr (scalar_format<F>) {
     const std::size_t n = l.size();
     if constexpr (R::needs_engine) {
       // a stochastic rounder's engine carries state from one element to the next
@@ -146,7 +190,9 @@ xt::xarray<float> to_float_array(const xt::xexpression<E>& x) {
 
 /// A tensor encoded in format F: element codes (F::bits each) and per-block headers
 /// (F::scale_bits each), both packed least-significant-bit first. Element codes are stored
-/// in row-major order; block headers in (outer, block along the axis, inner) order.
+/// in row-major order; block headers in (outer, block along the axis, inner) order. For a
+/// tensor-scaled format the headers are its per-group scales (F::header_bits each), one per
+/// index of the axis (per-channel scales) or one for the tensor.
 template <number_format F>
 struct encoded {
   std::vector<std::size_t> shape;
@@ -164,7 +210,8 @@ struct encoded {
 };
 
 /// Fake-quantizes x (any xtensor expression) in format F: returns the dequantized values, the
-/// form quantization-aware training uses. Block formats block along `axis` (default: last).
+/// form quantization-aware training uses. Block formats block along `axis` (default: last);
+/// per-channel scaled formats take one scale per index of `axis`.
 template <number_format F, class E>
 xt::xarray<float> quantize(const xt::xexpression<E>& x, std::ptrdiff_t axis = last_axis) {
   auto in = detail::to_float_array(x);
@@ -185,7 +232,8 @@ xt::xarray<float> quantize(const xt::xexpression<E>& x, std::ptrdiff_t axis, Eng
 }
 
 /// Quantizes a contiguous row-major buffer of the given shape into `out` (may alias `in` for
-/// scalar formats). The allocation-free form used on hot paths.
+/// scalar and tensor-scaled formats). The allocation-free form used on hot paths (a
+/// tensor-scaled format allocates its per-group scales).
 template <number_format F>
 void quantize_into(std::span<const float> in, std::span<float> out, std::span<const std::size_t> shape,
                    std::ptrdiff_t axis = last_axis) {
@@ -219,7 +267,18 @@ encoded<F> encode_impl(const xt::xarray<float>& in, std::ptrdiff_t axis, R& roun
         throw invalid_argument("qnas::encode", cat(F::name(), " has no NaN code; input element ", i, " is NaN"));
   }
   bit_writer codes(e.codes);
-  if constexpr (scalar_format<F>) {
+  if constexpr (tensor_scaled_format<F>) {
+    // element codes row-major, then one header (the group's scale) per group in group order
+    std::vector<std::uint32_t> all(l.size()), heads(scale_groups<F>(l));
+    with_scale_groups<F>(p, all.data(), l, [&](const float* i, std::uint32_t* c, std::size_t rows, std::size_t groups) {
+      F::encode_rows(i, c, heads.data(), rows, groups);
+    });
+    for (auto c : all) codes.put(c, F::bits);
+    if constexpr (F::header_bits > 0) {
+      bit_writer headers(e.headers);
+      for (auto h : heads) headers.put(h, F::header_bits);
+    }
+  } else if constexpr (scalar_format<F>) {
     for (std::size_t i = 0; i < l.size(); ++i) codes.put(F::encode_one(p[i], round), F::bits);
   } else {
     constexpr auto B = static_cast<std::size_t>(F::block_size);
@@ -264,7 +323,16 @@ xt::xarray<float> decode(const encoded<F>& e) {
   float* q = out.data();
   const auto l = detail::layout_of(e.shape, static_cast<std::ptrdiff_t>(e.axis), "qnas::decode");
   detail::bit_reader codes(e.codes);
-  if constexpr (scalar_format<F>) {
+  if constexpr (tensor_scaled_format<F>) {
+    std::vector<std::uint32_t> all(l.size()), heads(detail::scale_groups<F>(l), 0u);
+    for (auto& c : all) c = static_cast<std::uint32_t>(codes.get(F::bits));
+    if constexpr (F::header_bits > 0) {
+      detail::bit_reader headers(e.headers);
+      for (auto& h : heads) h = static_cast<std::uint32_t>(headers.get(F::header_bits));
+    }
+    detail::with_scale_groups<F>(all.data(), q, l, [&](const std::uint32_t* c, float* o, std::size_t rows,
+                                                        std::size_t groups) { F::decode_rows(c, heads.data(), o, rows, groups); });
+  } else if constexpr (scalar_format<F>) {
     for (std::size_t i = 0; i < l.size(); ++i) q[i] = F::decode_one(static_cast<std::uint32_t>(codes.get(F::bits)));
   } else {
     constexpr auto B = static_cast<std::size_t>(F::block_size);

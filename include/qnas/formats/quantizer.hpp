@@ -49,6 +49,7 @@ class quantizer {
     q.name_ = F::name();
     q.fn_ = &run<F>;
     q.stochastic_ = F::rounding::needs_engine;
+    q.whole_tensor_ = tensor_scaled_format<F>;
     return q;
   }
 
@@ -56,9 +57,13 @@ class quantizer {
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
   [[nodiscard]] bool is_identity() const noexcept { return fn_ == nullptr; }
   [[nodiscard]] bool needs_engine() const noexcept { return stochastic_; }
+  /// Whether the format computes its scales from the whole tensor (a tensor_scaled_format such
+  /// as scaled<..., alpha_auto_po2<>>): callers must pass the whole tensor in one call, never a
+  /// part of it (parts would get scales of their own).
+  [[nodiscard]] bool whole_tensor() const noexcept { return whole_tensor_; }
 
-  /// Quantizes `in` (row-major, `shape`) into `out` along `axis` (block formats). `out` may
-  /// alias `in`. Stochastic formats draw from `engine`, which must then be non-null.
+  /// Quantizes `in` (row-major, `shape`) into `out` along `axis` (block formats; the channel
+  /// axis of per-channel scaled formats). `out` may alias `in`. Stochastic formats draw from `engine`, which must then be non-null.
   void operator()(std::span<const float> in, std::span<float> out, std::span<const std::size_t> shape,
                   std::ptrdiff_t axis = last_axis, engine_type* engine = nullptr) const {
     const auto l = detail::layout_of(shape, axis, "qnas::quantizer");
@@ -117,6 +122,7 @@ class quantizer {
   std::string name_ = "float32";
   void (*fn_)(const float*, float*, const detail::line_layout&, engine_type*) = nullptr;
   bool stochastic_ = false;
+  bool whole_tensor_ = false;
 };
 
 }  // namespace qnas

@@ -183,6 +183,10 @@ class format_registry {
     static_assert(!F::rounding::needs_engine,
                   "qnas::nn::format_registry::add<F>: F rounds stochastically; an exported model must compute the "
                   "same outputs on every run, so its formats must round deterministically");
+    static_assert(!tensor_scaled_format<F>,
+                  "qnas::nn::format_registry::add<F>: F has scales computed from the data (formats/scaled.hpp); "
+                  "the model manifest cannot store per-tensor or per-channel scales yet, and exporting the codes "
+                  "without them would lose the scale");
     format_codec c;
     c.name = F::name();
     c.info = info_of<F>();

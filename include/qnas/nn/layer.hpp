@@ -73,13 +73,15 @@ inline void ensure_batch(xt::xarray<float>& a, std::size_t n, const tensor_shape
 /// channels for NHWC tensors and along output units for [in, out] weights). Formats quantize
 /// each line of the last axis on its own, so a large buffer of a deterministic format is split
 /// along its first axis among nn::blas_threads() threads (same values); stochastic formats draw
-/// from `engine` in order, on the calling thread.
+/// from `engine` in order, on the calling thread. Formats whose scales follow the whole tensor
+/// (quantizer::whole_tensor(): per-tensor or per-channel scales reduce over every row) run on
+/// the calling thread in one piece, so the scales do not depend on the thread count.
 inline void quantize_into(const quantizer& q, const xt::xarray<float>& in, xt::xarray<float>& out,
                           quantizer::engine_type* engine) {
   ensure_shape(out, in.shape());
   const std::span<const std::size_t> shape(in.shape().data(), in.shape().size());
   constexpr std::size_t max_rank = 8;
-  if (q.needs_engine() || shape.size() < 2 || shape.size() > max_rank || in.size() == 0) {
+  if (q.needs_engine() || q.whole_tensor() || shape.size() < 2 || shape.size() > max_rank || in.size() == 0) {
     q(std::span<const float>(in.data(), in.size()), std::span<float>(out.data(), out.size()), shape, last_axis, engine);
     return;
   }
@@ -96,6 +98,8 @@ inline void quantize_into(const quantizer& q, const xt::xarray<float>& in, xt::x
 
 /// Straight-through estimator clipped to the format's range: the gradient passes where the
 /// unquantized value was inside [min_value, max_value] and is zero where it was clipped.
+/// Formats with data-dependent scales (formats/scaled.hpp) declare +-FLT_MAX, so every finite
+/// value passes: QKeras's straight-through estimator for alpha='auto*' has no clipping mask.
 inline void ste_mask(const format_info& f, const float* pre, const float* g, float* out, std::size_t n) {
   const float lo = static_cast<float>(f.min_value), hi = static_cast<float>(f.max_value);
   parallel_ranges(n, 1, [&](std::size_t i0, std::size_t i1) {

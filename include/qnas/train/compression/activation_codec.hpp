@@ -148,6 +148,9 @@ class activation_codec {
 
   template <number_format F>
   static activation_codec of() {
+    static_assert(!tensor_scaled_format<F>,
+                  "qnas::train::activation_codec::of<F>: F has scales computed from the data (formats/scaled.hpp); "
+                  "stored activations cannot keep per-tensor or per-channel scales yet: use a scalar or block format");
     activation_codec c;
     c.info_ = info_of<F>();
     c.name_ = F::name();
