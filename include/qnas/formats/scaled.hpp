@@ -117,7 +117,7 @@ inline constexpr bool is_scaled_unit_v = scaled_fixed_unit<U> || scaled_ternary_
 template <class U>
 constexpr bool auto_fixed_unit_ok() {
   if constexpr (scaled_fixed_unit<U>)
-    return U::keep_negative && U::symmetric && std::is_same_v<typename U::rounding, nearest_even>;
+    return U::keep_negative && U::symmetric && std::is_same_v<typename U::rounding, nearest_even> && U::bits <= 24;
   else
     return true;
 }
@@ -312,6 +312,7 @@ struct scaled {
                 "take a scale per tensor or channel");
   static_assert(detail::is_alpha_policy_v<Alpha>,
                 "scaled<Unit, Alpha, Axis>: Alpha must be alpha_auto, alpha_auto_po2<...> or alpha_const<A>");
+  static_assert(sizeof(Alpha) > 0, "");  // instantiates Alpha, whose own checks then run
   static_assert(std::is_same_v<Axis, per_channel> || std::is_same_v<Axis, per_tensor>,
                 "scaled<Unit, Alpha, Axis>: Axis must be per_channel or per_tensor");
 
@@ -325,7 +326,7 @@ struct scaled {
                 "scaled<Unit, Alpha, Axis>: Unit must round deterministically (QKeras auto scales do)");
   static_assert(is_const || detail::auto_fixed_unit_ok<Unit>(),
                 "scaled<Unit, Alpha, Axis>: with an auto Alpha, a fixed_point Unit must be signed and symmetric with "
-                "nearest_even rounding: fixed_point<B, I, true, true> (QKeras forces symmetric)");
+                "nearest_even rounding and at most 24 bits: fixed_point<B, I, true, true> (QKeras forces symmetric)");
   static_assert(is_const || detail::auto_ternary_unit_ok<Unit>(),
                 "scaled<Unit, Alpha, Axis>: with an auto Alpha the ternary threshold follows the scale; Unit must be "
                 "ternary<0> (QKeras asserts threshold is None)");

@@ -285,7 +285,10 @@ void check_tensor_scaled(recorder& rec, const check_options& opt) {
       // An infinity saturates at the scale of the finite values; quantizing the result again
       // sees a finite value there instead, so the idempotence checks skip those tensors.
       const bool with_inf = groups > 2 && round % 3 == 0;
-      if (groups > 2 && round % 2 == 0) {
+      // A zero channel's scale is of the order of QKeras's eps (1e-7), which then shifts the
+      // scale found from the quantized values (binary auto_po2: 0 -> 2^-23 -> 2^-22).
+      const bool with_zero = groups > 2 && round % 2 == 0;
+      if (with_zero) {
         set_channel(0, [](float& v) { v = 0.0f; });
         set_channel(1, [&](float& v) { v = 0.75f * sc; });
       }
@@ -332,7 +335,7 @@ void check_tensor_scaled(recorder& rec, const check_options& opt) {
                        q.data()[(o * l.len + k) * l.inner + i]);
       }
       const auto qq = quantize<F>(q, axis);
-      if (!with_inf && value_idempotent)
+      if (!with_inf && !with_zero && value_idempotent)
         for (std::size_t i = 0; i < x.size(); ++i)
           rec.expect(same_bits(q.data()[i], qq.data()[i]), ctx, "idempotence at ", i, ": q = ", q.data()[i],
                      ", q(q) = ", qq.data()[i]);
