@@ -2,6 +2,8 @@
 // fixed alpha), exhaustive code tables, corners and the format laws.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -184,4 +186,88 @@ TEST_CASE("ternary / binary / binary01 laws (check_format)") {
   // QKeras default thresholds: every law but the linear half-step bound
   check_laws_but_half_step<ternary<>>();
   check_laws_but_half_step<binary01<>>();
+}
+
+// ---------------------------------------------------------------------------------------------
+// binary_use01: QKeras binary(use_01=True) exactly (issue #18), beside qnas's binary01.
+// ---------------------------------------------------------------------------------------------
+
+TEST_CASE("binary_use01 traits and golden values (QKeras binary(use_01=True) exactly)") {
+  using B = binary_use01<>;
+  static_assert(std::is_same_v<B, binary01<0, 0.0, true>>);
+  static_assert(B::tuple == bit_tuple{0, 0, 1} && B::bits == 1 && B::family == format_family::binary01);
+  static_assert(B::max_value == 1.0 && B::min_value == 0.0 && B::has_zero && B::zero_to_scale);
+  static_assert(std::is_same_v<B::rounding, step_threshold>);
+  static_assert(!binary01<>::zero_to_scale);  // the default keeps qnas's rule
+  CHECK(B::name() == "binary_use01<0>");
+  CHECK(binary_use01<-3>::name() == "binary_use01<-3>");
+  CHECK(binary01<>::name() == "binary01<0>");  // unchanged
+  // rule: sign(x) with sign(0) := +1, then {-1, +1} -> {0, 1}: x >= 0 -> s, x < 0 -> 0
+  CHECK(q<B>(0.0f) == 1.0f);
+  CHECK(q<B>(-0.0f) == 1.0f);
+  CHECK(q<B>(1e-45f) == 1.0f);
+  CHECK(q<B>(-1e-45f) == 0.0f);
+  CHECK(q<B>(0.3f) == 1.0f);
+  CHECK(q<B>(-3.0f) == 0.0f);
+  CHECK(q<B>(inf) == 1.0f);
+  CHECK(q<B>(-inf) == 0.0f);
+  CHECK(std::isnan(q<B>(qnan)));
+  CHECK(q<binary_use01<2>>(0.0f) == 4.0f);
+  CHECK(q<binary_use01<2>>(-0.1f) == 0.0f);
+  CHECK(q<binary_use01<-126>>(5.0f) == std::ldexp(1.0f, -126));
+  // side by side with binary01 (0 -> 0)
+  CHECK(q<binary01<>>(0.0f) == 0.0f);
+  CHECK(q<binary01<>>(-0.0f) == 0.0f);
+  // not idempotent: q(q(-1)) = q(0) = 1 != q(-1) = 0
+  CHECK(q<B>(q<B>(-1.0f)) == 1.0f);
+}
+
+TEST_CASE("binary_use01 exhaustive code table, encode/decode, and the laws it keeps") {
+  using B = binary_use01<>;
+  nearest_even r;
+  CHECK(B::decode_one(0) == 0.0f);
+  CHECK(B::decode_one(1) == 1.0f);
+  CHECK(B::encode_one(1.0f, r) == 1u);
+  CHECK(B::encode_one(0.0f, r) == 1u);   // the value 0 encodes as s: QKeras's rule
+  CHECK(B::encode_one(-0.0f, r) == 1u);
+  CHECK(B::encode_one(-1e-30f, r) == 0u);
+  CHECK_THROWS_AS(B::encode_one(qnan, r), qnas::invalid_argument);
+  // values() lists the codes c with encode(decode(c)) == c: only s
+  CHECK(values<B>() == std::vector<float>{1.0f});
+  xt::xarray<float> x = {0.5f, -0.5f, 0.0f, -2.0f, 3.0f, -0.0f};
+  auto e = encode<B>(x);
+  REQUIRE(e.codes.size() == 1);
+  CHECK(e.codes[0] == 0b110101);  // codes 1, 0, 1, 0, 1, 1 LSB first
+  CHECK(decode(e) == quantize<B>(x));
+  xt::xarray<float> bad = {1.0f, qnan};
+  CHECK_THROWS_AS(encode<B>(bad), qnas::invalid_argument);
+  // laws kept: monotone and decode(encode(x)) == q(x), over every float sign/exponent pattern
+  std::vector<float> xs = {0.0f, -0.0f, inf, -inf};
+  for (std::uint32_t hi = 0; hi < 512; ++hi)
+    for (std::uint32_t lo : {0u, 1u, 0x400000u, 0x7FFFFFu}) {
+      const float v = std::bit_cast<float>((hi << 23) | lo);
+      if (!std::isnan(v)) xs.push_back(v);
+    }
+  std::sort(xs.begin(), xs.end());
+  float prev = -inf;
+  for (float v : xs) {
+    CAPTURE(v);
+    const float qv = q<B>(v);
+    REQUIRE(qv >= prev);
+    REQUIRE(qv == B::decode_one(B::encode_one(v, r)));
+    REQUIRE(!std::signbit(qv));
+    prev = qv;
+  }
+  // the kit reports only what the 0 -> s rule breaks: idempotence, the neighbour rule at 0,
+  // the code-0 round trip, and values() (hence has_zero, min_value) leaving 0 out
+  testing::check_options opt;
+  opt.max_failures = 1000000;
+  const auto report = testing::check_format<B>(opt);
+  CHECK(!report.failures.empty());
+  for (const auto& f : report.failures) {
+    const bool expected = f.find("idempotence") != std::string::npos || f.find("neighbours") != std::string::npos ||
+                          f.find("decode(encode(decode(0")  != std::string::npos ||
+                          f.find("values() spans") != std::string::npos || f.find("has_zero disagrees") != std::string::npos;
+    CHECK_MESSAGE(expected, f);
+  }
 }
