@@ -25,7 +25,6 @@
 #include <string>
 
 #include "qnas/data/dataset.hpp"
-#include "qnas/data/fashion_mnist.hpp"
 #include "qnas/data/idx.hpp"
 #include "qnas/formats/fixed_point.hpp"
 #include "qnas/nn.hpp"
@@ -90,42 +89,16 @@ int run(int argc, char** argv) {
     else return false;
     return true;
   });
-  if (!data_dir.empty() && !mnist.empty()) cli.fail("--data and --mnist choose different data sets; give one");
-
-  data::dataset train_images, validation, test;
-  const bool fashion = mnist.empty();
-  if (fashion) {
-    data::data_location where;
-    try {
-      where = data::locate_fashion_mnist(data_dir);
-    } catch (const data::data_missing& e) {
-      // a folder the user named (--data, $QNAS_DATA) must hold the data: only the default may be absent
-      const char* env = std::getenv("QNAS_DATA");
-      if (!data_dir.empty() || (env != nullptr && *env != '\0')) throw;
-      std::cout << "skipped: " << e.what() << "\n";
-      return qnas::examples::skipped_status;
-    }
-    std::cout << "Fashion-MNIST from " << where.folder.string() << " (chosen by " << where.chosen_by << ")\n";
-    auto sets = data::load_fashion_mnist(where.folder);
-    auto parts = data::split(sets.train, 6000, /*seed=*/1);
-    sets.train = {};  // the split holds copies
-    train_images = std::move(parts.train);
-    validation = std::move(parts.validation);
-    test = std::move(sets.test);
-    if (!full) {
-      train_images = data::head(train_images, 4000);
-      validation = data::head(validation, 2000);
-    }
-  } else {
-    auto parts = data::split(data::load_mnist_test(mnist), 2000, /*seed=*/1);
-    train_images = std::move(parts.train);
-    validation = std::move(parts.validation);
-    if (!full) train_images = data::head(train_images, 4000);
-  }
+  const auto sets = qnas::examples::load_training_data(cli, data_dir, mnist, full, 4000);
+  if (!sets) return qnas::examples::skipped_status;
+  const bool fashion = sets->fashion;
+  const data::dataset& train_images = sets->train;
+  const data::dataset& validation = sets->validation;
+  std::cout << sets->source << "\n";
   const std::size_t epochs = full ? 8 : 3;
   std::cout << "train " << train_images.size() << " images, validation " << validation.size() << ", "
             << epochs << " epoch(s)" << (fashion && full ? ", test 10,000 at the end" : "") << "\n";
-  const data::dataset* report_test = fashion && full ? &test : nullptr;
+  const data::dataset* report_test = fashion && full ? &sets->test : nullptr;
 
   int failures = 0;
   auto check = [&](bool ok, const std::string& what) {

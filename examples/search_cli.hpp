@@ -33,6 +33,7 @@
 #include <vector>
 
 #include <qnas/data/dataset.hpp>
+#include <qnas/data/fashion_mnist.hpp>
 #include <qnas/data/idx.hpp>
 #include <qnas/data/synthetic.hpp>
 #include <qnas/io/atomic_file.hpp>
@@ -313,6 +314,54 @@ struct proxy_data {
 inline proxy_data load_proxy_data(const std::filesystem::path& mnist, std::size_t synthetic_size) {
   if (!mnist.empty()) return {data::load_mnist_test(mnist), "MNIST test set (" + mnist.string() + ")"};
   return {data::make_synthetic({.size = synthetic_size, .seed = 7}), "synthetic images (qnas::data::make_synthetic)"};
+}
+
+/// The images of a training example (05, 06): Fashion-MNIST, or MNIST with --mnist DIR.
+struct training_data {
+  data::dataset train;       ///< what the network is trained on
+  data::dataset validation;  ///< held out from training, evaluated after every epoch
+  data::dataset test;        ///< Fashion-MNIST's 10,000 test images, evaluated once at the end (empty for MNIST)
+  bool fashion = true;       ///< Fashion-MNIST (else MNIST)
+  std::string source;        ///< where the images came from, for the report
+};
+
+/// Loads the data of a training example. Fashion-MNIST (the default) is found by
+/// data::locate_fashion_mnist(data_dir); its training set is split 54,000 train / 6,000
+/// validation (stratified, seed 1), and the reduced mode keeps the first `reduced_train` and
+/// 2,000 of those. With `mnist` not empty: the MNIST test set there, split 8,000 / 2,000, the
+/// reduced mode keeping `reduced_train` for training. Returns nothing, after printing why and the
+/// apt-get line, when Fashion-MNIST is absent and neither --data nor $QNAS_DATA named a folder
+/// (the caller exits with skipped_status); a folder the user named must hold the data (io_error).
+inline std::optional<training_data> load_training_data(const cli_info& cli, const std::filesystem::path& data_dir,
+                                                       const std::filesystem::path& mnist, bool full,
+                                                       std::size_t reduced_train) {
+  if (!data_dir.empty() && !mnist.empty()) cli.fail("--data and --mnist choose different data sets; give one");
+  training_data d;
+  if (!mnist.empty()) {
+    auto parts = data::split(data::load_mnist_test(mnist), 2000, /*seed=*/1);
+    d.train = full ? std::move(parts.train) : data::head(parts.train, reduced_train);
+    d.validation = std::move(parts.validation);
+    d.fashion = false;
+    d.source = "MNIST test set (" + mnist.string() + ")";
+    return d;
+  }
+  data::data_location where;
+  try {
+    where = data::locate_fashion_mnist(data_dir);
+  } catch (const data::data_missing& e) {
+    const char* env = std::getenv("QNAS_DATA");
+    if (!data_dir.empty() || (env != nullptr && *env != '\0')) throw;  // only the default may be absent
+    std::cout << "skipped: " << e.what() << "\n";
+    return std::nullopt;
+  }
+  auto sets = data::load_fashion_mnist(where.folder);
+  auto parts = data::split(sets.train, 6000, /*seed=*/1);
+  sets.train = {};
+  d.train = full ? std::move(parts.train) : data::head(parts.train, reduced_train);
+  d.validation = full ? std::move(parts.validation) : data::head(parts.validation, 2000);
+  d.test = std::move(sets.test);
+  d.source = "Fashion-MNIST (" + where.folder.string() + ", chosen by " + where.chosen_by + ")";
+  return d;
 }
 
 /// 2^e, for format parameters given as powers of two (ternary thresholds, po2 maxima) in
