@@ -133,14 +133,22 @@ namespace scaled_impl {
 
 inline constexpr float eps = 1e-7f;  // K.epsilon(), float32 as TF adds it
 
-/// floor(u) for u >= 0, +inf or NaN (NaN propagates), branch-free (see bits.hpp).
-QNAS_ALWAYS_INLINE float floor_nonneg(float u) noexcept {
-  const float r = round_half_even(u);
-  const std::uint32_t down = 0u - static_cast<std::uint32_t>(to_bits(r) > to_bits(u));
-  return r - from_bits(0x3F800000u & down);
+/// QKeras's level v = floor(t + 0.5) clipped to hi (`v < levels/2 ? v : levels/2`), for t >= 0,
+/// +inf or NaN (both give hi): t + 0.5 is rounded to float as TF does, capped at hi + 0.5 (an
+/// integer select on the bits, NaN above everything), then truncated (floor, as it is >= 0).
+QNAS_ALWAYS_INLINE float level_of(float t, float hi_half) noexcept {
+  const std::uint32_t ub = to_bits(t + 0.5f), cb = to_bits(hi_half);
+  return static_cast<float>(static_cast<std::int32_t>(from_bits(ub < cb ? ub : cb)));
 }
-/// min(v, hi) for v >= 0; NaN gives hi (QKeras's `v < levels/2 ? v : levels/2` is false for NaN).
-QNAS_ALWAYS_INLINE float min_nonneg(float v, float hi) noexcept { return to_bits(v) < to_bits(hi) ? v : hi; }
+/// x where x is NaN, else v (integer selects: the loops vectorize, see bits.hpp).
+QNAS_ALWAYS_INLINE float nan_or(float x, float v) noexcept {
+  const std::uint32_t xb = to_bits(x);
+  return from_bits((xb & 0x7FFFFFFFu) > 0x7F800000u ? xb : to_bits(v));
+}
+/// sign(x) with 0 -> +1 (QKeras binary: k_sign += 1 - |k_sign|), as +-1.0f.
+QNAS_ALWAYS_INLINE float binary_sign(float x) noexcept {
+  return from_bits(0x3F800000u | (to_bits(x) > 0x80000000u ? 0x80000000u : 0u));
+}
 /// |x| for finite x, 0 for +-Inf and NaN: non-finite elements are left out of every scale.
 QNAS_ALWAYS_INLINE float finite_abs(float x) noexcept {
   const std::uint32_t ab = to_bits(x) & 0x7FFFFFFFu;
@@ -191,8 +199,8 @@ void group_stats(const float* in, std::size_t rows, std::size_t groups, std::uin
         c[j] += fin ? 1u : 0u;
         if constexpr (Sum) s[j] += static_cast<double>(from_bits(v));
       }
-    for (std::size_t j = 0; i < n; ++i, ++j) {
-      const std::uint32_t ab = to_bits(in[i]) & 0x7FFFFFFFu;
+    for (std::size_t j = 0; i + j < n; ++j) {
+      const std::uint32_t ab = to_bits(in[i + j]) & 0x7FFFFFFFu;
       const bool fin = ab < 0x7F800000u;
       const std::uint32_t v = fin ? ab : 0u;
       m[j] = m[j] > v ? m[j] : v;
@@ -211,12 +219,14 @@ void group_stats(const float* in, std::size_t rows, std::size_t groups, std::uin
     if constexpr (Sum) sum[0] = ss;
     return;
   }
+  // several groups: row r adds to lane r % 8 of its group (the order one group alone sums in)
   std::vector<std::uint32_t> c(groups, 0u);
+  std::vector<double> s8(Sum ? 8 * groups : 0, 0.0);
   std::fill(max_bits, max_bits + groups, 0u);
-  if constexpr (Sum) std::fill(sum, sum + groups, 0.0);
   for (std::size_t r = 0; r < rows; ++r) {
     const float* row = in + r * groups;
     std::uint32_t* cp = c.data();
+    double* sp = Sum ? s8.data() + (r % 8) * groups : nullptr;
 #pragma omp simd
     for (std::size_t g = 0; g < groups; ++g) {
       const std::uint32_t ab = to_bits(row[g]) & 0x7FFFFFFFu;
@@ -224,40 +234,133 @@ void group_stats(const float* in, std::size_t rows, std::size_t groups, std::uin
       const std::uint32_t v = fin ? ab : 0u;
       max_bits[g] = max_bits[g] > v ? max_bits[g] : v;
       cp[g] += fin ? 1u : 0u;
-      if constexpr (Sum) sum[g] += static_cast<double>(from_bits(v));
+      if constexpr (Sum) sp[g] += static_cast<double>(from_bits(v));
     }
   }
-  for (std::size_t g = 0; g < groups; ++g) count[g] = c[g];
+  for (std::size_t g = 0; g < groups; ++g) {
+    count[g] = c[g];
+    if constexpr (Sum) {
+      double t = 0;
+      for (std::size_t j = 0; j < 8; ++j) t += s8[j * groups + g];
+      sum[g] = t;
+    }
+  }
 }
 
-/// Per-group sums sa += a, sb += b of elem(x, g) -> (a, b), in double (exact products of a
-/// float and a small integer; the sums are deterministic: fixed lanes for one group, row order
-/// for several).
-template <class Elem>
-void group_sums(const float* in, std::size_t rows, std::size_t groups, const Elem& elem, double* sa, double* sb) {
+/// The two factors elem(x, g) returns for the least-squares sums: a (|x'| or |x|) and the
+/// level magnitude v; the sums are sum(a * v) and sum(v * v).
+struct ls_terms {
+  float a, v;
+};
+
+/// Per-group sums sa = sum(a * v), sb = sum(v * v) of terms(x, g) -> ls_terms and, when Map,
+/// out[i] = value(x, g) in the same pass (`out` must not alias `in`). Products and sums are
+/// taken in float over runs of at most 64 elements per lane (eight lanes for one group; one
+/// lane per group for several), and the run totals added in double: loops that vectorize, in a
+/// fixed order (the same result for any vector width or thread count, with or without Map),
+/// with the rounding of a float32 reduction such as TF's.
+template <bool Map, class Terms, class Value>
+void group_sums_map(const float* in, float* out, std::size_t rows, std::size_t groups, const Terms& terms,
+                    const Value& value, double* sa, double* sb) {
+  constexpr std::size_t run = 64;
   if (groups == 1) {
+    // Terms of a run into a buffer (an elementwise loop that vectorizes like group_map), then
+    // summed in eight lanes: one loop doing both is left scalar, with a branch per element.
     double a[8] = {}, b[8] = {};
     const std::size_t n = rows;
-    std::size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-      for (std::size_t j = 0; j < 8; ++j) elem(in[i + j], 0, a[j], b[j]);
-    for (std::size_t j = 0; i < n; ++i, ++j) elem(in[i], 0, a[j], b[j]);
-    double ta = 0, tb = 0;
-    for (std::size_t j = 0; j < 8; ++j) {
-      ta += a[j];
-      tb += b[j];
+    alignas(64) float ta[8 * run], tb[8 * run];
+    for (std::size_t i = 0; i < n; i += 8 * run) {
+      const std::size_t m = std::min(8 * run, n - i);
+      const float* src = in + i;
+      if constexpr (Map) {
+        float* dst = out + i;
+#pragma omp simd
+        for (std::size_t k = 0; k < m; ++k) {
+          const float x = src[k];
+          const ls_terms t = terms(x, 0);
+          ta[k] = t.a * t.v;
+          tb[k] = t.v * t.v;
+          dst[k] = value(x, 0);
+        }
+      } else {
+#pragma omp simd
+        for (std::size_t k = 0; k < m; ++k) {
+          const ls_terms t = terms(src[k], 0);
+          ta[k] = t.a * t.v;
+          tb[k] = t.v * t.v;
+        }
+      }
+      for (std::size_t k = m; k < 8 * run; ++k) ta[k] = tb[k] = 0.0f;
+      float fa[8] = {}, fb[8] = {};
+      for (std::size_t k = 0; k < 8 * run; k += 8)
+        for (std::size_t j = 0; j < 8; ++j) {
+          fa[j] += ta[k + j];
+          fb[j] += tb[k + j];
+        }
+      for (std::size_t j = 0; j < 8; ++j) {
+        a[j] += fa[j];
+        b[j] += fb[j];
+      }
     }
-    sa[0] = ta;
-    sb[0] = tb;
+    double sum_a = 0, sum_b = 0;
+    for (std::size_t j = 0; j < 8; ++j) {
+      sum_a += a[j];
+      sum_b += b[j];
+    }
+    sa[0] = sum_a;
+    sb[0] = sum_b;
     return;
   }
-  std::fill(sa, sa + groups, 0.0);
-  std::fill(sb, sb + groups, 0.0);
-  for (std::size_t r = 0; r < rows; ++r) {
-    const float* row = in + r * groups;
+  // Several groups: row r of a run of 8 * 64 rows adds to lane r % 8 of its group, so a group
+  // sums exactly as it would alone (a channel quantized by itself gets the same scale).
+  std::vector<float> fa(8 * groups), fb(8 * groups);
+  std::vector<double> da(8 * groups, 0.0), db(8 * groups, 0.0);
+  for (std::size_t r0 = 0; r0 < rows; r0 += 8 * run) {
+    std::fill(fa.begin(), fa.end(), 0.0f);
+    std::fill(fb.begin(), fb.end(), 0.0f);
+    for (std::size_t r = r0, r1 = std::min(rows, r0 + 8 * run); r < r1; ++r) {
+      const float* row = in + r * groups;
+      float* pa = fa.data() + (r % 8) * groups;
+      float* pb = fb.data() + (r % 8) * groups;
+      if constexpr (Map) {
+        float* o = out + r * groups;
 #pragma omp simd
-    for (std::size_t g = 0; g < groups; ++g) elem(row[g], g, sa[g], sb[g]);
+        for (std::size_t g = 0; g < groups; ++g) {
+          const float x = row[g];
+          const ls_terms t = terms(x, g);
+          pa[g] += t.a * t.v;
+          pb[g] += t.v * t.v;
+          o[g] = value(x, g);
+        }
+      } else {
+#pragma omp simd
+        for (std::size_t g = 0; g < groups; ++g) {
+          const ls_terms t = terms(row[g], g);
+          pa[g] += t.a * t.v;
+          pb[g] += t.v * t.v;
+        }
+      }
+    }
+    for (std::size_t k = 0; k < 8 * groups; ++k) {
+      da[k] += fa[k];
+      db[k] += fb[k];
+    }
   }
+  for (std::size_t g = 0; g < groups; ++g) {
+    double ta = 0, tb = 0;
+    for (std::size_t j = 0; j < 8; ++j) {
+      ta += da[j * groups + g];
+      tb += db[j * groups + g];
+    }
+    sa[g] = ta;
+    sb[g] = tb;
+  }
+}
+
+template <class Terms>
+void group_sums(const float* in, std::size_t rows, std::size_t groups, const Terms& terms, double* sa, double* sb) {
+  group_sums_map<false>(in, static_cast<float*>(nullptr), rows, groups, terms, [](float, std::size_t) { return 0.0f; },
+                        sa, sb);
 }
 
 /// out[r * groups + g] = elem(in[...], g). `out` may alias `in`.
@@ -358,7 +461,10 @@ struct scaled {
   /// Quantizes `rows` rows of `groups` contiguous values, one scale per column (groups == 1:
   /// one scale for everything). `out` may alias `in`.
   static void quantize_rows(const float* in, float* out, std::size_t rows, std::size_t groups) {
-    run(in, rows, groups, [&](const auto& elem) { detail::scaled_impl::group_map(in, out, rows, groups, elem.value); });
+    const std::size_t n = rows * groups;
+    const bool apart = out + n <= in || in + n <= out;
+    run(in, rows, groups, [&](const auto& elem) { detail::scaled_impl::group_map(in, out, rows, groups, elem.value); },
+        apart ? out : nullptr);
   }
 
   /// Element codes (Unit's codes, row-major) and one header per group (see header_bits).
@@ -411,15 +517,17 @@ struct scaled {
     else return top;
   }();
 
-  static float unit_step() noexcept {
+  static constexpr float unit_step() noexcept {
     if constexpr (is_fixed) return detail::exp2i(Unit::step_exponent);
     else return 1.0f;
   }
 
   /// Computes the scales of every group, then calls body(elem) with the element functions:
   /// elem.value(x, g) -> quantized value, elem.code(x, g) -> Unit code, elem.header(g).
+  /// With `fused_out` (a buffer that does not overlap `in`), a fixed-point format may write the
+  /// quantized values there itself instead of calling body.
   template <class Body>
-  static void run(const float* in, std::size_t rows, std::size_t groups, Body&& body) {
+  static void run(const float* in, std::size_t rows, std::size_t groups, Body&& body, float* fused_out = nullptr) {
     namespace si = detail::scaled_impl;
     if constexpr (is_const) {
       const auto value = [](float x, std::size_t) {
@@ -449,10 +557,7 @@ struct scaled {
           s_out[g] = s;
         }
         const float* so = s_out.data();
-        const auto value = [so](float x, std::size_t g) {
-          typename Unit::rounding round{};
-          return so[g] * Unit::quantize_one(x, round) + 0.0f;
-        };
+        const auto value = [so](float x, std::size_t g) { return si::nan_or(x, so[g] * si::binary_sign(x) + 0.0f); };
         const auto code = [](float x, std::size_t) { return detail::to_bits(x) > 0x80000000u ? 1u : 0u; };
         body(make_elems(value, code, s_out));
       } else if constexpr (is_ternary) {
@@ -499,11 +604,11 @@ struct scaled {
         const auto level = [st, iv](float x, std::size_t g) {
           const float a = detail::fabs(x);
           const float t = is_po2 ? a * iv[g] : a / st[g];
-          return si::above_half(t) ? (detail::to_bits(x) >> 31 ? -1.0f : 1.0f) : 0.0f;
+          // +-1 where |x| / s > 0.5 (round(|x| / s) >= 1), else 0; integer selects
+          return detail::from_bits(si::above_half(t) ? 0x3F800000u | (detail::to_bits(x) & 0x80000000u) : 0u);
         };
         const auto value = [level, so](float x, std::size_t g) {
-          const float v = so[g] * level(x, g) + 0.0f;
-          return detail::is_nan(x) ? x : v;
+          return si::nan_or(x, so[g] * level(x, g) + 0.0f);
         };
         const auto code = [level](float x, std::size_t g) {
           return static_cast<std::uint32_t>(static_cast<std::int32_t>(level(x, g))) & 3u;
@@ -511,9 +616,10 @@ struct scaled {
         body(make_elems(value, code, s_out));
       } else {  // fixed point, symmetric: levels = 2 * hi
         si::group_stats<false>(in, rows, groups, max_bits.data(), count.data(), nullptr);
-        const float c2 = detail::exp2i(-Unit::integer_bits);  // x' = x / 2^integer
-        const auto hi = static_cast<float>(Unit::hi_code);
-        const float levels = 2.0f * hi;
+        constexpr float c2 = detail::exp2i(-Unit::integer_bits);  // x' = x / 2^integer
+        constexpr auto hi = static_cast<float>(Unit::hi_code);
+        constexpr float hi_half = hi + 0.5f;
+        constexpr float levels = 2.0f * hi;
         for (std::size_t g = 0; g < groups; ++g) {
           float s = (detail::from_bits(max_bits[g]) * c2 * 2.0f) / levels;
           if constexpr (is_po2) {
@@ -522,12 +628,49 @@ struct scaled {
           }
           s_thr[g] = s;
         }
+        std::vector<float> inv(groups), s_div(groups);
+        const auto set_scales = [&] {
+          for (std::size_t g = 0; g < groups; ++g) {
+            if constexpr (is_po2) {
+              inv[g] = detail::exp2i(-e[g]);
+              s_out[g] = detail::exp2i(e[g] + shift);
+            } else {
+              s_out[g] = s_thr[g] * detail::exp2i(shift);
+              // a zero scale (an all-zero group): 0 / denorm_min = 0 gives level 0 as QKeras's
+              // sign(0) = 0 does, and +-Inf still saturate; the output is S * level = 0
+              s_div[g] = s_thr[g] == 0.0f ? std::numeric_limits<float>::denorm_min() : s_thr[g];
+            }
+          }
+        };
+        const float* iv = inv.data();
+        const float* sd = s_div.data();
+        const float* so = s_out.data();
+        const auto level = [iv, sd](float x, std::size_t g) {
+          const std::uint32_t xb = detail::to_bits(x);
+          const float ap = detail::from_bits(xb & 0x7FFFFFFFu) * c2;
+          const float t = is_po2 ? ap * iv[g] : ap / sd[g];
+          return detail::copysign(si::level_of(t, hi_half), x);  // sign(x) * v; v = 0 for x = 0
+        };
+        const auto value = [level, so](float x, std::size_t g) {
+          return si::nan_or(x, so[g] * (level(x, g) * unit_step()) + 0.0f);
+        };
         if constexpr (is_po2) {
-          // 5 rounds of: z from the scale, scale = po2(least squares of x' on z). A group whose
-          // exponent no longer changes has reached QKeras's fixed point.
+          // 5 unrolls of: z from the scale, scale = po2(least squares of x' on z). A group whose
+          // exponent no longer changes has reached QKeras's result (later unrolls repeat it).
+          // Quantizing into a separate buffer, the passes after the first also write the
+          // outputs for the current exponents, so the pass that finds them unchanged is the last.
+          const auto terms = [iv](float x, std::size_t g) {
+            const float ap = si::finite_abs(x) * c2;
+            return si::ls_terms{ap, si::level_of(ap * iv[g], hi_half)};
+          };
           std::vector<unsigned char> done(groups, 0);
           for (int it = 0; it < 5; ++it) {
-            fixed_sums(in, rows, groups, e.data(), sa.data(), sb.data());
+            set_scales();
+            const bool fuse = fused_out != nullptr && it > 0;
+            if (fuse)
+              si::group_sums_map<true>(in, fused_out, rows, groups, terms, value, sa.data(), sb.data());
+            else
+              si::group_sums(in, rows, groups, terms, sa.data(), sb.data());
             bool all = true;
             for (std::size_t g = 0; g < groups; ++g) {
               if (done[g]) continue;
@@ -539,34 +682,14 @@ struct scaled {
                 all = false;
               }
             }
-            if (all) break;
+            if (all) {
+              if (fuse) return;  // the outputs of these exponents are written
+              break;
+            }
           }
         }
-        std::vector<float> inv(groups);
-        for (std::size_t g = 0; g < groups; ++g) {
-          if constexpr (is_po2) {
-            inv[g] = detail::exp2i(-e[g]);
-            s_out[g] = detail::exp2i(e[g] + shift);
-          } else {
-            s_out[g] = s_thr[g] * detail::exp2i(shift);
-          }
-        }
-        const float* st = s_thr.data();
-        const float* iv = inv.data();
-        const float* so = s_out.data();
-        const auto level = [st, iv, c2, hi](float x, std::size_t g) {
-          const std::uint32_t xb = detail::to_bits(x);
-          const float ap = detail::from_bits(xb & 0x7FFFFFFFu) * c2;
-          const float t = is_po2 ? ap * iv[g] : ap / st[g];
-          const float v = si::min_nonneg(si::floor_nonneg(t + 0.5f), hi);
-          const float mag = (xb & 0x7FFFFFFFu) == 0u ? 0.0f : v;  // sign(0) = 0
-          return detail::copysign(mag, x);
-        };
-        const float step = unit_step();
-        const auto value = [level, so, step](float x, std::size_t g) {
-          const float v = so[g] * (level(x, g) * step) + 0.0f;
-          return detail::is_nan(x) ? x : v;
-        };
+        set_scales();
+        if (fused_out != nullptr) return detail::scaled_impl::group_map(in, fused_out, rows, groups, value);
         const auto code = [level](float x, std::size_t g) {
           constexpr std::uint32_t mask = Unit::bits == 32 ? 0xFFFFFFFFu : ((1u << Unit::bits) - 1u);
           return static_cast<std::uint32_t>(static_cast<std::int32_t>(level(x, g))) & mask;
@@ -595,25 +718,6 @@ struct scaled {
     return elem_set<V, C, decltype(header)>{value, code, header};
   }
 
-  /// Sums of |x'| * v and v * v per group, v = min(floor(|x'| / 2^e + 0.5), hi) (finite x only).
-  static void fixed_sums(const float* in, std::size_t rows, std::size_t groups, const int* e, double* sa, double* sb) {
-    std::vector<float> inv(groups);
-    for (std::size_t g = 0; g < groups; ++g) inv[g] = detail::exp2i(-e[g]);
-    const float* iv = inv.data();
-    const float c2 = detail::exp2i(-Unit::integer_bits);
-    const auto hi = static_cast<float>(Unit::hi_code);
-    detail::scaled_impl::group_sums(
-        in, rows, groups,
-        [iv, c2, hi](float x, std::size_t g, double& a, double& b) {
-          namespace si = detail::scaled_impl;
-          const float ap = si::finite_abs(x) * c2;
-          const float v = si::min_nonneg(si::floor_nonneg(ap * iv[g] + 0.5f), hi);
-          a += static_cast<double>(ap) * static_cast<double>(v);
-          b += static_cast<double>(v * v);
-        },
-        sa, sb);
-  }
-
   /// Sums of |x| * q and q per group, q = [|x| / s > 0.5] (finite x only).
   static void ternary_sums(const float* in, std::size_t rows, std::size_t groups, const float* s, const int* e,
                            double* sa, double* sb) {
@@ -622,13 +726,11 @@ struct scaled {
     const float* iv = inv.data();
     detail::scaled_impl::group_sums(
         in, rows, groups,
-        [s, iv](float x, std::size_t g, double& a, double& b) {
+        [s, iv](float x, std::size_t g) {
           namespace si = detail::scaled_impl;
           const float ax = si::finite_abs(x);
           const float t = is_po2 ? ax * iv[g] : ax / s[g];
-          const float q = si::above_half(t) ? 1.0f : 0.0f;
-          a += static_cast<double>(ax * q);
-          b += static_cast<double>(q);
+          return si::ls_terms{ax, detail::from_bits(si::above_half(t) ? 0x3F800000u : 0u)};
         },
         sa, sb);
   }
