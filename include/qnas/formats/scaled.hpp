@@ -140,10 +140,12 @@ QNAS_ALWAYS_INLINE float level_of(float t, float hi_half) noexcept {
   const std::uint32_t ub = to_bits(t + 0.5f), cb = to_bits(hi_half);
   return static_cast<float>(static_cast<std::int32_t>(from_bits(ub < cb ? ub : cb)));
 }
-/// x where x is NaN, else v (integer selects: the loops vectorize, see bits.hpp).
+/// x where x is NaN, else v. Masks, not a select: GCC would compute v only where it is used
+/// and, under -ftrapping-math, keep that branch, leaving the loop scalar (see bits.hpp).
 QNAS_ALWAYS_INLINE float nan_or(float x, float v) noexcept {
   const std::uint32_t xb = to_bits(x);
-  return from_bits((xb & 0x7FFFFFFFu) > 0x7F800000u ? xb : to_bits(v));
+  const std::uint32_t m = 0u - static_cast<std::uint32_t>((xb & 0x7FFFFFFFu) > 0x7F800000u);
+  return from_bits((xb & m) | (to_bits(v) & ~m));
 }
 /// sign(x) with 0 -> +1 (QKeras binary: k_sign += 1 - |k_sign|), as +-1.0f.
 QNAS_ALWAYS_INLINE float binary_sign(float x) noexcept {
