@@ -732,7 +732,9 @@ struct scaled {
           namespace si = detail::scaled_impl;
           const float ax = si::finite_abs(x);
           const float t = is_po2 ? ax * iv[g] : ax / s[g];
-          return si::ls_terms{ax, detail::from_bits(si::above_half(t) ? 0x3F800000u : 0u)};
+          // q in {0, 1} by masks: GCC turns a select here into a branch around the sums
+          const std::uint32_t m = 0u - static_cast<std::uint32_t>(si::above_half(t));
+          return si::ls_terms{detail::from_bits(detail::to_bits(ax) & m), detail::from_bits(0x3F800000u & m)};
         },
         sa, sb);
   }
