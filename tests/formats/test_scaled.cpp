@@ -12,6 +12,7 @@
 
 #include "qnas/formats.hpp"
 #include "qnas/nn/blas.hpp"
+#include "qnas/nn/conv2d.hpp"
 #include "qnas/nn/dense.hpp"
 #include "qnas/nn/layer.hpp"
 #include "qnas/testing/check_format.hpp"
@@ -363,7 +364,8 @@ TEST_CASE("a dense layer with per-channel auto_po2 weights: the same on 1 and 2 
   const xt::xarray<float> y2 = layer.forward(x, false);
   nn::set_blas_threads(threads);
   CHECK(y1 == y2);
-  // and both are x * quantize<F>(w): the scales of whole channels
+  // and both are x * quantize<F>(w): the scales of whole channels (a dense GEMM of 4 rows is not
+  // split by thread count; the conv2d case below compares with pre-quantized weights instead)
   const auto wq = quantize<F>(w);
   double worst = 0.0;
   for (std::size_t n = 0; n < 4; ++n)
@@ -373,4 +375,32 @@ TEST_CASE("a dense layer with per-channel auto_po2 weights: the same on 1 and 2 
       worst = std::max(worst, std::fabs(acc - y1(n, c)) / (1.0 + std::fabs(acc)));
     }
   CHECK(worst < 1e-4);
+}
+
+TEST_CASE("a conv2d layer with per-channel auto_po2 weights computes with quantize<F> of the whole kernel") {
+  using F = scaled<fixed_point<4, 0, true, true>, alpha_auto_po2<>>;
+  // HWIO kernel [3, 3, 128, 256] (2^18 weights, split over threads if it were not whole)
+  nn::conv2d_layer layer(nn::image(4, 4, 128), 256, 3, 1, nn::padding::same, nn::layer_formats{quantizer::of<F>(), {}, {}});
+  nn::conv2d_layer ref(nn::image(4, 4, 128), 256, 3, 1, nn::padding::same);
+  std::mt19937_64 engine(7);
+  layer.initialize(engine);
+  auto& w = layer.weights().value;
+  for (std::size_t i = 0; i < w.size(); ++i) w.data()[i] *= (i < w.size() / 3 ? 8.0f : 0.5f);  // rows of different ranges
+  ref.weights().value = quantize<F>(w);  // one scale per output filter over the whole kernel
+  ref.bias().value = layer.bias().value;
+  xt::xarray<float> x = xt::empty<float>(std::vector<std::size_t>{2, 4, 4, 128});
+  std::mt19937 e2(9);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (auto& v : x) v = normal(e2);
+  const int threads = nn::blas_threads();
+  // the weights quantize the same on 1 and 2 threads: each output equals the reference layer's
+  // (pre-quantized weights, float32 quantizer) on the same thread count (the convolution's own
+  // sums may be ordered by thread count)
+  for (int t : {1, 2}) {
+    nn::set_blas_threads(t);
+    const xt::xarray<float> y = layer.forward(x, false);
+    const xt::xarray<float> yr = ref.forward(x, false);
+    CHECK(y == yr);
+  }
+  nn::set_blas_threads(threads);
 }
