@@ -193,18 +193,15 @@ TEST_CASE("ternary(alpha='auto') and 'auto_po2', worked by hand") {
   //   next: |x|/0.35 = 0.29, 1.14, 0.86 -> same q -> same scale: done. q = 0, s, -s.
   // channel 1 {-0.7, 0.2, 0.05}: m = 0.7, s = 0.4667; |x|/s = 1.5, 0.43, 0.11 -> q = -1, 0, 0;
   //   LS = (0.7/3) / (1/3 + eps) -> 0.7 (a bit below); |x|/0.7: same q: done.
-  const float s0 = (0.7f / 3.0f) / (2.0f / 3.0f + 1e-7f);
-  const float s1 = (0.7f / 3.0f) / (1.0f / 3.0f + 1e-7f);
-  // the means are rounded to float from exact sums, as a float32 mean would be
-  const float qx0 = static_cast<float>((0.4 + static_cast<double>(0.3f) + (0.4f - 0.4)) / 3.0);
-  (void)qx0;
+  // Exactly: each mean is the float of (sum of the float products, in double) / n, and
+  // scale = qx / (qq + eps) in float (TF's float32 means and division).
+  const float qx0 = static_cast<float>((static_cast<double>(0.4f) + static_cast<double>(0.3f)) / 3.0);
+  const float s0 = qx0 / (static_cast<float>(2.0 / 3.0) + 1e-7f);
+  const float qx1 = static_cast<float>(static_cast<double>(0.7f) / 3.0);
+  const float s1 = qx1 / (static_cast<float>(1.0 / 3.0) + 1e-7f);
+  check_values<tern_auto>(x32, {0.0f, -s1, s0, 0.0f, -s0, 0.0f});
+  CHECK(float_headers<tern_auto>(x32) == std::vector<float>{s0, s1});
   const auto q = quantize<tern_auto>(x32);
-  CHECK(q(0, 0) == 0.0f);
-  CHECK(q(1, 0) == doctest::Approx(s0).epsilon(1e-6));
-  CHECK(q(2, 0) == -q(1, 0));
-  CHECK(q(0, 1) == doctest::Approx(-s1).epsilon(1e-6));
-  CHECK(q(1, 1) == 0.0f);
-  CHECK(q(2, 1) == 0.0f);
   CHECK(decode(encode<tern_auto>(x32)) == q);
   // auto_po2: channel 0: s = 2^round(log2(0.2667)) = 2^-2; |x|/s = 0.4, 1.6, 1.2 -> q = 0, 1, -1;
   //   LS = 0.35 -> 2^round(-1.51) = 2^-2: done. channel 1: 2^round(log2 0.4667) = 2^-1;
@@ -303,6 +300,8 @@ TEST_CASE("exhaustive codes: every code decodes to S times the unit's value") {
   b.codes = {0b10};
   b.headers = {0xFE, 0xFF};  // exponent -2
   CHECK(decode(b) == xt::xarray<float>{0.25f, -0.25f});
+  b.headers = {0x00, 0x40};  // exponent 16384: no float has it
+  CHECK_THROWS_AS((void)decode(b), invalid_argument);
 }
 
 TEST_CASE("the laws, given the scale (check_format)") {

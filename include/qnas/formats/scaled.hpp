@@ -463,8 +463,9 @@ struct scaled {
   /// Quantizes `rows` rows of `groups` contiguous values, one scale per column (groups == 1:
   /// one scale for everything). `out` may alias `in`.
   static void quantize_rows(const float* in, float* out, std::size_t rows, std::size_t groups) {
-    const std::size_t n = rows * groups;
-    const bool apart = out + n <= in || in + n <= out;
+    const auto i0 = reinterpret_cast<std::uintptr_t>(in), o0 = reinterpret_cast<std::uintptr_t>(out);
+    const std::uintptr_t bytes = rows * groups * sizeof(float);
+    const bool apart = o0 + bytes <= i0 || i0 + bytes <= o0;
     run(in, rows, groups, [&](const auto& elem) { detail::scaled_impl::group_map(in, out, rows, groups, elem.value); },
         apart ? out : nullptr);
   }
@@ -490,10 +491,13 @@ struct scaled {
       }
   }
 
-  /// The scale S a header stands for.
-  static float header_scale(std::uint32_t h) noexcept {
+  /// The scale S a header stands for. Throws qnas::invalid_argument for a po2 exponent no
+  /// float has (encode never writes one: the data is damaged).
+  static float header_scale(std::uint32_t h) {
     if constexpr (is_po2) {
       const int e = static_cast<int>(static_cast<std::int16_t>(static_cast<std::uint16_t>(h & 0xFFFFu)));
+      if (e < -149 || e > 127)
+        throw invalid_argument("qnas::decode", detail::cat(name(), ": scale exponent ", e, " is outside [-149, 127]"));
       return detail::exp2i(e);
     } else {
       return detail::from_bits(h);
