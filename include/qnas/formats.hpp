@@ -7,6 +7,7 @@
 #include "qnas/formats/binary.hpp"
 #include "qnas/formats/concept.hpp"
 #include "qnas/formats/fixed_point.hpp"
+#include "qnas/formats/learned.hpp"
 #include "qnas/formats/minifloat.hpp"
 #include "qnas/formats/mx.hpp"
 #include "qnas/formats/ops.hpp"

@@ -539,7 +539,7 @@ struct conv2d {
                  Filters);
   }
   static constexpr std::size_t params(tensor_shape in) {
-    return Kernel * Kernel * in.c * Filters + (UseBias ? Filters : 0);
+    return Kernel * Kernel * in.c * Filters + (UseBias ? Filters : 0) + detail::weight_step_count<Weights>(Filters);
   }
   static constexpr std::size_t macs(tensor_shape in) {
     const tensor_shape o = output_shape(in);
@@ -569,7 +569,9 @@ struct depthwise_conv2d {
     return image(conv_output_size(in.h, Kernel, Stride, Padding), conv_output_size(in.w, Kernel, Stride, Padding),
                  in.c);
   }
-  static constexpr std::size_t params(tensor_shape in) { return Kernel * Kernel * in.c + (UseBias ? in.c : 0); }
+  static constexpr std::size_t params(tensor_shape in) {
+    return Kernel * Kernel * in.c + (UseBias ? in.c : 0) + detail::weight_step_count<Weights>(in.c);
+  }
   static constexpr std::size_t macs(tensor_shape in) {
     const tensor_shape o = output_shape(in);
     return o.h * o.w * Kernel * Kernel * in.c;

@@ -87,7 +87,9 @@ struct dense {
   static constexpr std::size_t units = Units;
   static constexpr const char* name() { return "dense"; }
   static constexpr tensor_shape output_shape(tensor_shape) { return flat(Units); }
-  static constexpr std::size_t params(tensor_shape in) { return in.size() * Units + (UseBias ? Units : 0); }
+  static constexpr std::size_t params(tensor_shape in) {
+    return in.size() * Units + (UseBias ? Units : 0) + detail::weight_step_count<Weights>(Units);
+  }
   static constexpr std::size_t macs(tensor_shape in) { return in.size() * Units; }
   template <std::size_t Index, tensor_shape In>
   static constexpr void check() {

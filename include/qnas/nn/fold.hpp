@@ -40,6 +40,8 @@ inline void fold_into(weighted_layer& l, batch_norm_layer& bn) {
 /// Inference outputs are unchanged up to float rounding (weight quantizers, if any, then apply
 /// to the folded weights, which is what a deployed integer model computes). Returns the number
 /// of batch norms folded. Do this after training: the folded network trains differently.
+/// A layer whose weights learn their quantization steps (lsq) keeps its batch norm: the steps
+/// were learned for the unfolded weights, and folding would move the weights off their grid.
 inline std::size_t fold_batch_norm(sequential& net) {
   std::size_t folded = 0;
   for (std::size_t i = 0; i < net.size(); ++i) {
@@ -49,7 +51,7 @@ inline std::size_t fold_batch_norm(sequential& net) {
     if (i + 1 >= net.size()) break;
     auto* w = dynamic_cast<weighted_layer*>(&l);
     auto* bn = dynamic_cast<batch_norm_layer*>(&net[i + 1]);
-    if (!w || !bn || !w->output_quantizer().is_identity()) continue;
+    if (!w || !bn || !w->output_quantizer().is_identity() || w->weight_quantizer().learned()) continue;
     detail::fold_into(*w, *bn);
     w->enable_bias();
     net.erase(i + 1);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -291,7 +292,15 @@ class layer {
     return d;
   }
 
-  void set_output_quantizer(quantizer q) { out_q_ = std::move(q); }
+  /// Sets the output (activation) quantizer. Throws for a format with learned steps (lsq):
+  /// only weight quantizers keep steps as a parameter.
+  void set_output_quantizer(quantizer q) {
+    if (q.learned())
+      throw invalid_argument("qnas::nn::" + kind_ + "::set_output_quantizer",
+                             q.name() + " learns its steps, which only a layer's weights can hold; quantize activations "
+                                        "with a fixed or data-dependent format (e.g. scaled<fixed_point<8, 0>, alpha_auto_po2<>>)");
+    out_q_ = std::move(q);
+  }
   [[nodiscard]] const quantizer& output_quantizer() const noexcept { return out_q_; }
   /// Engine for stochastic-rounding quantizers (owned by the network).
   virtual void set_engine(quantizer::engine_type* engine) { engine_ = engine; }
@@ -355,16 +364,20 @@ class layer {
 class weighted_layer : public layer {
  public:
   weighted_layer(std::string kind, tensor_shape in, tensor_shape out, layer_formats f)
-      : layer(std::move(kind), in, out), wq_fmt_(std::move(f.weights)), bq_fmt_(std::move(f.bias)) {
+      : layer(std::move(kind), in, out) {
     set_output_quantizer(std::move(f.output));
+    set_bias_quantizer(std::move(f.bias));
+    wq_fmt_ = std::move(f.weights);
   }
 
   parameter& weights() noexcept { return w_; }
   parameter& bias() noexcept { return b_; }
   [[nodiscard]] bool has_bias() const noexcept { return use_bias_; }
   std::vector<parameter*> parameters() override {
-    if (use_bias_) return {&w_, &b_};
-    return {&w_};
+    std::vector<parameter*> p{&w_};
+    if (use_bias_) p.push_back(&b_);
+    if (wq_fmt_.learned()) p.push_back(&steps_);
+    return p;
   }
   /// Turns the bias on (batch-norm folding gives a layer without bias a shift); keeps values.
   void enable_bias() {
@@ -374,14 +387,31 @@ class weighted_layer : public layer {
     }
     use_bias_ = true;
   }
-  void set_weight_quantizer(quantizer q) { wq_fmt_ = std::move(q); }
-  void set_bias_quantizer(quantizer q) { bq_fmt_ = std::move(q); }
+  /// Sets the weight quantizer. A format with learned steps (lsq) adds the parameter
+  /// "<kind>.weight_step" (one step per tensor or per output channel), which starts at zero:
+  /// the next forward pass sets each zero step from the weights (LSQ's initialisation).
+  void set_weight_quantizer(quantizer q) {
+    wq_fmt_ = std::move(q);
+    reset_weight_steps();
+  }
+  /// Sets the bias quantizer. Throws for a format with learned steps (lsq).
+  void set_bias_quantizer(quantizer q) {
+    if (q.learned())
+      throw invalid_argument("qnas::nn::" + kind() + "::set_bias_quantizer",
+                             q.name() + " learns its steps, which only a layer's weights can hold; quantize the bias "
+                                        "with a fixed or data-dependent format");
+    bq_fmt_ = std::move(q);
+  }
+  /// The learned steps of the weight quantizer (empty unless it is an lsq format); 0 marks a
+  /// step not yet initialised from the weights.
+  parameter& weight_steps() noexcept { return steps_; }
+  [[nodiscard]] const parameter& weight_steps() const noexcept { return steps_; }
   [[nodiscard]] const quantizer& weight_quantizer() const noexcept { return wq_fmt_; }
   [[nodiscard]] const quantizer& bias_quantizer() const noexcept { return bq_fmt_; }
 
   [[nodiscard]] layer_description describe() const override {
     layer_description d = layer::describe();
-    d.params = w_.value.size() + (use_bias_ ? b_.value.size() : 0);
+    d.params = w_.value.size() + (use_bias_ ? b_.value.size() : 0) + steps_.value.size();
     d.weight_format = wq_fmt_.info();
     d.weight_format_name = wq_fmt_.name();
     d.bias_format = bq_fmt_.info();
@@ -399,6 +429,7 @@ class weighted_layer : public layer {
     b_.value = xt::zeros<float>({use_bias ? bias_size : std::size_t{0}});
     b_.grad = xt::zeros<float>({use_bias ? bias_size : std::size_t{0}});
     b_.decay = false;
+    reset_weight_steps();
   }
 
   /// He-normal draw (std = sqrt(2 / fan_in)), the usual start for layers followed by ReLU.
@@ -408,11 +439,16 @@ class weighted_layer : public layer {
     qnas::detail::fill_normal(std::span<float>(w_.value.data(), w_.value.size()),
                               std::sqrt(2.0 / static_cast<double>(fan_in)), engine);
     std::fill(b_.value.begin(), b_.value.end(), 0.0f);
+    std::fill(steps_.value.begin(), steps_.value.end(), 0.0f);  // set again from the new weights
   }
 
   /// Quantizes the weights and bias for this forward pass (a no-op for float32).
   void quantize_params() {
-    if (!wq_fmt_.is_identity()) detail::quantize_into(wq_fmt_, w_.value, wq_buf_, engine_);
+    if (wq_fmt_.learned()) {
+      quantize_learned_weights();
+    } else if (!wq_fmt_.is_identity()) {
+      detail::quantize_into(wq_fmt_, w_.value, wq_buf_, engine_);
+    }
     if (use_bias_ && !bq_fmt_.is_identity()) detail::quantize_into(bq_fmt_, b_.value, bq_buf_, engine_);
   }
   [[nodiscard]] const float* wq() const noexcept { return wq_fmt_.is_identity() ? w_.value.data() : wq_buf_.data(); }
@@ -428,6 +464,11 @@ class weighted_layer : public layer {
   }
   /// Adds the scratch gradient (w.r.t. the quantized weights) to grad through the STE mask.
   void accumulate_weight_scratch() {
+    if (wq_fmt_.learned()) {
+      wq_fmt_.backward_with_steps(span_of(w_.value), span_of(gw_buf_), shape_of(w_.value), span_of(steps_.value),
+                                  span_of(w_.grad), span_of(steps_.grad));
+      return;
+    }
     detail::ste_mask_accumulate(wq_fmt_.info(), w_.value.data(), gw_buf_.data(), w_.grad.data(), w_.grad.size());
   }
   /// Adds d(loss)/d(bias_q) (one value per bias element) to the bias grad through the STE mask.
@@ -453,7 +494,47 @@ class weighted_layer : public layer {
 
   [[nodiscard]] std::size_t out_c() const noexcept { return output_shape().c; }
 
+ private:
+  static std::span<const float> span_of(const xt::xarray<float>& a) noexcept { return {a.data(), a.size()}; }
+  static std::span<float> span_of(xt::xarray<float>& a) noexcept { return {a.data(), a.size()}; }
+  static std::span<const std::size_t> shape_of(const xt::xarray<float>& a) noexcept {
+    return {a.shape().data(), a.dimension()};
+  }
+
+  /// Sizes the step parameter for the weight quantizer (zeros: not yet initialised).
+  void reset_weight_steps() {
+    steps_.name = kind() + ".weight_step";
+    steps_.decay = false;
+    const std::size_t k = wq_fmt_.learned() && w_.value.dimension() > 0 ? wq_fmt_.step_count(shape_of(w_.value)) : 0;
+    steps_.value = xt::zeros<float>({k});
+    steps_.grad = xt::zeros<float>({k});
+  }
+
+  /// Quantizes the weights with their learned steps, first setting every step that is still 0
+  /// from the weights (LSQ's initial step). A step the optimizer drove to a negative or
+  /// non-finite value stops the pass with an error naming the layer (lower the learning rate).
+  void quantize_learned_weights() {
+    float* s = steps_.value.data();
+    const std::size_t k = steps_.value.size();
+    if (std::any_of(s, s + k, [](float v) { return v == 0.0f; })) {
+      std::vector<float> init(k);
+      wq_fmt_.init_steps(span_of(w_.value), shape_of(w_.value), init);
+      for (std::size_t j = 0; j < k; ++j)
+        if (s[j] == 0.0f) s[j] = init[j];
+    }
+    for (std::size_t j = 0; j < k; ++j)
+      if (!(s[j] > 0.0f) || !std::isfinite(s[j]))
+        throw invalid_argument("qnas::nn::" + kind() + "::forward",
+                               qnas::detail::cat("the learned weight step ", j, " of ", wq_fmt_.name(), " is ", s[j],
+                                                 "; a step must stay a finite number > 0 (lower the learning rate)"));
+    detail::ensure_shape(wq_buf_, w_.value.shape());
+    wq_fmt_.quantize_with_steps(span_of(w_.value), span_of(wq_buf_), shape_of(w_.value), span_of(steps_.value));
+  }
+
+ protected:
+
   parameter w_, b_;
+  parameter steps_;  // learned steps of an lsq weight quantizer (empty otherwise)
   bool use_bias_ = true;
   quantizer wq_fmt_, bq_fmt_;
   xt::xarray<float> wq_buf_, bq_buf_, gw_buf_, gb_buf_;

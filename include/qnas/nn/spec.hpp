@@ -36,6 +36,15 @@ constexpr format_info info_of_argument() {
   else
     return info_of<F>();
 }
+/// Learned quantization steps a layer with weight format W keeps (lsq: one per tensor or per
+/// output channel; other formats: none), counted with its parameters.
+template <class W>
+constexpr std::size_t weight_step_count(std::size_t channels) {
+  if constexpr (learned_scale_format<W>)
+    return W::per_channel_scales ? channels : 1;
+  else
+    return 0;
+}
 template <class W, class B, class A>
 layer_formats formats_of() {
   return {to_quantizer<W>(), to_quantizer<B>(), to_quantizer<A>()};

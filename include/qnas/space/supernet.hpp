@@ -104,7 +104,12 @@ struct format_decision_traits {
 template <fixed_string N, class... Ts>
 struct format_decision_traits<type_choice<N, Ts...>> {
   static constexpr bool is_format = (number_format<Ts> && ...);
-  static std::vector<quantizer> quantizers() { return {quantizer::of<Ts>()...}; }
+  static std::vector<quantizer> quantizers() {
+    static_assert(!(learned_scale_format<Ts> || ...),
+                  "qnas supernet: a format decision's alternatives must not learn their steps (lsq): supernet branches "
+                  "share weights and keep no step parameters; use scaled<..., alpha_auto_po2<>> for data-dependent scales");
+    return {quantizer::of<Ts>()...};
+  }
 };
 }  // namespace detail
 
