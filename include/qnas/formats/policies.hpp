@@ -60,7 +60,19 @@ struct stochastic {
 };
 
 /// The function object that applies stochastic rounding with a caller-owned engine.
-/// It draws 24 uniform bits per call, so the result is a deterministic function of the seed.
+/// It calls the engine once per value and uses 24 of its bits, u = k * 2^-24 (k uniform in
+/// [0, 2^24)), so the result is a deterministic function of the seed. With a = |v| and
+/// f = frac(a), |v| goes up to floor(a) + 1 when f >= 1 - u (v >= 0) or u < f (v < 0), so
+/// P(round up) = frac(v) truncated to a multiple of 2^-24 (to within 2^-24 of frac(v)): the
+/// draw is 24 bits, and a float's fractional part is exact, so no float sum blurs it. Every
+/// comparison is between exact floats: floor(a) is exact, f = a - floor(a) is exact (Sterbenz
+/// for a >= 1), 1 - u is exact. Integer-valued v (|v| >= 2^23 included), NaN and Inf are
+/// returned unchanged.
+///
+/// Until this version the rounder returned floor(v + u) computed in float; for |v| near 2^22
+/// the sum v + u rounds to v's spacing, so an integer could move up (with probability about
+/// half that spacing) and P(up) was off by up to a quarter. The draws are the same (one engine
+/// call per value, the same 24 bits) and, where v + u was exact, the result is the same.
 template <std::uniform_random_bit_generator Engine>
 class stochastic_rounder {
  public:
@@ -75,7 +87,14 @@ class stochastic_rounder {
     const float u = static_cast<float>(bits & 0xFFFFFFu) * 0x1p-24f;  // uniform in [0, 1)
     const float a = detail::fabs(v);
     if (!(a < 0x1p23f)) return v;  // already an integer (or NaN/Inf)
-    return detail::floor_small(v + u);
+    const float fl = detail::floor_small(a);
+    const float f = a - fl;  // exact: frac(|v|)
+    if (f == 0.0f) return v;  // integer-valued (keeps -0)
+    // v >= 0 goes up when u + f >= 1, as floor(v + u) did in exact arithmetic; v < 0 goes up
+    // (|v| goes down) when u + (1 - f) >= 1, i.e. |v| goes up when u < f
+    const bool grow = v < 0.0f ? (u < f) : (f >= 1.0f - u);
+    const float m = fl + (grow ? 1.0f : 0.0f);
+    return v < 0.0f ? 0.0f - m : m;  // 0 - 0 is +0, as floor(v + u) gave
   }
 
  private:
