@@ -1,3 +1,3 @@
-// expect-error: fixed_point<Bits, ...>: Bits must be in \[1, 24\]
+// expect-error: fixed_point<Bits, Integer, \.\.\.>: Bits must be in \[1, 32\]
 #include "qnas/formats/fixed_point.hpp"
 qnas::fixed_point<0, 0> f;

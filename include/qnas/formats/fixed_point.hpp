@@ -35,9 +35,8 @@ namespace qnas {
 template <int Bits, int Integer = 0, bool KeepNegative = true, bool Symmetric = false,
           rounding_policy Rounding = nearest_even>
 struct fixed_point {
-  // [1, 24] and [25, 32] are one rule, named twice because the codes take two paths (see above)
-  static_assert(Bits >= 1 && Bits <= 32,
-                "fixed_point<Bits, ...>: Bits must be in [1, 24] (float-exact codes) or [25, 32] (int32 codes)");
+  // one rule for all widths; codes above 24 bits take another path (see above), not another rule
+  static_assert(Bits >= 1 && Bits <= 32, "fixed_point<Bits, Integer, ...>: Bits must be in [1, 32]");
   static_assert(!KeepNegative || Bits >= 2,
                 "fixed_point<Bits, Integer, KeepNegative>: a signed format (KeepNegative) needs Bits >= 2");
   static_assert(Integer <= Bits - static_cast<int>(KeepNegative),
