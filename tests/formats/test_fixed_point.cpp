@@ -384,9 +384,7 @@ TEST_CASE("fixed_point above 24 bits: laws (check_format)") {
   check(std::type_identity<fixed_point<32, 16, true, true>>{});
   check(std::type_identity<fixed_point<32, 0, true, false, toward_zero>>{});
   check(std::type_identity<fixed_point<32, 0, true, false, nearest_away>>{});
-  // (no stochastic 32-bit case: qnas::stochastic_rounder adds its draw to v in float, which
-  // is not exact once |v| nears 2^23 (an integer v can move up), so q(q(x)) != q(x) for some
-  // codes of 23 bits and more; that is the rounder's, not the format's, and it is reported)
+  // (stochastic 32-bit cases: tests/formats/test_stochastic_rounding_large.cpp)
   check(std::type_identity<fixed_relu<25, 0>>{});
   check(std::type_identity<fixed_relu<32, 32>>{});
 }
