@@ -2,10 +2,11 @@
 //
 // Reference model: 28x28x1 -> conv 3x3/2 16 -> relu -> conv 3x3/2 32 -> relu -> conv 3x3/2 64 ->
 // relu -> flatten -> dense 10, 8-bit fixed-point weights and activations, 16-bit accumulators.
-// Per layer the search picks the kernel quantizer (binary, ternary, fixed 2/4/8-bit, po2 4-bit),
+// Per layer the search picks the kernel quantizer (binary, ternary, fixed 2/4/8-bit, each with
+// QKeras' alpha='auto_po2' scale per output channel; po2 4-bit),
 // the activation quantizer (binary, ternary, relu 3/4/8-bit, relu po2 4-bit) and the filter
 // count (x0.5, x0.75, x1, x1.5, x2 of the reference); the dense layer picks its kernel quantizer.
-// Biases keep the reference's 8-bit fixed-point format.
+// Biases keep the reference's 8-bit fixed-point format (auto_po2 scale).
 // Each trial trains the candidate on a proxy task (search/train_evaluator.hpp), prices it with
 // qtools' energy model through the nn -> energy bridge, and scores it as AutoQKeras does:
 // validation accuracy x forgiving factor on energy (delta_p = delta_n = 8 %, rate 2) relative to
@@ -45,6 +46,7 @@
 #include <qnas/formats/binary.hpp>
 #include <qnas/formats/fixed_point.hpp>
 #include <qnas/formats/po2.hpp>
+#include <qnas/formats/scaled.hpp>
 #include <qnas/formats/ternary.hpp>
 #include <qnas/nn.hpp>
 #include <qnas/search/block_schedule.hpp>
@@ -79,14 +81,16 @@ namespace en = qnas::energy;
 
 namespace {
 
-using qnas::examples::pow2;
-
-// Kernel quantizers of a layer whose He-initialised weights have a standard deviation near 2^S
-// (sqrt(2 / fan-in): conv1 0.47, conv2 0.12, conv3 0.08, dense 0.04). The fixed scales play the
-// part of QKeras' alpha: binary and ternary step by 2^S, fixed point covers [-2^(S+1), 2^(S+1)).
-template <fixed_string Name, int S>
-using kernel_choice = type_choice<Name, binary<S>, ternary<S, pow2(S) / 2>, fixed_point<2, S + 1>,
-                                  fixed_point<4, S + 1>, fixed_point<8, S + 1>, po2<4, pow2(S + 1)>>;
+// Kernel quantizers: AutoQKeras' default kernel list with QKeras' alpha='auto_po2' on the
+// binary, ternary and fixed-point ones: one power-of-two scale per output channel, found from
+// the weights at every training step (formats/scaled.hpp), so no layer needs a hand-set scale.
+// po2 is quantized_po2(4, 1): signed powers of two up to 1.
+template <fixed_string Name>
+using kernel_choice =
+    type_choice<Name, scaled<binary<0>, alpha_auto_po2<>>, scaled<ternary<0>, alpha_auto_po2<>>,
+                scaled<fixed_point<2, 0, true, true>, alpha_auto_po2<>>,
+                scaled<fixed_point<4, 0, true, true>, alpha_auto_po2<>>,
+                scaled<fixed_point<8, 0, true, true>, alpha_auto_po2<>>, po2<4, 1.0>>;
 // Activation quantizers. binary and ternary replace the relu (sign-like activations, as in QKeras);
 // the others quantize a relu's output.
 template <fixed_string Name>
@@ -96,31 +100,27 @@ using activation_choice = type_choice<Name, binary<0>, ternary<0, 0.5>, fixed_re
 template <fixed_string Name, int F>
 using filter_choice = choice<Name, F / 2, 3 * F / 4, F, 3 * F / 2, 2 * F>;
 
-// The weight scale S of each weighted layer (conv1, conv2, conv3, dense).
-constexpr std::array<int, 4> scale_of = {-1, -3, -3, -4};
+using autoq_space = space<kernel_choice<"conv1.kernel">, activation_choice<"conv1.activation">,
+                          filter_choice<"conv1.filters", 16>,  //
+                          kernel_choice<"conv2.kernel">, activation_choice<"conv2.activation">,
+                          filter_choice<"conv2.filters", 32>,  //
+                          kernel_choice<"conv3.kernel">, activation_choice<"conv3.activation">,
+                          filter_choice<"conv3.filters", 64>,  //
+                          kernel_choice<"dense.kernel">>;
 
-using autoq_space = space<kernel_choice<"conv1.kernel", scale_of[0]>, activation_choice<"conv1.activation">,
-                          filter_choice<"conv1.filters", 16>,                                      //
-                          kernel_choice<"conv2.kernel", scale_of[1]>, activation_choice<"conv2.activation">,
-                          filter_choice<"conv2.filters", 32>,                                      //
-                          kernel_choice<"conv3.kernel", scale_of[2]>, activation_choice<"conv3.activation">,
-                          filter_choice<"conv3.filters", 64>,                                      //
-                          kernel_choice<"dense.kernel", scale_of[3]>>;
-
-// Biases are not searched: every layer keeps the reference's 8-bit fixed-point bias whatever
-// its kernel format, as AutoQKeras draws bias quantizers from a separate list of 4- and 8-bit
-// formats (a binary bias could only be +-2^S).
-template <int S>
-using bias_format = fixed_point<8, S + 1>;
+// Biases are not searched: every layer keeps an 8-bit fixed-point bias with an auto_po2 scale
+// (one per bias vector) whatever its kernel format, as AutoQKeras draws bias quantizers from a
+// separate list of 4- and 8-bit formats (a binary bias could only be +-its scale).
+using bias_format = scaled<fixed_point<8, 0, true, true>, alpha_auto_po2<>>;
 
 constexpr std::array<const char*, 4> layer_names = {"conv1", "conv2", "conv3", "dense"};
 constexpr std::array<int, 3> reference_filters = {16, 32, 64};
 // The reference: fixed 8-bit kernels (index 4), 8-bit relu (index 4), x1 filters (index 2).
 const candidate reference_candidate({4, 4, 2, 4, 4, 2, 4, 4, 2, 4});
 
-template <fixed_string K, fixed_string A, fixed_string F, int S>
+template <fixed_string K, fixed_string A, fixed_string F>
 void add_conv(nn::sequential& net, const autoq_space& s, const candidate& c) {
-  const quantizer w = quantizer_of<K>(s, c), b = quantizer::of<bias_format<S>>();
+  const quantizer w = quantizer_of<K>(s, c), b = quantizer::of<bias_format>();
   const quantizer a = quantizer_of<A>(s, c);
   const auto filters = static_cast<std::size_t>(get<F>(s, c));
   const bool sign_like = a.info().family == format_family::binary || a.info().family == format_family::ternary;
@@ -137,12 +137,12 @@ void add_conv(nn::sequential& net, const autoq_space& s, const candidate& c) {
 std::unique_ptr<nn::sequential> build(const candidate& c) {
   const autoq_space s;
   auto net = std::make_unique<nn::sequential>(nn::image(28, 28, 1));
-  add_conv<"conv1.kernel", "conv1.activation", "conv1.filters", scale_of[0]>(*net, s, c);
-  add_conv<"conv2.kernel", "conv2.activation", "conv2.filters", scale_of[1]>(*net, s, c);
-  add_conv<"conv3.kernel", "conv3.activation", "conv3.filters", scale_of[2]>(*net, s, c);
+  add_conv<"conv1.kernel", "conv1.activation", "conv1.filters">(*net, s, c);
+  add_conv<"conv2.kernel", "conv2.activation", "conv2.filters">(*net, s, c);
+  add_conv<"conv3.kernel", "conv3.activation", "conv3.filters">(*net, s, c);
   net->emplace<nn::flatten_layer>();
   const quantizer w = quantizer_of<"dense.kernel">(s, c);
-  net->emplace<nn::dense_layer>(10, nn::layer_formats{w, quantizer::of<bias_format<scale_of[3]>>(), {}});
+  net->emplace<nn::dense_layer>(10, nn::layer_formats{w, quantizer::of<bias_format>(), {}});
   return net;
 }
 
@@ -259,8 +259,8 @@ int run(int argc, char** argv) {
   qs::train_evaluator_options eo;
   eo.training = {.epochs = epochs, .batch_size = 32, .learning_rate = 2e-3f};
   // Master weights clamped to their quantizer's range after every update (BinaryConnect): the
-  // clipped straight-through estimator gives a weight outside the range no gradient, and with
-  // scales near the He-initialisation spread up to a third of a binary or ternary kernel starts there.
+  // clipped straight-through estimator gives a weight outside the range no gradient. It acts on
+  // the po2 kernels (range [-1, 1]); auto_po2 scales follow the weights, so those have no range.
   eo.training.clip_weights = true;
   eo.bridge = {.input_format = info_of<uint8>(), .max_accumulator_bits = 16};  // 8-bit pixels, 16-bit accumulators
   eo.energy = {en::memory_kind::sram, en::memory_kind::sram, 134217728.0 /* 2^27 bits */, false};
