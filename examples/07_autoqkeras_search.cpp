@@ -13,10 +13,11 @@
 // the reference model's energy. Candidates costing more energy than the reference are rejected
 // before training (a hard constraint on the untrained estimate).
 //
-// Usage: 07_autoqkeras_search [--strategy random|evolution|reinforce] [--block] [--mnist DIR]
-//                             [--out DIR] [--resume] [--full] [--trials N] [--epochs N]
+// Usage: 07_autoqkeras_search [--strategy random|evolution|reinforce] [--block]
+//                             [--data DIR | --mnist DIR | --synthetic] [--out DIR] [--resume] [--full] [--trials N] [--epochs N]
 //                             [--final-epochs N] [--final-seeds N] [--delta P] [--threads N] [--seed N]
-// Default (ctest): synthetic data, 2,000 training / 500 validation images, 16 trials, 1 epoch;
+// Default (ctest): Fashion-MNIST, 2,000 training / 500 validation images (from its training set,
+//   split 54,000 / 6,000 with seed 1), 16 trials, 1 epoch;
 //   checks the direction of the claim: the best model uses less energy than the reference and
 //   loses at most 5 accuracy points.
 // Every training clamps the quantized layers' master weights to their format's range after each
@@ -28,8 +29,13 @@
 // mean accuracies.
 // --delta P: the forgiving factor's delta_p = delta_n in % per halving of energy (8, AutoQKeras'
 //   example; the claims are stated for 8).
-// --mnist DIR: the MNIST test set split 8,000 / 2,000 (the data of the full claim).
-// --full: MNIST (--mnist DIR, else $QNAS_SHARED_DATA/mnist, else 10,000 synthetic images),
+// Data: --mnist DIR: the MNIST test set split 8,000 / 2,000 (the data of the full claim);
+//   --synthetic: qnas::data::make_synthetic images (2,500, or 10,000 with --full), split 4:1;
+//   otherwise Fashion-MNIST, found by --data DIR, else $QNAS_DATA, else the Debian folder
+//   (docs/data_and_training.md). Without it at the Debian folder the program prints the apt-get
+//   line and exits 77, which ctest reports as skipped; a folder --data or $QNAS_DATA names must
+//   hold it (exit status 1).
+// --full: MNIST (--mnist DIR, else $QNAS_SHARED_DATA/mnist, else Fashion-MNIST 8,000 / 2,000),
 //   2 epochs per trial, up to 160 trials within 12 minutes; checks the claim: >= 74 % less
 //   energy than the reference at <= 2 points validation-accuracy loss.
 // Writes into --out (default autoqkeras_out): settings.txt, log.jsonl, checkpoint.json (after
@@ -198,13 +204,20 @@ int run(int argc, char** argv) {
   bool block = false;
   std::size_t final_epochs = 0, final_seeds = 0;
   double delta = 8.0;  // the forgiving factor's delta_p = delta_n, % of the score per halving of energy
+  bool synthetic = false;
+  std::filesystem::path data_dir;
   const auto set = qnas::examples::parse_search_cli(
       argc, argv, "07_autoqkeras_search",
-      "07_autoqkeras_search [--strategy random|evolution|reinforce] [--block] [--mnist DIR]\n"
-      "                            [--out DIR] [--resume] [--full] [--trials N] [--epochs N]\n"
+      "07_autoqkeras_search [--strategy random|evolution|reinforce] [--block]\n"
+      "                            [--data DIR | --mnist DIR | --synthetic] [--out DIR] [--resume] [--full] [--trials N] [--epochs N]\n"
       "                            [--final-epochs N] [--final-seeds N] [--delta P] [--threads N] [--seed N]",
       "autoqkeras_out", [&](const std::string& a, const qnas::examples::cli_value& value) {
         if (a == "--block") return block = true;
+        if (a == "--synthetic") return synthetic = true;
+        if (a == "--data") {
+          data_dir = value();
+          return true;
+        }
         if (a == "--final-epochs") {
           final_epochs = value.number();
           return true;
@@ -231,12 +244,17 @@ int run(int argc, char** argv) {
   const std::size_t batch = set.threads;  // asks per batch = concurrent trainings
   // Parallelism is across trials; one BLAS thread each avoids oversubscribing the cores.
   if (set.threads > 1) nn::set_blas_threads(1);
-  const std::filesystem::path mnist = qnas::examples::find_mnist(set);
+  if (int(!data_dir.empty()) + int(!set.mnist.empty()) + int(synthetic) > 1)
+    set.fail("--data, --mnist and --synthetic choose different data sets; give one");
+  const std::filesystem::path mnist = synthetic || !data_dir.empty() ? std::filesystem::path{} : qnas::examples::find_mnist(set);
+  const std::string data_label = !mnist.empty() ? mnist.string()
+                                 : synthetic    ? std::string("synthetic")
+                                                : "Fashion-MNIST " + (data_dir.empty() ? std::string("(default folder)") : data_dir.string());
   // Checked before the data loads and the reference trains: a rerun must not overwrite a
   // search, and a resumed one must search the same way (the trial budget may grow, except with
   // --block, whose blocks are sized from it; the final training's options may change).
   const qnas::examples::run_settings settings = {
-      {"--mnist", mnist.empty() ? "synthetic" : mnist.string()}, {"--full", set.full ? "yes" : "no"},
+      {"--data", data_label}, {"--full", set.full ? "yes" : "no"},
       {"--strategy", strategy_name}, {"--block", block ? "yes" : "no"},
       {"--trials", block ? std::to_string(trials) : "any"}, {"--epochs", std::to_string(epochs)},
       {"--delta", [&] { std::ostringstream os; os << delta; return os.str(); }()},
@@ -244,11 +262,21 @@ int run(int argc, char** argv) {
   qnas::examples::check_out(set, set.out, set.resume, settings);
 
   // ---- data -----------------------------------------------------------------------------------
-  // Full size (10,000 images split 8,000 / 2,000) on MNIST or with --full; 2,500 synthetic
-  // images split 2,000 / 500 in the reduced default.
+  // 8,000 training / 2,000 validation images with --full or on MNIST, else 2,000 / 500.
   const bool full_size = set.full || !mnist.empty();
-  const auto [all, source] = qnas::examples::load_proxy_data(mnist, full_size ? 10000u : 2500u);
-  auto parts = data::split(all, all.size() / 5, 11);
+  data::split_result parts;
+  std::string source;
+  if (!mnist.empty() || synthetic) {
+    auto proxy = qnas::examples::load_proxy_data(mnist, full_size ? 10000u : 2500u);
+    parts = data::split(proxy.all, proxy.all.size() / 5, 11);
+    source = std::move(proxy.source);
+  } else {
+    auto fashion = qnas::examples::load_training_data(set, data_dir, {}, false, full_size ? 8000 : 2000);
+    if (!fashion) return qnas::examples::skipped_status;
+    parts.train = std::move(fashion->train);
+    parts.validation = full_size ? std::move(fashion->validation) : data::head(fashion->validation, 500);
+    source = fashion->source;
+  }
   qnas::examples::print_blas_advice();
   std::cout << "data: " << source << ": " << parts.train.size() << " training / " << parts.validation.size()
             << " validation images; " << trials << " trials, " << epochs << " epoch(s) each, strategy "
@@ -265,8 +293,7 @@ int run(int argc, char** argv) {
   eo.bridge = {.input_format = info_of<uint8>(), .max_accumulator_bits = 16};  // 8-bit pixels, 16-bit accumulators
   eo.energy = {en::memory_kind::sram, en::memory_kind::sram, 134217728.0 /* 2^27 bits */, false};
   const auto& desc = describe<autoq_space>();
-  const qs::train_evaluator<en::qtools_compat> evaluator(desc, build, std::move(parts.train),
-                                                         std::move(parts.validation), eo);
+  const qs::train_evaluator<en::qtools_compat> evaluator(desc, build, parts.train, parts.validation, eo);
 
   auto ref_net = build(reference_candidate);
   std::cout << "\nreference model:\n" << *ref_net;
@@ -341,7 +368,7 @@ int run(int argc, char** argv) {
   // the one with the highest score on its mean accuracy is the result; it and the reference are
   // then trained with `final_seeds` fresh seeds, and the claim compares those mean accuracies
   // (the seeds that chose the model do not also measure it).
-  // The reduced mode: 3 finalists, 12 epochs and 2 seeds. On its small synthetic set a 2-epoch
+  // The reduced mode: 3 finalists, 12 epochs and 2 seeds. On its small training set a 2-epoch
   // training leaves the models far from converged, and one seed moves the accuracy by +-5 points.
   const std::size_t finalist_count = set.full ? 5 : 3;
   std::vector<const qs::trial_record*> finalists;
@@ -357,11 +384,10 @@ int run(int argc, char** argv) {
         finalists.push_back(r);
     }
   }
-  auto final_parts = data::split(all, all.size() / 5, 11);
   qs::train_evaluator_options fo = eo;
   fo.training.epochs = final_epochs;
-  const qs::train_evaluator<en::qtools_compat> final_eval(desc, build, std::move(final_parts.train),
-                                                          std::move(final_parts.validation), fo);
+  const qs::train_evaluator<en::qtools_compat> final_eval(desc, build, std::move(parts.train),
+                                                          std::move(parts.validation), fo);
   // Validation accuracy of every (candidate, seed) pair, trained on set.threads threads.
   const auto final_accuracies = [&](const std::vector<std::pair<candidate, std::uint64_t>>& jobs) {
     std::vector<double> acc(jobs.size());
