@@ -18,15 +18,17 @@
 //                             [--final-epochs N] [--final-seeds N] [--delta P] [--threads N] [--seed N]
 // Default (ctest): Fashion-MNIST, 2,000 training / 500 validation images (from its training set,
 //   split 54,000 / 6,000 with seed 1), 16 trials, 1 epoch;
-//   checks the direction of the claim: the best model uses less energy than the reference and
-//   loses at most 5 accuracy points.
+//   checks the direction of the claim: the best-scoring model uses less energy than the reference
+//   and loses at most 5 accuracy points.
 // Every training clamps the quantized layers' master weights to their format's range after each
 // update (train::weight_clip, BinaryConnect).
-// After the search, as AutoQKeras trains the model it returns, the 5 best-scoring models (3 in the
-// reduced mode) are trained again for --final-epochs (12; 8 with --full) with --final-seeds seeds
-// each (2; 3 with --full); the one with the highest score on its mean accuracy is the best model.
-// It and the reference are then trained with as many fresh seeds, and the claim is checked on the
-// mean accuracies.
+// After the search, as AutoQKeras trains the model it returns, finalists are trained again for
+// --final-epochs (12; 8 with --full) with --final-seeds seeds each (2; 3 with --full): the 5
+// best-scoring models (3 in the reduced mode), of which the highest score on the mean accuracy is
+// the best-scoring model; and the 5 (3) most accurate models of the search's Pareto front with
+// >= 74 % less energy than the reference, of which the most accurate is the front's model. Both
+// and the reference are then trained with as many fresh seeds, and the figures compare the mean
+// accuracies.
 // --delta P: the forgiving factor's delta_p = delta_n in % per halving of energy (8, AutoQKeras'
 //   example; the claims are stated for 8).
 // Data: --mnist DIR: the MNIST test set split 8,000 / 2,000 (the data of the full claim);
@@ -36,8 +38,9 @@
 //   line and exits 77, which ctest reports as skipped; a folder --data or $QNAS_DATA names must
 //   hold it (exit status 1).
 // --full: MNIST (--mnist DIR, else $QNAS_SHARED_DATA/mnist, else Fashion-MNIST 8,000 / 2,000),
-//   2 epochs per trial, up to 160 trials within 12 minutes; checks the claim: >= 74 % less
-//   energy than the reference at <= 2 points validation-accuracy loss.
+//   2 epochs per trial, up to 160 trials within 12 minutes; checks the claim: the search's Pareto
+//   front holds a model with >= 74 % less energy than the reference at <= 2 points
+//   validation-accuracy loss (the front's model).
 // Writes into --out (default autoqkeras_out): settings.txt, log.jsonl, checkpoint.json (after
 // every batch), report.txt, pareto.csv, pareto.svg. An --out that is not empty is refused (exit
 // status 2) unless --resume is given: then the search continues from the checkpoint (a killed
@@ -72,6 +75,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <numeric>
 #include <sstream>
 #include <string>
@@ -351,7 +355,6 @@ int run(int argc, char** argv) {
     rep << "reference: energy_pj " << ref_energy << ", accuracy " << ref_acc << "\n";
     res.print_report(rep);
   }
-  res.write_report_files(set.out / "");
 
   // ---- the search's best ------------------------------------------------------------------------
   const qs::trial_record& best = res.best_trial();
@@ -360,102 +363,156 @@ int run(int argc, char** argv) {
               best.values.at("accuracy"), epochs, 100.0 * (best.values.at("accuracy") - ref_acc));
 
   // ---- final training ------------------------------------------------------------------------------
-  // As AutoQKeras does with the model it returns, the best models are trained again to
+  // As AutoQKeras does with the model it returns, models of the search are trained again to
   // completion (final_epochs, same data and optimizer). Each trial's accuracy comes from one short
-  // training with one seed, so the highest of many search scores is partly that seed's luck, and
-  // one full training still varies by one to two points from seed to seed. So: the
-  // `finalist_count` highest-scoring distinct candidates are each trained with the same `final_seeds` seeds, and
-  // the one with the highest score on its mean accuracy is the result; it and the reference are
-  // then trained with `final_seeds` fresh seeds, and the claim compares those mean accuracies
-  // (the seeds that chose the model do not also measure it).
+  // training with one seed, so the best of many search figures is partly that seed's luck, and
+  // one full training still varies by one to two points from seed to seed. So a few finalists
+  // are each trained with the same `final_seeds` seeds and ranked on their mean accuracy; the
+  // chosen model and the reference are then trained with `final_seeds` fresh seeds, and the
+  // figures compare those means (the seeds that chose a model do not also measure it).
+  // Two choices are made this way:
+  //   - the best-scoring model: the `finalist_count` highest-scoring candidates, ranked on
+  //     mean accuracy x forgiving factor (what AutoQKeras returns);
+  //   - the front's model, the one the claim is about: among the search's Pareto front (search
+  //     accuracy up, energy down), the `finalist_count` most accurate candidates with at least
+  //     74 % less energy than the reference, ranked on mean accuracy.
   // The reduced mode: 3 finalists, 12 epochs and 2 seeds. On its small training set a 2-epoch
   // training leaves the models far from converged, and one seed moves the accuracy by +-5 points.
+  constexpr double claim_reduction = 0.74, claim_loss = 0.02;
   const std::size_t finalist_count = set.full ? 5 : 3;
-  std::vector<const qs::trial_record*> finalists;
-  {
-    std::vector<const qs::trial_record*> trained;
-    for (const auto& r : res.history)
-      if (!r.rejected && r.reward) trained.push_back(&r);
-    std::stable_sort(trained.begin(), trained.end(),
-                     [](const qs::trial_record* a, const qs::trial_record* b) { return *a->reward > *b->reward; });
-    for (const qs::trial_record* r : trained) {
-      if (finalists.size() == finalist_count) break;
-      if (std::none_of(finalists.begin(), finalists.end(), [r](const qs::trial_record* f) { return f->cand == r->cand; }))
-        finalists.push_back(r);
+  std::vector<const qs::trial_record*> trained;
+  for (const auto& r : res.history)
+    if (!r.rejected && r.reward) trained.push_back(&r);
+  const auto distinct_first = [&](std::vector<const qs::trial_record*> ranked) {
+    std::vector<const qs::trial_record*> out;
+    for (const qs::trial_record* r : ranked) {
+      if (out.size() == finalist_count) break;
+      if (std::none_of(out.begin(), out.end(), [r](const qs::trial_record* f) { return f->cand == r->cand; }))
+        out.push_back(r);
     }
+    return out;
+  };
+  const auto acc_of = [](const qs::trial_record* r) { return r->values.at("accuracy"); };
+  const auto energy_of = [](const qs::trial_record* r) { return r->values.at("energy_pj"); };
+  std::vector<const qs::trial_record*> by_score = trained;
+  std::stable_sort(by_score.begin(), by_score.end(),
+                   [](const qs::trial_record* a, const qs::trial_record* b) { return *a->reward > *b->reward; });
+  const std::vector<const qs::trial_record*> score_finalists = distinct_first(by_score);
+  std::vector<const qs::trial_record*> front;  // non-dominated in (search accuracy up, energy down)
+  for (const qs::trial_record* r : trained) {
+    const bool dominated = std::any_of(trained.begin(), trained.end(), [&](const qs::trial_record* o) {
+      return acc_of(o) >= acc_of(r) && energy_of(o) <= energy_of(r) && (acc_of(o) > acc_of(r) || energy_of(o) < energy_of(r));
+    });
+    if (!dominated && energy_of(r) <= (1.0 - claim_reduction) * ref_energy) front.push_back(r);
   }
+  std::stable_sort(front.begin(), front.end(),
+                   [&](const qs::trial_record* a, const qs::trial_record* b) { return acc_of(a) > acc_of(b); });
+  const std::vector<const qs::trial_record*> front_finalists = distinct_first(front);
+
   qs::train_evaluator_options fo = eo;
   fo.training.epochs = final_epochs;
   const qs::train_evaluator<en::qtools_compat> final_eval(desc, build, std::move(parts.train),
                                                           std::move(parts.validation), fo);
-  // Validation accuracy of every (candidate, seed) pair, trained on set.threads threads.
+  // Validation accuracy of every (candidate, seed) pair, trained on set.threads threads; a pair
+  // trained before (a model both choices consider) is not trained again.
+  std::map<std::pair<candidate, std::uint64_t>, double> trained_once;
   const auto final_accuracies = [&](const std::vector<std::pair<candidate, std::uint64_t>>& jobs) {
-    std::vector<double> acc(jobs.size());
+    std::vector<std::pair<candidate, std::uint64_t>> todo;
+    for (const auto& j : jobs)
+      if (!trained_once.contains(j) && std::find(todo.begin(), todo.end(), j) == todo.end()) todo.push_back(j);
+    std::vector<double> acc(todo.size());
     std::atomic<std::size_t> next{0};
-    qnas::examples::run_on_threads(std::min(set.threads, jobs.size()), [&] {
-      for (std::size_t i; (i = next++) < jobs.size();) acc[i] = final_eval(jobs[i].first, {0, jobs[i].second}).at("accuracy");
+    qnas::examples::run_on_threads(std::min(set.threads, todo.size()), [&] {
+      for (std::size_t i; (i = next++) < todo.size();) acc[i] = final_eval(todo[i].first, {0, todo[i].second}).at("accuracy");
     });
-    return acc;
+    for (std::size_t i = 0; i < todo.size(); ++i) trained_once[todo[i]] = acc[i];
+    std::vector<double> out;
+    for (const auto& j : jobs) out.push_back(trained_once.at(j));
+    return out;
   };
   const auto mean_of = [](const std::vector<double>& v, std::size_t from, std::size_t n) {
     return std::accumulate(v.begin() + static_cast<std::ptrdiff_t>(from),
                            v.begin() + static_cast<std::ptrdiff_t>(from + n), 0.0) / static_cast<double>(n);
   };
-  std::vector<std::pair<candidate, std::uint64_t>> jobs;
-  for (const qs::trial_record* f : finalists)
-    for (std::size_t k = 0; k < final_seeds; ++k) jobs.emplace_back(f->cand, qs::trial_seed(set.seed, (1u << 21) + k));
-  const std::vector<double> choice_acc = final_accuracies(jobs);
-  std::printf("\nfinal training: the %zu best-scoring models, %zu epochs each with %zu seed(s)\n", finalists.size(),
-              final_epochs, final_seeds);
-  std::printf("  %5s  %10s  %10s  %12s  %10s  %11s\n", "trial", "energy", "search acc", "search score", "final acc",
-              "final score");
-  std::size_t chosen = 0;
-  std::vector<double> final_score(finalists.size());
-  for (std::size_t i = 0; i < finalists.size(); ++i) {
-    const double e = finalists[i]->values.at("energy_pj"), a = mean_of(choice_acc, i * final_seeds, final_seeds);
-    final_score[i] = a * (1.0 + score.delta(e));
-    if (final_score[i] > final_score[chosen]) chosen = i;
-    std::printf("  %5zu  %9.1f%%  %10.4f  %12.4f  %10.4f  %11.4f\n", finalists[i]->index, 100.0 * e / ref_energy,
-                finalists[i]->values.at("accuracy"), *finalists[i]->reward, a, final_score[i]);
-  }
-  const qs::trial_record& pick = *finalists[chosen];
-
-  const autoq_space s;
-  std::cout << "\nbest model (trial " << pick.index << ", highest final score " << final_score[chosen] << "):\n";
-  std::printf("  %-6s %-22s %-26s %s\n", "layer", "kernel", "activation", "filters (reference)");
-  for (std::size_t l = 0; l < 4; ++l) {
-    const std::string k = desc.decisions()[l * 3].labels[pick.cand[l * 3]];
-    if (l == 3) {
-      std::printf("  %-6s %-22s %-26s %s\n", layer_names[l], k.c_str(), "-", "10 (10)");
-      break;
+  // Trains `finalists` with the choice seeds, prints them, returns the index of the highest rank.
+  const auto choose = [&](const std::vector<const qs::trial_record*>& finalists, const char* what, bool by_final_score) {
+    std::vector<std::pair<candidate, std::uint64_t>> jobs;
+    for (const qs::trial_record* f : finalists)
+      for (std::size_t k = 0; k < final_seeds; ++k) jobs.emplace_back(f->cand, qs::trial_seed(set.seed, (1u << 21) + k));
+    const std::vector<double> acc = final_accuracies(jobs);
+    std::printf("\nfinal training: %s, %zu epochs each with %zu seed(s)\n", what, final_epochs, final_seeds);
+    std::printf("  %5s  %10s  %10s  %12s  %10s  %11s\n", "trial", "energy", "search acc", "search score", "final acc",
+                "final score");
+    std::size_t chosen = 0;
+    std::vector<double> rank(finalists.size());
+    for (std::size_t i = 0; i < finalists.size(); ++i) {
+      const double e = energy_of(finalists[i]), a = mean_of(acc, i * final_seeds, final_seeds);
+      const double final_score = a * (1.0 + score.delta(e));
+      rank[i] = by_final_score ? final_score : a;
+      if (rank[i] > rank[chosen]) chosen = i;
+      std::printf("  %5zu  %9.1f%%  %10.4f  %12.4f  %10.4f  %11.4f\n", finalists[i]->index, 100.0 * e / ref_energy,
+                  acc_of(finalists[i]), *finalists[i]->reward, a, final_score);
     }
-    const std::string a = desc.decisions()[l * 3 + 1].labels[pick.cand[l * 3 + 1]];
-    const int f = std::stoi(desc.decisions()[l * 3 + 2].labels[pick.cand[l * 3 + 2]]);
-    const int rf = reference_filters[l];
-    const std::string change = f < rf ? "lost " + std::to_string(rf - f) : f > rf ? "gained " + std::to_string(f - rf) : "same";
-    std::printf("  %-6s %-22s %-26s %d (%d, %s)\n", layer_names[l], k.c_str(), a.c_str(), f, rf, change.c_str());
-  }
-  (void)s;
-  auto best_net = build(pick.cand);
-  std::cout << *best_net;
-  const double e_best = pick.values.at("energy_pj"), acc_best = pick.values.at("accuracy");
-  const double reduction = 1.0 - e_best / ref_energy;
-  std::printf("energy: %.0f pJ vs %.0f pJ for the reference: %.1f%% less\n", e_best, ref_energy, 100 * reduction);
-  std::printf("search accuracy (%zu epoch(s)): %.4f vs %.4f for the reference (%+.2f points)\n", epochs, acc_best,
-              ref_acc, 100 * (acc_best - ref_acc));
-  std::printf("bits: %.0f vs %.0f\n", pick.values.at("bits"), ref.at("bits"));
+    return chosen;
+  };
+  const qs::trial_record& pick = *score_finalists[choose(score_finalists, "the best-scoring models", true)];
+  const qs::trial_record* front_pick = nullptr;
+  if (front_finalists.empty())
+    std::printf("\nthe search's Pareto front holds no model with >= %.0f%% less energy than the reference\n",
+                100 * claim_reduction);
+  else
+    front_pick = front_finalists[choose(front_finalists, "the most accurate models of the front with >= 74% less energy",
+                                        false)];
 
-  jobs.clear();
-  for (const candidate* c : {&reference_candidate, &pick.cand})
+  const auto print_model = [&](const qs::trial_record& m, const std::string& title) {
+    std::cout << "\n" << title << ":\n";
+    std::printf("  %-6s %-22s %-26s %s\n", "layer", "kernel", "activation", "filters (reference)");
+    for (std::size_t l = 0; l < 4; ++l) {
+      const std::string k = desc.decisions()[l * 3].labels[m.cand[l * 3]];
+      if (l == 3) {
+        std::printf("  %-6s %-22s %-26s %s\n", layer_names[l], k.c_str(), "-", "10 (10)");
+        break;
+      }
+      const std::string a = desc.decisions()[l * 3 + 1].labels[m.cand[l * 3 + 1]];
+      const int f = std::stoi(desc.decisions()[l * 3 + 2].labels[m.cand[l * 3 + 2]]);
+      const int rf = reference_filters[l];
+      const std::string change = f < rf ? "lost " + std::to_string(rf - f) : f > rf ? "gained " + std::to_string(f - rf) : "same";
+      std::printf("  %-6s %-22s %-26s %d (%d, %s)\n", layer_names[l], k.c_str(), a.c_str(), f, rf, change.c_str());
+    }
+    auto net = build(m.cand);
+    std::cout << *net;
+    std::printf("energy: %.0f pJ vs %.0f pJ for the reference: %.1f%% less\n", energy_of(&m), ref_energy,
+                100 * (1.0 - energy_of(&m) / ref_energy));
+    std::printf("search accuracy (%zu epoch(s)): %.4f vs %.4f for the reference (%+.2f points)\n", epochs, acc_of(&m),
+                ref_acc, 100 * (acc_of(&m) - ref_acc));
+    std::printf("bits: %.0f vs %.0f\n", m.values.at("bits"), ref.at("bits"));
+  };
+  print_model(pick, "best-scoring model (trial " + std::to_string(pick.index) + ", highest final score)");
+  if (front_pick)
+    print_model(*front_pick, "the front's model (trial " + std::to_string(front_pick->index) +
+                                 ", most accurate after the final training with >= 74% less energy)");
+
+  // The check: the reference and the chosen models, fresh seeds.
+  std::vector<const candidate*> checked = {&reference_candidate, &pick.cand};
+  if (front_pick) checked.push_back(&front_pick->cand);
+  std::vector<std::pair<candidate, std::uint64_t>> jobs;
+  for (const candidate* c : checked)
     for (std::size_t k = 0; k < final_seeds; ++k) jobs.emplace_back(*c, qs::trial_seed(set.seed, (1u << 22) + k));
   const std::vector<double> check_acc = final_accuracies(jobs);
-  const double ref_final = mean_of(check_acc, 0, final_seeds), best_final = mean_of(check_acc, final_seeds, final_seeds);
-  const double drop = ref_final - best_final;
-  std::printf("final training (%zu epochs, %zu fresh seed(s)):", final_epochs, final_seeds);
-  for (std::size_t k = 0; k < final_seeds; ++k)
-    std::printf("%s%.4f / %.4f", k ? ", " : " ", check_acc[final_seeds + k], check_acc[k]);
-  std::printf(" (best / reference)\n  mean: best %.4f vs reference %.4f (%+.2f points)\n", best_final, ref_final,
-              -100 * drop);
+  const double ref_final = mean_of(check_acc, 0, final_seeds);
+  const auto report_check = [&](std::size_t slot, const char* who) {
+    const double mean = mean_of(check_acc, slot * final_seeds, final_seeds);
+    std::printf("final training (%zu epochs, %zu fresh seed(s)), %s:", final_epochs, final_seeds, who);
+    for (std::size_t k = 0; k < final_seeds; ++k)
+      std::printf("%s%.4f / %.4f", k ? ", " : " ", check_acc[slot * final_seeds + k], check_acc[k]);
+    std::printf(" (model / reference)\n  mean: %.4f vs reference %.4f (%+.2f points)\n", mean, ref_final,
+                100 * (mean - ref_final));
+    return ref_final - mean;
+  };
+  std::printf("\n");
+  const double drop = report_check(1, "best-scoring model");
+  const double front_drop = front_pick ? report_check(2, "the front's model") : 1.0;
+  const double reduction = 1.0 - energy_of(&pick) / ref_energy;
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   std::printf("search: %zu trials (%zu rejected before training), %.1f s; whole run %.1f s\n", res.history.size(),
               res.rejected, res.elapsed_s, wall);
@@ -471,6 +528,15 @@ int run(int argc, char** argv) {
                 "(%+.2f points): %s\n", within->index, 100.0 * (1.0 - within->values.at("energy_pj") / ref_energy),
                 within->values.at("accuracy"), 100.0 * (within->values.at("accuracy") - ref_acc),
                 to_string(within->cand, desc).c_str());
+
+  // The plot: every trained trial, the front, and the reference and chosen models marked.
+  std::vector<io::plot_series> marks;
+  marks.push_back({"reference", {{ref_energy, ref_acc}}, io::plot_series::style::scatter, "#2ca02c"});
+  marks.push_back({"best-scoring model", {{energy_of(&pick), acc_of(&pick)}}, io::plot_series::style::scatter, "#ff7f0e"});
+  if (front_pick)
+    marks.push_back({"the front's model", {{energy_of(front_pick), acc_of(front_pick)}}, io::plot_series::style::scatter,
+                     "#1f77b4"});
+  res.write_report_files(set.out / "", marks);
   std::cout << "files: " << (set.out / "log.jsonl").string() << " (one line per trial), "
             << (set.out / "checkpoint.json").string() << ", " << (set.out / "report.txt").string() << ", "
             << (set.out / "pareto.csv").string() << ", " << (set.out / "pareto.svg").string() << " (plot)\n";
@@ -478,12 +544,13 @@ int run(int argc, char** argv) {
   // ---- the claim -------------------------------------------------------------------------------------
   bool ok = true;
   if (set.full) {
-    ok = reduction >= 0.74 && drop <= 0.02;
-    std::printf("claim (full): >= 74%% less energy at <= 2 points accuracy loss: %s\n", ok ? "holds" : "FAILS");
+    ok = front_pick != nullptr && front_drop <= claim_loss;
+    std::printf("claim (full): the search's Pareto front holds a model with >= 74%% less energy at <= 2 points "
+                "accuracy loss: %s\n", ok ? "holds" : "FAILS");
   } else {
     ok = reduction > 0 && drop <= 0.05;
-    std::printf("claim (reduced): less energy than the reference at <= 5 points accuracy loss: %s\n",
-                ok ? "holds" : "FAILS");
+    std::printf("claim (reduced): the best-scoring model has less energy than the reference at <= 5 points accuracy "
+                "loss: %s\n", ok ? "holds" : "FAILS");
   }
   return ok ? 0 : 1;
 }

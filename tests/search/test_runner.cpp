@@ -418,6 +418,13 @@ TEST_CASE("report: best candidate, Pareto CSV and SVG, per-decision table") {
   const auto svg = io::read_file(d.dir / "run_pareto.svg");
   CHECK(svg.find(">energy_pj</text>") != std::string::npos);
   CHECK(svg.find(">Pareto front</text>") != std::string::npos);
+  CHECK(svg.find(">chosen model</text>") == std::string::npos);
+  // marked points (the reference, the chosen model) are drawn on top, with their legend entries
+  res.write_report_files(d.dir / "marked_",
+                         {io::plot_series{"chosen model", {{0.5, 0.9}}, io::plot_series::style::scatter, "#1f77b4"}});
+  const auto marked = io::read_file(d.dir / "marked_pareto.svg");
+  CHECK(marked.find(">chosen model</text>") != std::string::npos);
+  CHECK(marked.size() > svg.size());
   std::ostringstream os;
   res.print_report(os);
   const auto rep = os.str();

@@ -181,8 +181,10 @@ struct search_result {
 
   /// Writes the report files: `<prefix>pareto.csv` and `<prefix>pareto.svg` (the first Pareto
   /// axis against the second over all trained trials, the front highlighted). Nothing is written
-  /// without Pareto axes; the SVG is skipped when there is only one.
-  void write_report_files(const std::filesystem::path& prefix) const {
+  /// without Pareto axes; the SVG is skipped when there is only one. `marks` are drawn on top
+  /// of the plot, each with its legend entry (e.g. the reference and the chosen model, as
+  /// (second axis, first axis) points).
+  void write_report_files(const std::filesystem::path& prefix, std::vector<io::plot_series> marks = {}) const {
     if (!has_front) return;
     const auto base = prefix.string();
     front.save_csv(base + "pareto.csv");
@@ -201,6 +203,7 @@ struct search_result {
     std::sort(fr.points.begin(), fr.points.end());
     plot.add(std::move(all));
     plot.add(std::move(fr));
+    for (auto& m : marks) plot.add(std::move(m));
     plot.save(base + "pareto.svg");
   }
 
