@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "qnas/nn.hpp"
+#include "qnas/energy/network.hpp"
+#include "qnas/energy/qtools_compat.hpp"
 #include "qnas/nn/fold.hpp"
 #include "qnas/space.hpp"
 #include "qnas/train/optimizer.hpp"
@@ -222,4 +224,23 @@ TEST_CASE("lsq as a decision of a search space: a candidate picks fixed or learn
     CHECK(d.weight_steps().value.size() == (k == 1 ? 3u : 0u));
     if (k == 1) CHECK(xt::any(xt::not_equal(d.weight_steps().grad, 0.0f)));
   }
+}
+
+TEST_CASE("the energy bridge prices lsq weights as their integer grid (the steps are not weights)") {
+  const auto make = [](const quantizer& w) {
+    auto net = std::make_unique<sequential>(image(12, 12, 1));
+    net->emplace<conv2d_layer>(8, 3, 2, padding::same, layer_formats{.weights = w});
+    net->emplace<relu_layer>();
+    net->emplace<flatten_layer>();
+    net->emplace<dense_layer>(10, layer_formats{.weights = w});
+    return net;
+  };
+  const auto learned = make(quantizer::of<w4>()), fixed = make(quantizer::of<fixed_point<4, 0>>());
+  const energy::bridge_options bo{.input_format = info_of<uint8>(), .accumulator_bits = 16};
+  const auto el = energy::price_model<energy::qtools_compat>(energy::describe_network(*learned, bo));
+  const auto ef = energy::price_model<energy::qtools_compat>(energy::describe_network(*fixed, bo));
+  CHECK(el.total_pj == ef.total_pj);
+  CHECK(el.macs == ef.macs);
+  CHECK((*learned)[0].describe().step_params == 8);
+  CHECK((*learned)[0].describe().params == 3 * 3 * 8 + 8 + 8);
 }

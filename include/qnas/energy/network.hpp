@@ -184,7 +184,7 @@ class builder {
                                : depthwise_conv2d("", in, w.kernel, w.stride, w.pad, 1, false);
       }
       check_shape(row, d, l.out);
-      const auto params = static_cast<long long>(d.params);
+      const auto params = static_cast<long long>(d.params - d.step_params);  // weights and biases
       if (params == l.weight_count() + l.out.c)
         l.use_bias = true;
       else if (params != l.weight_count())

@@ -40,6 +40,7 @@ struct layer_description {
   tensor_shape input{};
   tensor_shape output{};
   std::size_t params = 0;        ///< trainable scalars
+  std::size_t step_params = 0;   ///< of which learned quantization steps (lsq weight formats)
   std::size_t macs = 0;          ///< multiply-accumulates per sample (forward)
   format_info weight_format = float32_info;
   format_info bias_format = float32_info;
@@ -412,6 +413,7 @@ class weighted_layer : public layer {
   [[nodiscard]] layer_description describe() const override {
     layer_description d = layer::describe();
     d.params = w_.value.size() + (use_bias_ ? b_.value.size() : 0) + steps_.value.size();
+    d.step_params = steps_.value.size();
     d.weight_format = wq_fmt_.info();
     d.weight_format_name = wq_fmt_.name();
     d.bias_format = bq_fmt_.info();
