@@ -10,6 +10,7 @@
 #include <string>
 
 #include "qnas/formats/bfp.hpp"
+#include "qnas/formats/detail/block_simd.hpp"
 
 namespace qnas {
 
@@ -191,18 +192,33 @@ struct bfp_nonuniform {
     return k;
   }
 
+  /// Quantizes one block (`out` may alias `in` exactly). The element loop compares magnitude
+  /// bits with per-block thresholds (see quantize_n) instead of scaling every element to double.
   template <class R>
   static void quantize_block(const float* in, float* out, std::size_t n, R&) noexcept {
-    const std::uint32_t mx = detail::block_abs_max_bits(in, n);
-    if (mx > 0x7F800000u) return detail::fill_nan(out, n);
-    const int x = shared_exponent(mx);
-    const double inv = detail::nonuniform_pow2(-(x + 1)), scale = detail::nonuniform_pow2(x + 1);
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::uint32_t k = nearest_level(static_cast<double>(detail::fabs(in[i])) * inv);
-      const auto v = static_cast<float>(static_cast<double>(level_value[k]) * scale);
-      out[i] = (in[i] < 0.0f && v != 0.0f) ? -v : v;  // zero has no sign code: +0, as decode gives
-    }
+#if defined(QNAS_BLOCK_AVX2)
+    if (detail::block_avx2_available()) return quantize_block_avx2(in, out, n);
+#endif
+    quantize_block_baseline(in, out, n);
   }
+
+  /// quantize_block as the baseline build compiles it.
+  static void quantize_block_baseline(const float* in, float* out, std::size_t n) noexcept {
+    if (n == static_cast<std::size_t>(BlockSize))
+      quantize_n<BlockSize>(in, out, n);  // fixed trip count: vectorized, no remainder
+    else
+      quantize_n<0>(in, out, n);
+  }
+
+#if defined(QNAS_BLOCK_AVX2)
+  /// The same loops compiled for AVX2 (no FMA: bit for bit the baseline's values).
+  QNAS_BLOCK_AVX2_TARGET static void quantize_block_avx2(const float* in, float* out, std::size_t n) noexcept {
+    if (n == static_cast<std::size_t>(BlockSize))
+      quantize_n<BlockSize>(in, out, n);
+    else
+      quantize_n<0>(in, out, n);
+  }
+#endif
 
   template <class R>
   static std::uint64_t encode_block(const float* in, std::uint32_t* codes, std::size_t n, R&) {
@@ -247,6 +263,78 @@ struct bfp_nonuniform {
 
   static int shared_exponent(std::uint32_t mx) noexcept {
     return std::clamp(detail::ilog2_bits(mx, scale_min), scale_min, scale_max);
+  }
+
+  /// The definition, element by element, is: k = nearest_level(|x| * 2^-(X+1)) in double, value
+  /// float(L_k * 2^(X+1)) with x's sign unless it is zero. Scaling both sides of a comparison by
+  /// 2^(X+1) is exact in double, so `a > midpoint[j]` is |x| > T_j with T_j = midpoint[j] * 2^(X+1),
+  /// and `a == midpoint[j]` is |x| == T_j. For a float |x| these are |x| >= t_j with t_j the
+  /// smallest float above T_j (above or equal for odd j, whose ties go up): one integer compare
+  /// of magnitude bits per midpoint. The t_j increase with j, so the level is the last whose
+  /// threshold |x| reaches, picked by selects. The thresholds and the N level values (the
+  /// definition's own expression) depend only on X: a table of them per X, built once, when it
+  /// is small; else computed per block.
+  struct block_constants {
+    std::int32_t threshold[checks::n > 1 ? checks::n - 1 : 1];
+    std::uint32_t value[checks::n];
+  };
+
+  static void constants_of(int x, block_constants& k) noexcept {
+    const double scale = detail::nonuniform_pow2(x + 1);
+    for (std::size_t j = 0; j + 1 < checks::n; ++j) {
+      const double t = midpoint[j] * scale;
+      const float f = static_cast<float>(t);  // the nearest float: t_j is f or the float after it
+      const double fd = f;
+      const bool after = (j & 1u) ? fd < t : fd <= t;
+      k.threshold[j] = static_cast<std::int32_t>(detail::to_bits(f) + (after ? 1u : 0u));  // f >= 0: the next float
+    }
+    for (std::size_t l = 0; l < checks::n; ++l)
+      k.value[l] = detail::to_bits(static_cast<float>(static_cast<double>(level_value[l]) * scale));
+  }
+
+  static constexpr std::size_t exponents = static_cast<std::size_t>(scale_max - scale_min + 1);
+  static constexpr bool tabled = exponents * sizeof(block_constants) <= 64 * 1024;
+
+  static const block_constants& constants_at(int x) noexcept {
+    static const std::array<block_constants, exponents> table = [] {
+      std::array<block_constants, exponents> t;
+      for (std::size_t i = 0; i < exponents; ++i) constants_of(scale_min + static_cast<int>(i), t[i]);
+      return t;
+    }();
+    return table[static_cast<std::size_t>(x - scale_min)];
+  }
+
+  template <std::size_t Fixed>
+  QNAS_ALWAYS_INLINE static void quantize_n(const float* in, float* out, std::size_t n_dyn) noexcept {
+    const std::size_t n = Fixed ? Fixed : n_dyn;
+    const std::uint32_t mx = detail::block_abs_max_bits(in, n);
+    if (mx > 0x7F800000u) return detail::fill_nan(out, n);
+    const int x = shared_exponent(mx);
+    if constexpr (tabled) {
+      element_loop<Fixed>(in, out, n, constants_at(x));
+    } else {
+      block_constants k;
+      constants_of(x, k);
+      element_loop<Fixed>(in, out, n, k);
+    }
+  }
+
+  template <std::size_t Fixed>
+  QNAS_ALWAYS_INLINE static void element_loop(const float* in, float* out, std::size_t n_dyn, const block_constants& k) noexcept {
+    const std::size_t n = Fixed ? Fixed : n_dyn;
+#pragma omp simd
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint32_t xb = detail::to_bits(in[i]);
+      const auto a = static_cast<std::int32_t>(xb & 0x7FFFFFFFu);
+      std::uint32_t v = k.value[0];
+      for (std::size_t j = 0; j + 1 < checks::n; ++j) {
+        const std::uint32_t reached = 0u - static_cast<std::uint32_t>(a >= k.threshold[j]);  // a mask: no branch
+        v = (k.value[j + 1] & reached) | (v & ~reached);
+      }
+      // x < 0 (not -0) and a nonzero value: the negative value; zero has no sign code (+0)
+      const std::uint32_t neg = 0u - static_cast<std::uint32_t>((xb > 0x80000000u) & (v != 0u));
+      out[i] = detail::from_bits(v | (neg & 0x80000000u));
+    }
   }
 };
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "qnas/formats/bfp.hpp"
+#include "qnas/formats/detail/block_simd.hpp"
 
 namespace qnas {
 
@@ -128,19 +129,48 @@ struct bfp_outlier {
     return l;
   }
 
+  /// `out` may alias `in` exactly.
   template <class R>
   static void quantize_block(const float* in, float* out, std::size_t n, R& round) noexcept {
-    if (detail::block_abs_max_bits(in, n) > 0x7F800000u) return detail::fill_nan(out, n);
-    const layout l = analyse(in, n);
-    std::array<bool, BlockSize> is_outlier{};
-    for (int j = 0; j < l.count; ++j) is_outlier[l.slot[static_cast<std::size_t>(j)]] = true;
-    const detail::pow2_scaler to_code(magnitude_bits - 1 - l.exponent);
-    const float step = detail::exp2i(l.exponent - (magnitude_bits - 1));
-    for (std::size_t i = 0; i < n; ++i) {
-      const float hi = static_cast<float>(is_outlier[i] ? max_outlier_code : max_code);
-      out[i] = std::clamp(round(to_code(in[i])), -hi, hi) * step + 0.0f;  // +0, not -0, as decode gives
+    if constexpr (R::needs_engine) {
+      // draws in element order, outliers in place: the loop below, one element at a time
+      if (detail::block_abs_max_bits(in, n) > 0x7F800000u) return detail::fill_nan(out, n);
+      const layout l = analyse(in, n);
+      std::array<bool, BlockSize> is_outlier{};
+      for (int j = 0; j < l.count; ++j) is_outlier[l.slot[static_cast<std::size_t>(j)]] = true;
+      const detail::pow2_scaler to_code(magnitude_bits - 1 - l.exponent);
+      const float step = detail::exp2i(l.exponent - (magnitude_bits - 1));
+      for (std::size_t i = 0; i < n; ++i) {
+        const float hi = static_cast<float>(is_outlier[i] ? max_outlier_code : max_code);
+        out[i] = std::clamp(round(to_code(in[i])), -hi, hi) * step + 0.0f;  // +0, not -0, as decode gives
+      }
+    } else {
+#if defined(QNAS_BLOCK_AVX2)
+      if (detail::block_avx2_available()) return quantize_block_avx2(in, out, n, round);
+#endif
+      quantize_block_baseline(in, out, n, round);
     }
   }
+
+  /// quantize_block of a deterministic rounding as the baseline build compiles it.
+  template <class R>
+  static void quantize_block_baseline(const float* in, float* out, std::size_t n, R& round) noexcept {
+    if (n == static_cast<std::size_t>(BlockSize))
+      quantize_n<BlockSize>(in, out, n, round);  // fixed trip counts: vectorized, no remainders
+    else
+      quantize_n<0>(in, out, n, round);
+  }
+
+#if defined(QNAS_BLOCK_AVX2)
+  /// The same loops compiled for AVX2 (no FMA: bit for bit the baseline's values).
+  template <class R>
+  QNAS_BLOCK_AVX2_TARGET static void quantize_block_avx2(const float* in, float* out, std::size_t n, R& round) noexcept {
+    if (n == static_cast<std::size_t>(BlockSize))
+      quantize_n<BlockSize>(in, out, n, round);
+    else
+      quantize_n<0>(in, out, n, round);
+  }
+#endif
 
   template <class R>
   static std::uint64_t encode_block(const float* in, std::uint32_t* codes, std::size_t n, R& round) {
@@ -189,6 +219,123 @@ struct bfp_outlier {
   static constexpr std::uint32_t sign_bit = 1u << magnitude_bits;
   static constexpr std::uint64_t low_mask(int b) noexcept {
     return b >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << b) - 1;
+  }
+
+  /// analyse() and the element loop of quantize_block for a deterministic rounding: the
+  /// magnitude bits once, then per outlier a vectorized search for the first index holding the
+  /// current maximum and a max pass without it; every element is rounded with the ordinary
+  /// bound in one vectorized loop, and the K' outliers again afterwards with theirs.
+  template <std::size_t Fixed, class R>
+  QNAS_ALWAYS_INLINE static void quantize_n(const float* in, float* out, std::size_t n_dyn, R& round) noexcept {
+    const std::size_t n = Fixed ? Fixed : n_dyn;
+    if (n == 0) return;
+    std::int32_t mag[BlockSize];
+    std::int32_t top = 0;
+#pragma omp simd reduction(max : top)
+    for (std::size_t i = 0; i < n; ++i) {
+      mag[i] = static_cast<std::int32_t>(detail::to_bits(in[i]) & 0x7FFFFFFFu);
+      top = mag[i] > top ? mag[i] : top;
+    }
+    if (top > 0x7F800000) return detail::fill_nan(out, n);
+    constexpr int none = -100000;
+    const int e1 = detail::ilog2_bits(static_cast<std::uint32_t>(top), none);
+    const int from_top = e1 == none ? none : e1 - ExtraBits;
+    const std::size_t count = n < static_cast<std::size_t>(Outliers) ? n : static_cast<std::size_t>(Outliers);
+    std::size_t slot[Outliers];
+    float saved[Outliers];
+    if constexpr (Outliers == 1) {
+      // One outlier: the largest magnitude below the maximum, the number of elements holding
+      // the maximum (two of them: the rest's largest is the maximum) and the first index holding
+      // it, all in one pass that depends only on the maximum.
+      std::int32_t below = -1, held = 0, at = BlockSize;
+#pragma omp simd reduction(max : below) reduction(+ : held) reduction(min : at)
+      for (std::size_t i = 0; i < n; ++i) {
+        const std::int32_t v = mag[i] < top ? mag[i] : -1;
+        below = v > below ? v : below;
+        held += mag[i] == top ? 1 : 0;
+        const std::int32_t here = mag[i] == top ? static_cast<std::int32_t>(i) : BlockSize;
+        at = here < at ? here : at;
+      }
+      slot[0] = static_cast<std::size_t>(at);
+      saved[0] = in[at];  // `out` may be `in`
+      top = held > 1 ? top : below;
+    } else {
+      for (std::size_t j = 0;;) {
+        std::int32_t at = BlockSize;  // the first index holding `top`
+#pragma omp simd reduction(min : at)
+        for (std::size_t i = 0; i < n; ++i) {
+          const std::int32_t here = mag[i] == top ? static_cast<std::int32_t>(i) : BlockSize;
+          at = here < at ? here : at;
+        }
+        slot[j] = static_cast<std::size_t>(at);
+        saved[j] = in[at];  // `out` may be `in`
+        // mag[at] = -1 as a whole-vector select: a scalar store into the vectors the next pass
+        // loads would stall it (no store forwarding from a narrow store to a wide load)
+#pragma omp simd
+        for (std::size_t i = 0; i < n; ++i) mag[i] = static_cast<std::int32_t>(i) == at ? -1 : mag[i];
+        if (++j == count && count == n) break;  // every element an outlier: no (K'+1)-th magnitude
+        top = -1;
+#pragma omp simd reduction(max : top)
+        for (std::size_t i = 0; i < n; ++i) top = mag[i] > top ? mag[i] : top;
+        if (j == count) break;
+      }
+    }
+    const int from_rest = count < n ? detail::ilog2_bits(static_cast<std::uint32_t>(top), none) : none;
+    const int x = std::clamp(std::max(from_rest, from_top), scale_min, scale_max);
+    const detail::pow2_scaler to_code(magnitude_bits - 1 - x);
+    const float step = detail::exp2i(x - (magnitude_bits - 1));
+    constexpr float hi = static_cast<float>(max_code);
+    constexpr float hi_outlier = static_cast<float>(max_outlier_code);
+    const int e = x - (magnitude_bits - 1);
+    if constexpr (std::is_same_v<R, nearest_even>) {
+      // Rounding half to even straight onto the grid as bfp does: with e = log2(step) and
+      // c = 1.5 * 2^(23 + e), (v + c) - c is v rounded to a multiple of 2^e, exactly for
+      // |v| < 2^(22 + e); every larger |v| rounds (monotonically) to at least 2^(22 + e) - 2^e,
+      // beyond the bound (2^m - 1) * 2^e as m <= 22, and saturates. A zero comes out +0, as
+      // `+ 0.0f` gives in element_loop.
+      if (e + 24 <= 127) {
+        const float c = detail::from_bits(static_cast<std::uint32_t>(e + 23 + 127) << 23 | 0x400000u);
+        const float lim = hi * step;
+#pragma omp simd
+        for (std::size_t i = 0; i < n; ++i) {
+          float r = (in[i] + c) - c;
+          r = r > -lim ? r : -lim;
+          out[i] = r < lim ? r : lim;
+        }
+        if constexpr (magnitude_bits + ExtraBits <= 22) {  // the same argument for the outliers
+          const float lim_outlier = hi_outlier * step;
+          for (std::size_t j = 0; j < count; ++j) {
+            float r = (saved[j] + c) - c;
+            r = r > -lim_outlier ? r : -lim_outlier;
+            out[slot[j]] = r < lim_outlier ? r : lim_outlier;
+          }
+          return;
+        }
+      } else {
+        element_loop(in, out, n, to_code, step, round);
+      }
+    } else {
+      element_loop(in, out, n, to_code, step, round);
+    }
+    for (std::size_t j = 0; j < count; ++j) {
+      float r = round(to_code(saved[j]));
+      r = r > -hi_outlier ? r : -hi_outlier;
+      r = r < hi_outlier ? r : hi_outlier;
+      out[slot[j]] = r * step + 0.0f;  // +0, not -0, as decode gives
+    }
+  }
+
+  template <class R>
+  QNAS_ALWAYS_INLINE static void element_loop(const float* in, float* out, std::size_t n, const detail::pow2_scaler& to_code,
+                                              float step, R& round) noexcept {
+    constexpr float hi = static_cast<float>(max_code);
+#pragma omp simd
+    for (std::size_t i = 0; i < n; ++i) {
+      float r = round(to_code(in[i]));
+      r = r > -hi ? r : -hi;
+      r = r < hi ? r : hi;
+      out[i] = r * step + 0.0f;  // +0, not -0, as decode gives
+    }
   }
 };
 

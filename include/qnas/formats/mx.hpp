@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "qnas/formats/concept.hpp"
+#include "qnas/formats/detail/block_simd.hpp"
 #include "qnas/formats/fixed_point.hpp"
 #include "qnas/formats/minifloat.hpp"
 
@@ -27,6 +28,62 @@ constexpr bool rounder_is_random() noexcept {
   else
     return false;
 }
+
+/// A short exact form of `Element::quantize_one(clamp(y, Element::min_value, Element::max_value))`
+/// for the MX elements whose rounding is nearest_even, valid for y not NaN (an MX block with a
+/// NaN or Inf never reaches the element loop). `fast` is false for the other elements, which
+/// keep the general loop.
+template <class Element, class R>
+struct mx_element_kernel {
+  static constexpr bool fast = false;
+};
+
+/// Minifloat elements: the clamped |y| rounded half to even on its binade's grid (the binade of
+/// 2^emin below it) by adding and removing C = 2^(max(floor(log2|y|), emin) + 23 - M): |y| < 2^(e+1)
+/// <= C keeps |y| + C in C's binade, whose ulp is the grid step 2^(e-M), and C / ulp = 2^23 is
+/// even, so ties go to the even grid point. This is quantize_one's rounding with nothing left to
+/// saturate or to propagate: y is at most max_value, which lies on the grid. A zero result
+/// keeps y's sign, as quantize_one's does.
+template <int E, int M, class Specials, class Overflow>
+struct mx_element_kernel<basic_minifloat<E, M, Specials, Overflow, keep_subnormals, nearest_even>, nearest_even> {
+  using element = basic_minifloat<E, M, Specials, Overflow, keep_subnormals, nearest_even>;
+  static constexpr bool fast = M <= 22 && element::emax + 23 - M <= 127;  // C stays a float (not E = 8)
+  static constexpr std::int32_t max_bits = static_cast<std::int32_t>(to_bits(static_cast<float>(element::max_value)));
+  static constexpr std::int32_t emin_bits = (element::emin + 127) << 23;
+  static constexpr std::int32_t c_offset = (23 - M) << 23;
+  QNAS_ALWAYS_INLINE static float quantize(float y) noexcept {
+    const std::uint32_t yb = to_bits(y);
+    // Selects as masks: a `?:` here becomes a branch that GCC then will not vectorize.
+    std::int32_t a = static_cast<std::int32_t>(yb & 0x7FFFFFFFu);
+    a ^= (a ^ max_bits) & -static_cast<std::int32_t>(a > max_bits);
+    std::int32_t e = a & 0x7F800000;
+    e ^= (e ^ emin_bits) & -static_cast<std::int32_t>(e < emin_bits);
+    const float c = from_bits(static_cast<std::uint32_t>(e + c_offset));
+    const float r = (from_bits(static_cast<std::uint32_t>(a)) + c) - c;
+    return from_bits(to_bits(r) | (yb & 0x80000000u));
+  }
+};
+
+/// Fixed-point elements of up to 22 bits: y rounded half to even to a multiple of the step 2^se
+/// by adding and removing c = 1.5 * 2^(23 + se) (|y| < 2^(22 + se) keeps y + c in c's binade,
+/// whose ulp is the step; c / step is even), then clamped. The clamp bounds lie on the grid, so
+/// rounding and clamping commute; a larger |y| rounds (monotonically) to at least 2^(22 + se),
+/// beyond the bounds, and still clamps right. A zero result is +0, as quantize_one's `+ 0.0f`
+/// gives.
+template <int Bits, int Integer, bool KeepNegative, bool Symmetric>
+struct mx_element_kernel<fixed_point<Bits, Integer, KeepNegative, Symmetric, nearest_even>, nearest_even> {
+  using element = fixed_point<Bits, Integer, KeepNegative, Symmetric, nearest_even>;
+  static constexpr int se = element::step_exponent;
+  static constexpr bool fast = Bits <= 22 && se >= -140 && se <= 100;
+  static constexpr float lo = static_cast<float>(element::min_value);
+  static constexpr float hi = static_cast<float>(element::max_value);
+  static constexpr float c = fast ? from_bits(static_cast<std::uint32_t>(se + 23 + 127) << 23 | 0x400000u) : 0.0f;
+  QNAS_ALWAYS_INLINE static float quantize(float y) noexcept {
+    float r = (y + c) - c;
+    r = r > lo ? r : lo;  // no NaN here: maxps / minps
+    return r < hi ? r : hi;
+  }
+};
 
 /// The name of a standard MX alias (mxfp8_e4m3, ...); nullptr for the others.
 template <class F>
@@ -136,11 +193,32 @@ struct mx {
   /// Quantizes one block of n <= BlockSize values: one pass for max|x|, one for the elements.
   template <class R>
   static void quantize_block(const float* in, float* out, std::size_t n, R& round) {
+#if defined(QNAS_BLOCK_AVX2)
+    if constexpr (!detail::rounder_is_random<R>())
+      if (detail::block_avx2_available()) return quantize_block_avx2(in, out, n, round);
+#endif
+    quantize_block_baseline(in, out, n, round);
+  }
+
+  /// quantize_block as the baseline build compiles it (tests compare it with the AVX2 copy).
+  template <class R>
+  static void quantize_block_baseline(const float* in, float* out, std::size_t n, R& round) {
     if (n == block)
       quantize_n<block>(in, out, n, round);  // fixed trip count: fully vectorized
     else
       quantize_n<0>(in, out, n, round);
   }
+
+#if defined(QNAS_BLOCK_AVX2)
+  /// The same loops compiled for AVX2 (no FMA: bit for bit the baseline's values).
+  template <class R>
+  QNAS_BLOCK_AVX2_TARGET static void quantize_block_avx2(const float* in, float* out, std::size_t n, R& round) {
+    if (n == block)
+      quantize_n<block>(in, out, n, round);
+    else
+      quantize_n<0>(in, out, n, round);
+  }
+#endif
 
   /// Encodes one block: element codes into `codes`, returns the scale code (nan_scale_code: NaN).
   template <class R>
@@ -192,6 +270,10 @@ struct mx {
     if constexpr (detail::rounder_is_random<R>()) {
       for (std::size_t i = 0; i < n; ++i)  // the engine's state is a dependency: stays scalar
         out[i] = elem::quantize_one(detail::clamp(in[i] * inv, elem_min, elem_max), round) * sc;
+    } else if constexpr (detail::mx_element_kernel<elem, R>::fast) {
+      using kernel = detail::mx_element_kernel<elem, R>;
+#pragma omp simd
+      for (std::size_t i = 0; i < n; ++i) out[i] = kernel::quantize(in[i] * inv) * sc;
     } else {
 #pragma omp simd
       for (std::size_t i = 0; i < n; ++i)

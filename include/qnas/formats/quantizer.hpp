@@ -10,29 +10,20 @@
 #include <utility>
 #include <vector>
 
+#include "qnas/formats/detail/block_simd.hpp"
 #include "qnas/formats/learned.hpp"
 #include "qnas/formats/ops.hpp"
 
-#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#if defined(QNAS_BLOCK_AVX2)
 #define QNAS_QUANTIZE_AVX2 1
 #endif
 
 namespace qnas {
 
 namespace detail {
-/// Whether this CPU runs AVX2 (found once). The type-erased quantize loop of scalar formats then
-/// runs in 8-wide vectors; see quantizer::run.
-inline bool quantize_avx2_available() noexcept {
-#if defined(QNAS_QUANTIZE_AVX2)
-  static const bool avx2 = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") != 0;
-  }();
-  return avx2;
-#else
-  return false;
-#endif
-}
+/// Whether this CPU runs AVX2 (found once, shared with the block formats' loops). The
+/// type-erased quantize loop of scalar formats then runs in 8-wide vectors; see quantizer::run.
+inline bool quantize_avx2_available() noexcept { return block_avx2_available(); }
 }  // namespace detail
 
 /// A number format as a value: its traits (`info`), its full name, and a pointer to the
