@@ -201,14 +201,10 @@ struct bfp {
       // element, no multiply: the same results as round(x / step) * step.
       const int e = x - (magnitude_bits - 1);
       if (e + 24 <= 127) {
-        const float c = detail::from_bits(static_cast<std::uint32_t>(e + 23 + 127) << 23 | 0x400000u);
+        const float c = detail::grid_rounding_constant(e);
         const float top = hi * step;
 #pragma omp simd
-        for (std::size_t i = 0; i < n; ++i) {
-          float r = (in[i] + c) - c;
-          r = r > -top ? r : -top;
-          out[i] = r < top ? r : top;
-        }
+        for (std::size_t i = 0; i < n; ++i) out[i] = detail::round_to_grid_clamped(in[i], c, -top, top);
         return;
       }
 #pragma omp simd

@@ -294,21 +294,14 @@ struct bfp_outlier {
       // beyond the bound (2^m - 1) * 2^e as m <= 22, and saturates. A zero comes out +0, as
       // `+ 0.0f` gives in element_loop.
       if (e + 24 <= 127) {
-        const float c = detail::from_bits(static_cast<std::uint32_t>(e + 23 + 127) << 23 | 0x400000u);
+        const float c = detail::grid_rounding_constant(e);
         const float lim = hi * step;
 #pragma omp simd
-        for (std::size_t i = 0; i < n; ++i) {
-          float r = (in[i] + c) - c;
-          r = r > -lim ? r : -lim;
-          out[i] = r < lim ? r : lim;
-        }
+        for (std::size_t i = 0; i < n; ++i) out[i] = detail::round_to_grid_clamped(in[i], c, -lim, lim);
         if constexpr (magnitude_bits + ExtraBits <= 22) {  // the same argument for the outliers
           const float lim_outlier = hi_outlier * step;
-          for (std::size_t j = 0; j < count; ++j) {
-            float r = (saved[j] + c) - c;
-            r = r > -lim_outlier ? r : -lim_outlier;
-            out[slot[j]] = r < lim_outlier ? r : lim_outlier;
-          }
+          for (std::size_t j = 0; j < count; ++j)
+            out[slot[j]] = detail::round_to_grid_clamped(saved[j], c, -lim_outlier, lim_outlier);
           return;
         }
       } else {

@@ -77,12 +77,8 @@ struct mx_element_kernel<fixed_point<Bits, Integer, KeepNegative, Symmetric, nea
   static constexpr bool fast = Bits <= 22 && se >= -140 && se <= 100;
   static constexpr float lo = static_cast<float>(element::min_value);
   static constexpr float hi = static_cast<float>(element::max_value);
-  static constexpr float c = fast ? from_bits(static_cast<std::uint32_t>(se + 23 + 127) << 23 | 0x400000u) : 0.0f;
-  QNAS_ALWAYS_INLINE static float quantize(float y) noexcept {
-    float r = (y + c) - c;
-    r = r > lo ? r : lo;  // no NaN here: maxps / minps
-    return r < hi ? r : hi;
-  }
+  static constexpr float c = fast ? grid_rounding_constant(se) : 0.0f;
+  QNAS_ALWAYS_INLINE static float quantize(float y) noexcept { return round_to_grid_clamped(y, c, lo, hi); }
 };
 
 /// The name of a standard MX alias (mxfp8_e4m3, ...); nullptr for the others.

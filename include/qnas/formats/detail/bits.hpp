@@ -35,6 +35,24 @@ QNAS_ALWAYS_INLINE float round_half_even(float x) noexcept {
   return from_bits(to_bits(r) | (xb & 0x80000000u));
 }
 
+/// The constant c = 1.5 * 2^(23 + e) with which (x + c) - c rounds x half to even to a multiple
+/// of 2^e: exact for |x| < 2^(22 + e), where x + c stays in c's binade, whose ulp is 2^e, and
+/// c / 2^e is even; a larger |x| rounds (monotonically) to at least 2^(22 + e) - 2^e. Needs
+/// -126 <= e + 23 and e + 24 <= 127 (c and x + c are normal floats).
+QNAS_ALWAYS_INLINE constexpr float grid_rounding_constant(int e) noexcept {
+  return from_bits(static_cast<std::uint32_t>(e + 23 + 127) << 23 | 0x400000u);
+}
+
+/// x rounded half to even onto the grid of grid_rounding_constant's c, then clamped to
+/// [lo, hi] (grid points): rounding and clamping commute there, and an x too large for the
+/// exact range still rounds beyond the bounds and saturates. A zero comes out +0; a NaN x gives
+/// lo (callers keep NaN out). Selects, no branch: the loops calling it vectorize.
+QNAS_ALWAYS_INLINE float round_to_grid_clamped(float x, float c, float lo, float hi) noexcept {
+  float r = (x + c) - c;
+  r = r > lo ? r : lo;
+  return r < hi ? r : hi;
+}
+
 /// A float's bits mapped to a signed integer that orders like the float (NaN aside).
 QNAS_ALWAYS_INLINE constexpr std::int32_t ordered_bits(float x) noexcept {
   const auto b = static_cast<std::int32_t>(to_bits(x));
