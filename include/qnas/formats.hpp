@@ -14,5 +14,6 @@
 #include "qnas/formats/po2.hpp"
 #include "qnas/formats/policies.hpp"
 #include "qnas/formats/quantizer.hpp"
+#include "qnas/formats/scale_axis.hpp"
 #include "qnas/formats/scaled.hpp"
 #include "qnas/formats/ternary.hpp"

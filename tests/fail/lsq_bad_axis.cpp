@@ -1,4 +1,5 @@
 // expect-error: lsq<Unit, Axis>: Axis must be per_channel or per_tensor
+#include "qnas/formats/fixed_point.hpp"
 #include "qnas/formats/learned.hpp"
 
 struct per_row {};

@@ -1,4 +1,5 @@
 // expect-error: qnas supernet: a format decision's alternatives must not learn their steps \(lsq\)
+#include "qnas/formats/fixed_point.hpp"
 #include "qnas/formats/learned.hpp"
 #include "qnas/space/supernet.hpp"
 

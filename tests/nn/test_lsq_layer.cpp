@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "qnas/formats.hpp"
 #include "qnas/nn.hpp"
 #include "qnas/energy/network.hpp"
 #include "qnas/energy/qtools_compat.hpp"

@@ -14,7 +14,7 @@
 #include "qnas/formats/concept.hpp"
 #include "qnas/formats/detail/bits.hpp"
 #include "qnas/formats/policies.hpp"
-#include "qnas/formats/scaled.hpp"  // per_channel, per_tensor
+#include "qnas/formats/scale_axis.hpp"
 
 namespace qnas {
 

@@ -14,24 +14,10 @@
 #include "qnas/formats/binary.hpp"
 #include "qnas/formats/concept.hpp"
 #include "qnas/formats/fixed_point.hpp"
+#include "qnas/formats/scale_axis.hpp"
 #include "qnas/formats/ternary.hpp"
 
 namespace qnas {
-
-// ---------------------------------------------------------------------------------------------
-// Scale axis: which elements share one scale (docs/formats_scaled.md).
-// ---------------------------------------------------------------------------------------------
-
-/// One scale per index of the channel axis (the last axis by default: the output channel of
-/// HWIO conv weights and of [in, out] dense weights), reducing over all other axes, as QKeras
-/// does for channels_last tensors. A tensor of rank 0 or 1 (a bias) gets one scale.
-struct per_channel {
-  static constexpr const char* name = "per_channel";
-};
-/// One scale for the whole tensor.
-struct per_tensor {
-  static constexpr const char* name = "per_tensor";
-};
 
 // ---------------------------------------------------------------------------------------------
 // Alpha: how the scale is found (QKeras's `alpha` argument).
@@ -93,14 +79,6 @@ inline constexpr bool is_alpha_policy_v =
 
 // The unit formats a scaled format accepts, recognised by what they declare (so that a new
 // template parameter of fixed_point, ternary or binary does not break the match).
-template <class U>
-concept scaled_fixed_unit = scalar_format<U> && U::family == format_family::fixed_point && requires {
-  { U::keep_negative } -> constant_of<bool>;
-  { U::symmetric } -> constant_of<bool>;
-  { U::integer_bits } -> constant_of<int>;
-  { U::step_exponent } -> constant_of<int>;
-  { U::hi_code } -> constant_of<int>;
-};
 template <class U>
 concept scaled_ternary_unit = scalar_format<U> && U::family == format_family::ternary && requires {
   { U::scale } -> constant_of<float>;
