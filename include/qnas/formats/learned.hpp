@@ -128,7 +128,7 @@ struct lsq {
     const float t = v / s;
     if (!(t > static_cast<float>(-qn))) return t != t ? t : static_cast<float>(-qn);
     if (!(t < static_cast<float>(qp))) return static_cast<float>(qp);
-    return std::nearbyint(t);  // the default rounding mode: half to even
+    return detail::round_half_even(t);
   }
 
   /// Quantizes `rows` rows of `groups` values with the given steps (step_count(groups) of them,
@@ -158,7 +158,7 @@ struct lsq {
         const float d = dout[i];
         if (t > static_cast<float>(-qn) && t < static_cast<float>(qp)) {
           din[i] += d;
-          acc[j] += static_cast<double>(d) * (static_cast<double>(std::nearbyint(t)) - static_cast<double>(t));
+          acc[j] += static_cast<double>(d) * (static_cast<double>(detail::round_half_even(t)) - static_cast<double>(t));
         } else if (t <= static_cast<float>(-qn)) {
           acc[j] -= static_cast<double>(d) * qn;
         } else if (t >= static_cast<float>(qp)) {
