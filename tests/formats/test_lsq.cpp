@@ -173,6 +173,9 @@ TEST_CASE("lsq: the quantizer's learned-step interface") {
   q.quantize_with_steps(w, out, shape, steps);
   s4c::quantize_rows_with(w.data(), want.data(), ref.data(), 36, 6);
   CHECK(out == want);
+  std::vector<std::uint32_t> want_codes(w.size());
+  s4c::encode_rows_with(w.data(), want_codes.data(), ref.data(), 36, 6);
+  CHECK(q.codes_with_steps(w, shape, steps) == want_codes);
   // misuse: wrong step count, a step <= 0 or NaN, a format without learned steps
   std::vector<float> two(2, 0.1f);
   CHECK_THROWS_WITH_AS(q.quantize_with_steps(w, out, shape, two), doctest::Contains("2 steps given, the tensor has 6"),
