@@ -21,6 +21,10 @@
 //                                            //   accumulator width only
 //   static constexpr bool qtools_quirks;     // (false) reproduce qtools' counting quirks
 //                                            //   (see qtools_compat.hpp)
+//   static constexpr bool charges_rescale;   // (true) one float32 multiply per output of a
+//                                            //   conv/dense layer whose weights or input carry
+//                                            //   a float scale (scaled<..., alpha_auto>, lsq);
+//                                            //   qtools prices none
 //
 // `bits` arguments are double because gate-level pricing (qtools' rules, which qnas follows)
 // uses fractional "gate bits" such as sqrt(8 * 4).
@@ -118,6 +122,13 @@ template <class T>
 constexpr bool charges_bias_add() {
   if constexpr (requires { { T::charges_bias_add } -> qnas::detail::constant_of<bool>; })
     return T::charges_bias_add;
+  else
+    return true;
+}
+template <class T>
+constexpr bool charges_rescale() {
+  if constexpr (requires { { T::charges_rescale } -> qnas::detail::constant_of<bool>; })
+    return T::charges_rescale;
   else
     return true;
 }

@@ -71,6 +71,7 @@ struct energy_options {
 struct layer_energy {
   double inputs = 0, outputs = 0, parameters = 0, op = 0;
   long long macs = 0;
+  long long rescales = 0;  ///< float multiplies rescaling outputs (float group scales), in `op`
   int accumulator_bits = 0;
   mac_operator mac{};
   std::uint8_t counted = 0;  ///< components that enter the total (bit mask of `component`)
@@ -171,6 +172,11 @@ constexpr layer_energy price_layer(const layer_desc& l, const energy_options& o 
       const double acc = accumulate_pj<T>(e.accumulator_bits, e.mac.float_product);
       e.op = static_cast<double>(e.macs) * (multiply_pj<T>(e.mac) + acc);
       if (l.use_bias && detail::charges_bias_add<T>()) e.op += static_cast<double>(l.out.elements()) * acc;
+      // A float weight or input scale: one float32 multiply per output (po2 scales: shifts, free).
+      if (detail::charges_rescale<T>() && needs_float_rescale(l.weights, l.input)) {
+        e.rescales = l.out.elements();
+        e.op += static_cast<double>(e.rescales) * rescale_pj<T>();
+      }
       break;
     }
     case layer_kind::avg_pool: {

@@ -43,6 +43,14 @@
 // so its width grows by the exponent span (2^e - 1 per operand with e exponent bits).
 // Codebook operands are priced as fixed point of their code width (the level table is
 // assumed to hold integer levels of that width).
+//
+// Group scales (format_info::group_scale: scaled<>, lsq<>): the MACs run on the element codes,
+// so the operator above is the unit format's. Each output is then rescaled once: a
+// power-of-two scale is a shift, priced at nothing (qtools treats alpha='auto_po2' weights as
+// their quantized_bits and adds no operator); a float scale is one multiply of the
+// accumulator by a float32, priced as qtools prices a fixed x float32 multiply
+// (FloatingPointMultiplier: gate bits = the float's 32 bits, the float multiplier's price).
+// qtools itself never adds this multiply; tables opt out with charges_rescale = false.
 #pragma once
 
 #include <cstdint>
@@ -281,6 +289,23 @@ constexpr double multiply_pj(const mac_operator& m) {
   if (m.element_exponent_bits > 0) e += T::add_pj(m.element_exponent_bits);
   if (m.shared_exponent_bits > 0) e += T::add_pj(m.shared_exponent_bits) / m.block;
   return e;
+}
+
+/// Width of the float scale a layer multiplies its outputs by (scaled<..., alpha_auto> and lsq
+/// store it as float32; a constant alpha is a float32 too).
+inline constexpr int float_scale_bits = 32;
+
+/// Whether a MAC layer with weights `w` reading inputs `x` rescales each output by a float:
+/// one multiply per output applies the product of the weights' (per channel) and the input's
+/// (per tensor) float scales. Power-of-two scales are shifts and need none.
+constexpr bool needs_float_rescale(const format_info& w, const format_info& x) noexcept {
+  return w.group_scale == scale_kind::floating || x.group_scale == scale_kind::floating;
+}
+
+/// Energy of one rescale (pJ) under table T: accumulator x float32 scale, a float multiply.
+template <class T>
+constexpr double rescale_pj() {
+  return T::float_mul_pj(float_scale_bits);
 }
 
 /// Energy of one accumulation (pJ) into an accumulator of `bits` bits.

@@ -29,6 +29,10 @@
 //   - Floating-point widths other than 16 and 32 do not exist in qtools (a KeyError); here
 //     formats up to 16 bits are priced as fp16 and wider ones as fp32.
 //   - No bias add is charged (the bias only widens the accumulator by log2(fan-in + 1)).
+//   - No rescaling multiply is charged for a float weight or input scale (QKeras
+//     quantized_bits(alpha='auto') or a non-po2 constant alpha, qnas scaled<..., alpha_auto>,
+//     lsq): qtools reads bits, integer and sign of a quantizer and ignores its alpha, and its
+//     conv/dense energy is MACs x (multiply + accumulate) only (charges_rescale = false).
 //   - Counting quirks kept when qtools_quirks is true: a depthwise convolution's
 //     accumulator width uses kh*kw*channels as fan-in and its bias read counts
 //     depth_multiplier values (qtools reads kernel-shape dimensions); average pooling counts
@@ -76,6 +80,7 @@ struct qtools_compat {
   }
 
   static constexpr bool charges_bias_add = false;
+  static constexpr bool charges_rescale = false;
   static constexpr bool qtools_quirks = true;
 };
 

@@ -40,6 +40,11 @@
 //   static void decode_rows(const std::uint32_t* codes, const std::uint32_t* headers, float* out,
 //                           std::size_t rows, std::size_t groups);
 //
+// Optional, for any format whose values are its element codes times a scale kept outside them
+// (one per tensor or channel):
+//
+//   static constexpr scale_kind group_scale;  // none (default), power_of_two or floating
+//
 // `round` is a rounding function object (the policy itself, or a stochastic_rounder).
 //
 // Laws (checked for every built-in format by qnas::testing::check_format<F>(); a tensor-scaled
@@ -98,6 +103,25 @@ struct bit_tuple {
   [[nodiscard]] constexpr int total() const noexcept { return sign + exponent + mantissa; }
   constexpr bool operator==(const bit_tuple&) const = default;
 };
+
+/// How a format's values are scaled outside its element codes (a scale per tensor or output
+/// channel, as scaled<> and lsq<> keep). A layer computes integer MACs on the codes and must
+/// then rescale each output: a power-of-two scale is a shift (free in the energy model, as in
+/// qtools), a float one a float32 multiply per output (energy/estimate.hpp).
+enum class scale_kind : std::uint8_t {
+  none,          ///< the codes are the values (up to the format's own fixed step)
+  power_of_two,  ///< times 2^e: a shift
+  floating       ///< times a float32 scale: a multiply
+};
+
+constexpr const char* to_string(scale_kind k) noexcept {
+  switch (k) {
+    case scale_kind::none: return "none";
+    case scale_kind::power_of_two: return "power_of_two";
+    case scale_kind::floating: return "floating";
+  }
+  return "?";
+}
 
 namespace detail {
 template <class T, class V>
@@ -194,6 +218,7 @@ struct format_info {
   double max_value = 3.4028234663852886e38;
   double min_value = -3.4028234663852886e38;
   bool has_zero = true;
+  scale_kind group_scale = scale_kind::none;  ///< scale outside the element codes (F::group_scale)
 
   [[nodiscard]] constexpr double amortized_bits() const noexcept {
     return static_cast<double>(bits) + static_cast<double>(scale_bits) / block_size;
@@ -208,8 +233,10 @@ inline constexpr format_info float32_info{};
 /// for the full, parameterised name.
 template <number_format F>
 constexpr format_info info_of() noexcept {
+  scale_kind s = scale_kind::none;
+  if constexpr (requires { { F::group_scale } -> detail::constant_of<scale_kind>; }) s = F::group_scale;
   return {to_string(F::family), F::family, F::tuple, F::bits, F::block_size, F::scale_bits,
-          F::max_value, F::min_value, F::has_zero};
+          F::max_value, F::min_value, F::has_zero, s};
 }
 
 }  // namespace qnas

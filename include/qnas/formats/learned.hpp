@@ -92,6 +92,8 @@ struct lsq {
   static constexpr bool per_channel_scales = std::is_same_v<Axis, per_channel>;
   /// One float32 step per group in encoded<F>::headers.
   static constexpr int header_bits = 32;
+  /// A layer multiplies each integer output by its float step (energy model).
+  static constexpr scale_kind group_scale = scale_kind::floating;
 
   static std::string name() {
     return detail::cat("lsq<", Unit::name(), ",", Axis::name, ">");

@@ -73,6 +73,14 @@ struct is_alpha_const : std::false_type {};
 template <double A>
 struct is_alpha_const<alpha_const<A>> : std::true_type {};
 
+/// Whether x is a positive power of two (normal or subnormal): one significand bit set.
+constexpr bool is_power_of_two(float x) noexcept {
+  const std::uint32_t b = to_bits(x);
+  if (b == 0u || (b >> 31) != 0u || (b >> 23) == 0xFFu) return false;
+  const std::uint32_t m = b & 0x7FFFFFu;
+  return (b >> 23) != 0u ? m == 0u : (m & (m - 1u)) == 0u;
+}
+
 template <class A>
 inline constexpr bool is_alpha_policy_v =
     std::is_same_v<A, alpha_auto> || is_alpha_po2<A>::value || is_alpha_const<A>::value;
@@ -431,6 +439,15 @@ struct scaled {
   static constexpr bool per_channel_scales = std::is_same_v<Axis, per_channel> && !is_const;
   /// Bits of one group's header in encoded<F>::headers.
   static constexpr int header_bits = is_const ? 0 : is_po2 ? 16 : 32;
+  /// How a layer rescales its integer outputs (energy model): auto_po2 and a constant whose
+  /// float32 value is a power of two are shifts, auto and any other constant a float multiply.
+  static constexpr scale_kind group_scale = [] {
+    if constexpr (is_po2) return scale_kind::power_of_two;
+    else if constexpr (is_const)
+      return detail::is_power_of_two(static_cast<float>(Alpha::value)) ? scale_kind::power_of_two
+                                                                       : scale_kind::floating;
+    else return scale_kind::floating;
+  }();
 
   static std::string name() {
     std::string s = "scaled<" + Unit::name() + "," + Alpha::name();
