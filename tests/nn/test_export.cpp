@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <fstream>
 #include <random>
 #include <string>
@@ -16,8 +17,10 @@
 #include "qnas/formats/bfp.hpp"
 #include "qnas/formats/binary.hpp"
 #include "qnas/formats/fixed_point.hpp"
+#include "qnas/formats/learned.hpp"
 #include "qnas/formats/mx.hpp"
 #include "qnas/formats/po2.hpp"
+#include "qnas/formats/scaled.hpp"
 #include "qnas/formats/ternary.hpp"
 #include "qnas/io/json.hpp"
 #include "qnas/nn.hpp"
@@ -59,13 +62,15 @@ std::string slurp(const fs::path& p) {
 void spit(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
 
 /// Every exportable layer kind: conv, relu with a quantized output, max pool, depthwise conv,
-/// batch norm, a residual block, average pool, dense, softmax. Weights and biases in `w`.
-std::unique_ptr<sequential> make_net(const quantizer& w, const quantizer& a) {
+/// batch norm, a residual block, average pool, dense, softmax. Weights in `w`, biases in `b`
+/// (default: `w`).
+std::unique_ptr<sequential> make_net(const quantizer& w, const quantizer& a, std::optional<quantizer> bias = {}) {
+  const quantizer b = bias.value_or(w);
   auto net = std::make_unique<sequential>(image(8, 8, 2));
-  net->emplace<conv2d_layer>(16, 3, 1, padding::same, layer_formats{w, w, {}});
+  net->emplace<conv2d_layer>(16, 3, 1, padding::same, layer_formats{w, b, {}});
   net->emplace<relu_layer>().set_output_quantizer(a);
   net->emplace<pool_layer>(pool_layer::mode::max, 2, 2);
-  net->emplace<depthwise_conv2d_layer>(3, 1, padding::same, layer_formats{w, w, {}});
+  net->emplace<depthwise_conv2d_layer>(3, 1, padding::same, layer_formats{w, b, {}});
   net->emplace<batch_norm_layer>();
   auto body = std::make_unique<sequential>(image(4, 4, 16));
   body->emplace<conv2d_layer>(16, 1, 1, padding::valid, layer_formats{w, {}, {}}, false);
@@ -73,7 +78,7 @@ std::unique_ptr<sequential> make_net(const quantizer& w, const quantizer& a) {
   net->add(std::make_unique<residual_layer>(std::move(body)));
   net->emplace<pool_layer>(pool_layer::mode::average, 2, 2);
   net->emplace<flatten_layer>();
-  net->emplace<dense_layer>(20, layer_formats{w, w, {}});
+  net->emplace<dense_layer>(20, layer_formats{w, b, {}});
   net->emplace<softmax_layer>();
   std::mt19937_64 e(5);
   net->initialize(e);
@@ -133,6 +138,21 @@ std::vector<float> read_as_documented(const io::json& manifest, const io::json& 
     return static_cast<int>(v) - ((v >> (width - 1)) & 1u ? (1 << width) : 0);
   };
   std::vector<float> out(n);
+  if (f.contains("scales")) {  // S_g * unit_code_values[code], S_g from the group's header
+    const io::json& sc = f["scales"];
+    const bool per_channel = sc["groups"] == "channel" && t["shape"].size() >= 2;
+    const int hb = sc["header_bits"];
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t g = per_channel ? i % len : 0;
+      float scale = 0;
+      if (sc["header"] == "none") scale = sc["constant"].get<float>();
+      else if (sc["header"] == "float32") scale = std::bit_cast<float>(static_cast<std::uint32_t>(field(offset + code_bytes, g, hb)));
+      else scale = std::ldexp(1.0f, twos(field(offset + code_bytes, g, hb), 16));
+      REQUIRE((sc["header"] == "none" || sc["header"] == "float32" || sc["header"] == "exp2_int16"));
+      out[i] = scale * sc["unit_code_values"][field(offset, i, bits)].get<float>() + 0.0f;
+    }
+    return out;
+  }
   for (std::size_t i = 0; i < n; ++i) {
     const std::uint64_t code = field(offset, i, bits);
     if (f.contains("code_values")) {
@@ -379,4 +399,203 @@ TEST_CASE("export refuses what it cannot write, naming the layer") {
                        invalid_argument);
   CHECK_FALSE(fs::exists(s.dir / "m.json"));  // nothing is written when the export fails
   CHECK_FALSE(fs::exists(s.dir / "m.bin"));
+}
+
+namespace {
+
+using fx4 = fixed_point<4, 0, true, true>;
+using s_fx4_auto = scaled<fx4, alpha_auto>;
+using s_fx4_po2 = scaled<fx4, alpha_auto_po2<>>;
+using s_fx4_const = scaled<fx4, alpha_const<0.3>>;
+using s_t_auto = scaled<ternary<0>, alpha_auto>;
+using s_t_auto_tensor = scaled<ternary<0>, alpha_auto, per_tensor>;
+using s_t_const = scaled<ternary<0>, alpha_const<0.3>>;
+using s_b_auto = scaled<binary<0>, alpha_auto>;
+using s_b_po2 = scaled<binary<0>, alpha_auto_po2<>>;
+using s_bias = scaled<fixed_point<8, 0, true, true>, alpha_auto>;
+using l_fx4 = lsq<fx4>;
+using l_fx3_tensor = lsq<fixed_point<3, 0, true, true>, per_tensor>;
+
+format_registry scaled_formats() {
+  return format_registry::of<s_fx4_auto, s_fx4_po2, s_fx4_const, s_t_auto, s_t_auto_tensor, s_t_const, s_b_auto, s_b_po2,
+                             s_bias, l_fx4, l_fx3_tensor, w8, a8>();
+}
+
+std::vector<weighted_layer*> weighted_layers(sequential& net) {
+  std::vector<weighted_layer*> out;
+  for (layer* l : net.children()) {
+    if (auto* w = dynamic_cast<weighted_layer*>(l)) out.push_back(w);
+    if (auto* r = dynamic_cast<residual_layer*>(l))
+      for (auto* w : weighted_layers(r->body())) out.push_back(w);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("formats with scales from the data and learned steps export and load bit for bit") {
+  scratch s("scaled");
+  const format_registry formats = scaled_formats();
+  // Weights in each format; biases in a float-scaled format (auto scales: the loaded layer must
+  // use the stored values, quantizing them again gives other last bits) or w8 for lsq weights.
+  const std::vector<std::pair<quantizer, quantizer>> cases = {
+      {quantizer::of<s_fx4_auto>(), quantizer::of<s_bias>()},      {quantizer::of<s_fx4_po2>(), quantizer::of<s_bias>()},
+      {quantizer::of<s_fx4_const>(), quantizer::of<s_bias>()},     {quantizer::of<s_t_auto>(), quantizer::of<s_bias>()},
+      {quantizer::of<s_t_auto_tensor>(), quantizer::of<s_bias>()}, {quantizer::of<s_t_const>(), quantizer::of<s_bias>()},
+      {quantizer::of<s_b_auto>(), quantizer::of<s_bias>()},        {quantizer::of<s_b_po2>(), quantizer::of<s_bias>()},
+      {quantizer::of<l_fx4>(), quantizer::of<w8>()},               {quantizer::of<l_fx3_tensor>(), quantizer::of<w8>()}};
+  std::size_t requantize_differs = 0;
+  for (const auto& [w, b] : cases) {
+    CAPTURE(w.name());
+    auto net = make_net(w, quantizer::of<a8>(), b);
+    train_statistics(*net);
+    auto layers = weighted_layers(*net);
+    REQUIRE(layers.size() == 4);
+    if (w.learned()) {
+      // learned steps away from their initial values, and one layer not yet initialised
+      for (auto* l : layers)
+        for (auto& v : l->weight_steps().value) v *= 1.37f;
+      std::fill(layers[2]->weight_steps().value.begin(), layers[2]->weight_steps().value.end(), 0.0f);
+    }
+    const xt::xarray<float> x = batch(9, 4);
+    const fs::path m = s.dir / "model.json";
+    export_model(*net, m, formats);  // sets layers[2]'s steps as a forward pass would
+    const xt::xarray<float> y = net->forward(x, false);
+    auto loaded = load_model(m, formats);
+    CHECK(same_bits(loaded->forward(x, false), y));
+    const auto before = describe_layers(*net), after = describe_layers(*loaded);
+    REQUIRE(before.size() == after.size());
+    for (std::size_t i = 0; i < before.size(); ++i) {
+      CHECK(before[i].weight_format_name == after[i].weight_format_name);
+      CHECK(before[i].params == after[i].params);
+      CHECK(before[i].step_params == after[i].step_params);
+    }
+    auto again = weighted_layers(*loaded);
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      CHECK(same_bits(again[i]->weight_steps().value, layers[i]->weight_steps().value));
+      // scales from the data: the loaded layer holds the stored values, pinned
+      CHECK((again[i]->pinned_weights() != nullptr) == !w.learned());
+      if (!w.learned()) {
+        const xt::xarray<float>& stored = again[i]->weights().value;
+        xt::xarray<float> again_q = xt::empty<float>(stored.shape());
+        w({stored.data(), stored.size()}, {again_q.data(), again_q.size()}, {stored.shape().data(), stored.dimension()});
+        requantize_differs += !same_bits(again_q, stored);
+      }
+    }
+    // The file reads from the documentation alone (scales section of docs/export.md).
+    const std::string blob = slurp(s.dir / "model.bin");
+    const io::json j = io::read_json_file(m);
+    REQUIRE(j["formats"][w.name()].contains("scales"));
+    CHECK_FALSE(j["formats"][w.name()].contains("code_values"));
+    const auto wv = read_as_documented(j, j["layers"][0]["weights"], blob);
+    CHECK(std::memcmp(wv.data(), again[0]->weights().value.data(), wv.size() * sizeof(float)) == 0);
+    if (!w.learned()) {
+      const auto bv = read_as_documented(j, j["layers"][0]["bias"], blob);
+      CHECK(std::memcmp(bv.data(), again[0]->bias().value.data(), bv.size() * sizeof(float)) == 0);
+    }
+    // Exporting the loaded model writes the same bytes.
+    export_model(*loaded, s.dir / "again.json", formats);
+    CHECK(slurp(s.dir / "again.bin") == blob);
+    // Training further: a changed weight ends the pin and the format quantizes again.
+    auto& conv = *again[0];
+    conv.weights().value(0) += 0.01f;
+    CHECK(conv.pinned_weights() == nullptr);
+    loaded->forward(x, false);
+    CHECK(conv.pinned_weights() == nullptr);
+  }
+  // Without the pins the loaded model would compute another model: auto scales found again from
+  // quantized values differ in the last bits (ternary, binary) or the codes move (constant alpha).
+  CHECK(requantize_differs > 0);
+}
+
+TEST_CASE("the scales section of a format description in the manifest") {
+  scratch s("scales_json");
+  auto net = make_net(quantizer::of<s_t_auto>(), quantizer::of<a8>(), quantizer::of<s_b_po2>());
+  const fs::path m = s.dir / "model.json";
+  export_model(*net, m, scaled_formats());
+  const io::json j = io::read_json_file(m);
+  const io::json& t = j["formats"][s_t_auto::name()]["scales"];
+  CHECK(t["groups"] == "channel");
+  CHECK(t["header_bits"] == 32);
+  CHECK(t["header"] == "float32");
+  // 2-bit two's complement: -1, 0, 1, and code 2, which the encoder never writes, decodes to -2
+  CHECK(t["unit_code_values"] == io::json::parse("[0.0, 1.0, -2.0, -1.0]"));
+  const io::json& p = j["formats"][s_b_po2::name()]["scales"];
+  CHECK(p["header"] == "exp2_int16");
+  CHECK(p["header_bits"] == 16);
+  CHECK(p["unit_code_values"] == io::json::parse("[1.0, -1.0]"));
+  // 16 output channels: one 32-bit scale each after the 144 2-bit codes of the 3x3x2x16 kernel.
+  CHECK(j["layers"][0]["weights"]["code_bytes"] == 3 * 3 * 2 * 16 * 2 / 8);
+  CHECK(j["layers"][0]["weights"]["header_bytes"] == 16 * 4);
+  CHECK(j["layers"][0]["bias"]["header_bytes"] == 2);  // a rank-1 tensor: one scale, 16 bits
+}
+
+TEST_CASE("damaged scales and steps in a blob are refused, naming the tensor") {
+  scratch s("scaled_bad");
+  const format_registry formats = scaled_formats();
+  // Rewrites the first header of layers[0]'s weights with `bits` (little-endian, `n` bytes) and
+  // fixes the CRC, as a file damaged before its checksum was written would be.
+  auto damage = [&](const quantizer& w, std::uint32_t bits, std::size_t n) {
+    auto net = make_net(w, quantizer::of<a8>(), quantizer::of<w8>());
+    const fs::path m = s.dir / "model.json";
+    export_model(*net, m, formats);
+    std::string blob = slurp(s.dir / "model.bin");
+    io::json j = io::read_json_file(m);
+    io::json& t = j["layers"][0]["weights"];
+    const std::size_t at = t["offset"].get<std::size_t>() + t["code_bytes"].get<std::size_t>();
+    for (std::size_t b = 0; b < n; ++b) blob[at + b] = static_cast<char>((bits >> (8 * b)) & 0xFFu);
+    t["crc32"] = crc_of(blob, t["offset"], t["bytes"]);
+    spit(s.dir / "model.bin", blob);
+    spit(m, j.dump(1));
+    return m;
+  };
+  const fs::path m1 = damage(quantizer::of<s_b_po2>(), 300u, 2);
+  CHECK_THROWS_WITH_AS(load_model(m1, formats),
+                       ("qnas::nn::load_model('" + m1.string() + "'): layers[0] (conv2d) weights: qnas::decode: " +
+                        s_b_po2::name() + ": scale exponent 300 is outside [-149, 127]")
+                           .c_str(),
+                       io_error);
+  const fs::path m2 = damage(quantizer::of<l_fx4>(), std::bit_cast<std::uint32_t>(-0.5f), 4);
+  CHECK_THROWS_WITH_AS(load_model(m2, formats),
+                       ("qnas::nn::load_model('" + m2.string() + "'): layers[0] (conv2d) weights: qnas::decode: " +
+                        l_fx4::name() + ": step -0.5 is not a finite number > 0")
+                           .c_str(),
+                       io_error);
+}
+
+TEST_CASE("export refuses lsq weights with a step the optimizer drove below zero") {
+  scratch s("lsq_bad_step");
+  auto net = make_net(quantizer::of<l_fx4>(), quantizer::of<a8>(), quantizer::of<w8>());
+  auto& conv = dynamic_cast<weighted_layer&>((*net)[0]);
+  conv.initialize_weight_steps();
+  conv.weight_steps().value(3) = -0.25f;
+  CHECK_THROWS_WITH_AS(export_model(*net, s.dir / "m.json", scaled_formats()),
+                       ("qnas::nn::export_model: layers[0] (conv2d) weights: qnas::encode: " + l_fx4::name() +
+                        ": learned step 3 is -0.25; a step must be a finite number > 0")
+                           .c_str(),
+                       invalid_argument);
+  CHECK_FALSE(fs::exists(s.dir / "m.json"));
+}
+
+TEST_CASE("pinned weights: shape checked; codes that do not decode to the values are refused on export") {
+  scratch s("pin");
+  auto net = make_net(quantizer::of<s_t_auto>(), quantizer::of<a8>(), quantizer::of<w8>());
+  auto& conv = dynamic_cast<weighted_layer&>((*net)[0]);
+  CHECK_THROWS_WITH_AS(conv.pin_weights({xt::zeros<float>({3, 3, 2, 15}), {}, {}}),
+                       "qnas::nn::conv2d::pin_weights: the stored tensor has 270 elements in a shape other than the "
+                       "layer's (288 elements)",
+                       invalid_argument);
+  const xt::xarray<float> q = quantize<s_t_auto>(conv.weights().value);
+  auto e = encode<s_t_auto>(conv.weights().value);
+  conv.pin_weights({q, e.codes, e.headers});
+  CHECK(conv.pinned_weights() != nullptr);
+  export_model(*net, s.dir / "ok.json", scaled_formats());
+  e.headers[0] ^= 0x01;  // another scale for channel 0
+  conv.pin_weights({q, e.codes, e.headers});
+  CHECK_THROWS_WITH_AS(export_model(*net, s.dir / "m.json", scaled_formats()),
+                       ("qnas::nn::export_model: layers[0] (conv2d) weights: the pinned values "
+                        "(weighted_layer::pin_weights) are not what their stored codes and headers decode to in " +
+                        s_t_auto::name())
+                           .c_str(),
+                       invalid_argument);
 }

@@ -31,9 +31,11 @@
 #include <iterator>
 #include <map>
 #include <set>
+#include <span>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -84,6 +86,22 @@ struct format_codec {
   /// The tensor of `shape` those bytes hold (their counts have been checked by the caller).
   xt::xarray<float> (*decode)(const std::vector<std::size_t>& shape, std::vector<std::uint8_t> codes,
                               std::vector<std::uint8_t> headers) = nullptr;
+
+  // --- formats whose scales follow the data or are learned (tensor_scaled_format) ---
+  /// Whether the format computes its scales from the whole tensor (scaled, lsq): a loaded layer
+  /// then uses the stored values as they are (weighted_layer::pin_weights).
+  bool tensor_scaled = false;
+  /// Bits of one scale group's header, and whether there is a group per index of the last axis
+  /// (tensors of rank >= 2) rather than one per tensor.
+  int header_bits = 0;
+  bool per_channel_scales = false;
+  /// The manifest's description of the scales (docs/export.md); null for other formats.
+  nlohmann::json scales;
+  /// Formats with learned steps (lsq): codes of x quantized with `steps`, and the steps as
+  /// headers; and the steps that headers of a tensor of `shape` hold.
+  void (*encode_with_steps)(const xt::xarray<float>& x, std::span<const float> steps, std::vector<std::uint8_t>& codes,
+                            std::vector<std::uint8_t>& headers) = nullptr;
+  std::vector<float> (*steps_of)(const std::vector<std::size_t>& shape, const std::vector<std::uint8_t>& headers) = nullptr;
 };
 
 namespace detail {
@@ -128,6 +146,69 @@ xt::xarray<float> decode_as(const std::vector<std::size_t>& shape, std::vector<s
   return qnas::decode(e);
 }
 
+template <learned_scale_format F>
+void encode_with_steps_as(const xt::xarray<float>& x, std::span<const float> steps, std::vector<std::uint8_t>& codes,
+                          std::vector<std::uint8_t>& headers) {
+  for (std::size_t i = 0; i < x.size(); ++i)
+    if (std::isnan(x.data()[i]))
+      throw invalid_argument("qnas::encode", qnas::detail::cat(F::name(), " has no NaN code; input element ", i, " is NaN"));
+  for (std::size_t j = 0; j < steps.size(); ++j)
+    if (!(steps[j] > 0.0f) || !std::isfinite(steps[j]))
+      throw invalid_argument("qnas::encode", qnas::detail::cat(F::name(), ": learned step ", j, " is ", steps[j],
+                                                               "; a step must be a finite number > 0"));
+  const std::vector<std::size_t> shape(x.shape().begin(), x.shape().end());
+  const std::vector<std::uint32_t> c = quantizer::of<F>().codes_with_steps({x.data(), x.size()}, shape, steps);
+  codes.clear();
+  headers.clear();
+  qnas::detail::bit_writer cw(codes);
+  for (auto v : c) cw.put(v, F::bits);
+  qnas::detail::bit_writer hw(headers);
+  for (float v : steps) hw.put(qnas::detail::to_bits(v), F::header_bits);
+}
+template <learned_scale_format F>
+std::vector<float> steps_as(const std::vector<std::size_t>& shape, const std::vector<std::uint8_t>& headers) {
+  std::vector<float> steps(quantizer::of<F>().step_count(shape));
+  qnas::detail::bit_reader r(headers);
+  for (auto& v : steps) v = F::header_step(static_cast<std::uint32_t>(r.get(F::header_bits)));
+  return steps;
+}
+
+/// A float in a manifest: JSON has no NaN or infinities, so they are written as strings.
+inline nlohmann::json json_float(float x) {
+  return std::isnan(x) ? nlohmann::json("nan") : std::isinf(x) ? nlohmann::json(x > 0 ? "inf" : "-inf") : nlohmann::json(x);
+}
+
+/// The manifest's description of a tensor-scaled format's scales (docs/export.md): a value is
+/// S_g * unit_code_values[code], S_g the scale of its group, given by the group's header.
+template <tensor_scaled_format F>
+nlohmann::json scales_json() {
+  nlohmann::json s = {{"groups", F::per_channel_scales ? "channel" : "tensor"}, {"header_bits", F::header_bits}};
+  std::vector<float> unit;
+  if constexpr (learned_scale_format<F>) {
+    s["header"] = "float32";
+    s["learned"] = true;
+    if constexpr (F::bits <= 8)
+      for (std::uint32_t c = 0; c < (1u << F::bits); ++c) unit.push_back(static_cast<float>(F::code_level(c)));
+  } else if constexpr (requires { typename F::unit; typename F::alpha; F::is_const; F::is_po2; }) {
+    if constexpr (F::is_const) {
+      s["header"] = "none";
+      s["constant"] = static_cast<float>(F::alpha::value);
+    } else {
+      s["header"] = F::is_po2 ? "exp2_int16" : "float32";
+    }
+    if constexpr (F::bits <= 8)
+      for (std::uint32_t c = 0; c < (1u << F::bits); ++c) unit.push_back(F::unit::decode_one(c));
+  } else {
+    s["header"] = "custom";  // a user's format: its own documentation gives the rule
+  }
+  if (!unit.empty()) {
+    nlohmann::json v = nlohmann::json::array();
+    for (float x : unit) v.push_back(json_float(x));
+    s["unit_code_values"] = std::move(v);
+  }
+  return s;
+}
+
 inline std::uint32_t crc32_bytes(const std::uint8_t* p, std::size_t n) {
   uLong c = ::crc32(0L, Z_NULL, 0);
   while (n > 0) {  // zlib takes uInt lengths
@@ -143,9 +224,16 @@ inline std::uint32_t crc32_bytes(const std::uint8_t* p, std::size_t n) {
 inline std::size_t code_bytes_of(const format_info& f, std::size_t elements) {
   return (elements * static_cast<std::size_t>(f.bits) + 7) / 8;
 }
-/// Bytes of the block headers of a tensor of `shape` blocked along its last axis (0 for scalar
-/// formats): every row along the last axis is cut into ceil(len / block_size) blocks.
-inline std::size_t header_bytes_of(const format_info& f, const std::vector<std::size_t>& shape) {
+/// Bytes of the headers of a tensor of `shape` in format `c`: block formats, blocked along the
+/// last axis, cut every row along it into ceil(len / block_size) blocks; tensor-scaled formats
+/// have one header per index of the last axis (per-channel scales, rank >= 2) or one; scalar
+/// formats none.
+inline std::size_t header_bytes_of(const format_codec& c, const std::vector<std::size_t>& shape) {
+  if (c.tensor_scaled) {
+    const std::size_t groups = c.per_channel_scales && shape.size() >= 2 ? shape.back() : 1;
+    return (groups * static_cast<std::size_t>(c.header_bits) + 7) / 8;
+  }
+  const format_info& f = c.info;
   if (f.block_size <= 1 || f.scale_bits == 0 || shape.empty()) return 0;
   std::size_t rows = 1;
   for (std::size_t d = 0; d + 1 < shape.size(); ++d) rows *= shape[d];
@@ -183,10 +271,6 @@ class format_registry {
     static_assert(!F::rounding::needs_engine,
                   "qnas::nn::format_registry::add<F>: F rounds stochastically; an exported model must compute the "
                   "same outputs on every run, so its formats must round deterministically");
-    static_assert(!tensor_scaled_format<F>,
-                  "qnas::nn::format_registry::add<F>: F has scales computed from the data (formats/scaled.hpp); "
-                  "the model manifest cannot store per-tensor or per-channel scales yet, and exporting the codes "
-                  "without them would lose the scale");
     format_codec c;
     c.name = F::name();
     c.info = info_of<F>();
@@ -195,6 +279,16 @@ class format_registry {
     c.decode = &detail::decode_as<F>;
     if constexpr (scalar_format<F> && F::bits <= 8)
       for (std::uint32_t code = 0; code < (1u << F::bits); ++code) c.code_values.push_back(F::decode_one(code));
+    if constexpr (tensor_scaled_format<F>) {
+      c.tensor_scaled = true;
+      c.header_bits = F::header_bits;
+      c.per_channel_scales = F::per_channel_scales;
+      c.scales = detail::scales_json<F>();
+    }
+    if constexpr (learned_scale_format<F>) {
+      c.encode_with_steps = &detail::encode_with_steps_as<F>;
+      c.steps_of = &detail::steps_as<F>;
+    }
     if (const format_codec* e = find(c.name)) {
       if (e->q == c.q) return *this;
       throw invalid_argument("qnas::nn::format_registry::add",
@@ -266,10 +360,10 @@ inline json format_json(const format_codec& c) {
             {"max_value", c.info.max_value}};
   if (!c.code_values.empty()) {
     json v = json::array();
-    for (float x : c.code_values)  // JSON has no NaN or infinities: they are written as strings
-      v.push_back(std::isnan(x) ? json("nan") : std::isinf(x) ? json(x > 0 ? "inf" : "-inf") : json(x));
+    for (float x : c.code_values) v.push_back(json_float(x));
     j["code_values"] = std::move(v);
   }
+  if (c.tensor_scaled) j["scales"] = c.scales;
   return j;
 }
 
@@ -323,6 +417,46 @@ class model_writer {
     } catch (const invalid_argument& e) {  // NaN in a format without a NaN code
       throw invalid_argument(where, qnas::detail::cat(what, ": ", e.what()));
     }
+    return record(x, c, codes, headers);
+  }
+  /// A weight tensor: pinned values as stored, lsq codes with the layer's learned steps (set
+  /// first if a forward pass has not yet), else the quantized weights' encoding.
+  json weight_tensor(weighted_layer& l, const std::string& what) {
+    const quantizer& q = l.weight_quantizer();
+    if (const stored_weights* p = l.pinned_weights()) return stored(*p, q, what);
+    if (!q.learned()) return tensor(l.weights().value, q, what);
+    const format_codec& c = codec_for(q, what);
+    l.initialize_weight_steps();
+    const xt::xarray<float>& steps = l.weight_steps().value;
+    std::vector<std::uint8_t> codes, headers;
+    try {
+      c.encode_with_steps(l.weights().value, {steps.data(), steps.size()}, codes, headers);
+    } catch (const invalid_argument& e) {  // NaN weights, or a step that is not > 0
+      throw invalid_argument(where, qnas::detail::cat(what, ": ", e.what()));
+    }
+    return record(l.weights().value, c, codes, headers);
+  }
+  /// Pinned values (weighted_layer::pin_weights) with the encoding they were read from, which
+  /// must decode to exactly those values.
+  json stored(const stored_weights& p, const quantizer& q, const std::string& what) {
+    const format_codec& c = codec_for(q, what);
+    const std::vector<std::size_t> shape(p.values.shape().begin(), p.values.shape().end());
+    bool same = p.codes.size() == code_bytes_of(c.info, p.values.size()) && p.headers.size() == header_bytes_of(c, shape);
+    if (same) {
+      try {
+        const xt::xarray<float> d = c.decode(shape, p.codes, p.headers);
+        same = std::memcmp(d.data(), p.values.data(), d.size() * sizeof(float)) == 0;
+      } catch (const invalid_argument&) {
+        same = false;
+      }
+    }
+    if (!same)
+      throw invalid_argument(where, qnas::detail::cat(what, ": the pinned values (weighted_layer::pin_weights) are not what "
+                                                      "their stored codes and headers decode to in ", c.name));
+    return record(p.values, c, p.codes, p.headers);
+  }
+  json record(const xt::xarray<float>& x, const format_codec& c, const std::vector<std::uint8_t>& codes,
+              const std::vector<std::uint8_t>& headers) {
     const std::size_t offset = blob_.size();
     blob_.insert(blob_.end(), codes.begin(), codes.end());
     blob_.insert(blob_.end(), headers.begin(), headers.end());
@@ -347,8 +481,9 @@ class model_writer {
 
   void weighted(json& j, weighted_layer& l, const std::string& what) {
     j["use_bias"] = l.has_bias();
-    j["weights"] = tensor(l.weights().value, l.weight_quantizer(), what + " weights");
-    if (l.has_bias()) j["bias"] = tensor(l.bias().value, l.bias_quantizer(), what + " bias");
+    j["weights"] = weight_tensor(l, what + " weights");
+    if (const stored_weights* p = l.pinned_bias()) j["bias"] = stored(*p, l.bias_quantizer(), what + " bias");
+    else if (l.has_bias()) j["bias"] = tensor(l.bias().value, l.bias_quantizer(), what + " bias");
   }
 
   json layer_entry(nn::layer& l, const std::string& path, std::size_t nesting) {
@@ -479,11 +614,21 @@ class model_reader {
     if (!(net->output_shape() == out))
       throw io_error(where_, qnas::detail::cat("shape mismatch: the layers produce ", to_string(net->output_shape()),
                                                ", the manifest's output_shape is ", to_string(out)));
-    net->set_output_quantizer(format(j, "output_format", "the network's output").q);
+    const quantizer& oq = format(j, "output_format", "the network's output").q;
+    guarded("the network's output", [&] { return net->set_output_quantizer(oq), 0; });  // refuses lsq
     return net;
   }
 
  private:
+  template <class F>
+  auto guarded(const std::string& what, F&& make) const -> std::invoke_result_t<F&> {
+    try {
+      return make();
+    } catch (const invalid_argument& e) {  // a layer refusing a hyper-parameter or format
+      throw io_error(where_, qnas::detail::cat(what, ": ", e.what()));
+    }
+  }
+
   /// Counts how deep the manifest nests arrays and objects, without building it. nlohmann parses
   /// iteratively, but copying, printing and comparing a value recurse, and so does the layer
   /// reader; a manifest too deep for them is refused here, before anything recurses. Malformed
@@ -675,8 +820,14 @@ class model_reader {
 
   /// Reads tensor entry `t`, which must have `expected` shape, and returns its decoded values
   /// and format (the byte ranges and CRC are checked before anything is decoded).
-  std::pair<xt::xarray<float>, const format_codec*> tensor(const json& t, const std::vector<std::size_t>& expected,
-                                                           const std::string& what) {
+  /// A tensor as read: its values, format, and the bytes they were decoded from.
+  struct read_tensor {
+    xt::xarray<float> values;
+    const format_codec* codec = nullptr;
+    std::vector<std::uint8_t> codes, headers;
+  };
+
+  read_tensor tensor(const json& t, const std::vector<std::size_t>& expected, const std::string& what) {
     const std::string w = where_ + ": " + what;
     const format_codec& c = format(t, "format", what);
     const auto s = io::get_field<std::vector<json>>(t, "shape", w);
@@ -689,7 +840,7 @@ class model_reader {
     for (auto d : expected) n *= d;
     if (const auto e = io::get_field<std::size_t>(t, "elements", w); e != n)
       throw io_error(where_, qnas::detail::cat(what, ": elements is ", e, ", the shape ", shape_text(expected), " holds ", n));
-    const std::size_t code_bytes = code_bytes_of(c.info, n), header_bytes = header_bytes_of(c.info, expected);
+    const std::size_t code_bytes = code_bytes_of(c.info, n), header_bytes = header_bytes_of(c, expected);
     const auto cb = io::get_field<std::size_t>(t, "code_bytes", w), hb = io::get_field<std::size_t>(t, "header_bytes", w);
     const auto offset = io::get_field<std::size_t>(t, "offset", w), bytes = io::get_field<std::size_t>(t, "bytes", w);
     if (cb != code_bytes || hb != header_bytes || bytes != cb + hb)
@@ -706,7 +857,13 @@ class model_reader {
     const auto first = blob_.begin() + static_cast<std::ptrdiff_t>(offset);
     std::vector<std::uint8_t> codes(first, first + static_cast<std::ptrdiff_t>(cb));
     std::vector<std::uint8_t> headers(first + static_cast<std::ptrdiff_t>(cb), first + static_cast<std::ptrdiff_t>(bytes));
-    return {c.decode(expected, std::move(codes), std::move(headers)), &c};
+    read_tensor r{{}, &c, codes, headers};
+    try {
+      r.values = c.decode(expected, std::move(codes), std::move(headers));
+    } catch (const invalid_argument& e) {  // a header no encoder writes (a scale exponent no float has)
+      throw io_error(where_, qnas::detail::cat(what, ": ", e.what()));
+    }
+    return r;
   }
 
   static std::vector<std::size_t> dims(const xt::xarray<float>& a) { return {a.shape().begin(), a.shape().end()}; }
@@ -715,13 +872,30 @@ class model_reader {
   /// quantizers and gets the manifest's ones.
   void weighted(weighted_layer& l, const json& j, bool use_bias, const std::string& what) {
     const std::string w = where_ + ": " + what;
-    auto [wv, wf] = tensor(io::get_member(j, "weights", w), dims(l.weights().value), what + " weights");
-    l.weights().value = std::move(wv);
-    l.set_weight_quantizer(wf->q);
+    read_tensor wt = tensor(io::get_member(j, "weights", w), dims(l.weights().value), what + " weights");
+    const format_codec& wf = *wt.codec;
+    l.set_weight_quantizer(wf.q);
+    if (wf.steps_of != nullptr) {  // learned steps: the layer quantizes its weights with them
+      std::vector<float> steps;
+      try {
+        steps = wf.steps_of(dims(wt.values), wt.headers);
+      } catch (const invalid_argument& e) {
+        throw io_error(where_, qnas::detail::cat(what, " weights: ", e.what()));
+      }
+      l.weights().value = std::move(wt.values);
+      std::copy(steps.begin(), steps.end(), l.weight_steps().value.begin());
+    } else if (wf.tensor_scaled) {  // scales from the data: the values as stored
+      l.pin_weights({std::move(wt.values), std::move(wt.codes), std::move(wt.headers)});
+    } else {
+      l.weights().value = std::move(wt.values);
+    }
     if (use_bias) {
-      auto [bv, bf] = tensor(io::get_member(j, "bias", w), dims(l.bias().value), what + " bias");
-      l.bias().value = std::move(bv);
-      l.set_bias_quantizer(bf->q);
+      read_tensor bt = tensor(io::get_member(j, "bias", w), dims(l.bias().value), what + " bias");
+      guarded(what + " bias", [&] { return l.set_bias_quantizer(bt.codec->q), 0; });  // refuses lsq
+      if (bt.codec->tensor_scaled)
+        l.pin_bias({std::move(bt.values), std::move(bt.codes), std::move(bt.headers)});
+      else
+        l.bias().value = std::move(bt.values);
     } else if (j.contains("bias")) {
       throw io_error(where_, what + ": has a bias tensor but use_bias is false");
     }
@@ -740,15 +914,6 @@ class model_reader {
     if (n > limit)
       throw io_error(where_, qnas::detail::cat(what, ": shape mismatch: the hyper-parameters ask for more weights than the ",
                                                blob_.size(), "-byte blob can hold"));
-  }
-
-  template <class F>
-  auto guarded(const std::string& what, F&& make) const {
-    try {
-      return make();
-    } catch (const invalid_argument& e) {  // a layer constructor refusing the hyper-parameters
-      throw io_error(where_, qnas::detail::cat(what, ": ", e.what()));
-    }
   }
 
   /// Appends the layers of array `layers` (named `list` in messages) to net, which lies inside
@@ -770,7 +935,8 @@ class model_reader {
       if (!(l->output_shape() == out))
         throw io_error(where_, qnas::detail::cat(what, ": shape mismatch: the layer produces ", to_string(l->output_shape()),
                                                  ", the manifest's output_shape is ", to_string(out)));
-      l->set_output_quantizer(format(j, "output_format", what + " output").q);
+      const quantizer& oq = format(j, "output_format", what + " output").q;
+      guarded(what + " output", [&] { return l->set_output_quantizer(oq), 0; });  // refuses lsq
       net.add(std::move(l));
     }
   }
@@ -820,10 +986,10 @@ class model_reader {
       const auto eps = io::get_field<float>(j, "epsilon", w);
       auto l = guarded(what, [&] { return std::make_unique<batch_norm_layer>(in, 0.9f, eps); });
       const std::vector<std::size_t> c{in.c};
-      l->gamma().value = tensor(io::get_member(j, "gamma", w), c, what + " gamma").first;
-      l->beta().value = tensor(io::get_member(j, "beta", w), c, what + " beta").first;
-      const auto mean = tensor(io::get_member(j, "running_mean", w), c, what + " running_mean").first;
-      const auto var = tensor(io::get_member(j, "running_var", w), c, what + " running_var").first;
+      l->gamma().value = tensor(io::get_member(j, "gamma", w), c, what + " gamma").values;
+      l->beta().value = tensor(io::get_member(j, "beta", w), c, what + " beta").values;
+      const auto mean = tensor(io::get_member(j, "running_mean", w), c, what + " running_mean").values;
+      const auto var = tensor(io::get_member(j, "running_var", w), c, what + " running_var").values;
       l->running_mean().assign(mean.begin(), mean.end());
       l->running_var().assign(var.begin(), var.end());
       return l;

@@ -6,7 +6,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
+#include <optional>
 #include <random>
 #include <span>
 #include <string>
@@ -359,6 +361,14 @@ class layer {
   std::vector<std::uint64_t> inside_;  // memory saving: 1 bit per output, inside the format's range
 };
 
+/// Weights as a model file holds them (nn::load_model): values that are already values of the
+/// layer's weight format, and the encoding they were read from (element codes and headers, as
+/// qnas::encode packs them).
+struct stored_weights {
+  xt::xarray<float> values;
+  std::vector<std::uint8_t> codes, headers;
+};
+
 /// A layer with a weight tensor and an optional bias, each fake-quantized on every forward pass.
 /// Derived classes use `wq()` / `bq()` (the quantized values) in their arithmetic and call
 /// `accumulate_weight_grad` / `accumulate_bias_grad` with gradients w.r.t. those values.
@@ -393,7 +403,26 @@ class weighted_layer : public layer {
   /// the next forward pass sets each zero step from the weights (LSQ's initialisation).
   void set_weight_quantizer(quantizer q) {
     wq_fmt_ = std::move(q);
+    pinned_w_.reset();
     reset_weight_steps();
+  }
+  /// Sets the weights to stored values of the weight format, used as they are: while the
+  /// weights keep exactly these values, forward passes use them without quantizing them again,
+  /// and pinned_weights() returns them with their encoding. A format whose scales follow the
+  /// data (alpha 'auto' of ternary and binary, a constant alpha on fixed point) does not give its
+  /// own values back when it quantizes them again: the scale found from quantized values
+  /// differs in the last bits. Pinning is how a loaded model computes what the exported one did
+  /// (nn::load_model). Any change to the weights (an optimizer step, batch-norm folding, a new
+  /// weight quantizer) ends it, and quantization resumes. Throws qnas::invalid_argument when
+  /// the shape differs from the weights'.
+  void pin_weights(stored_weights s) { pin(w_, std::move(s), pinned_w_, "pin_weights"); }
+  /// pin_weights for the bias (with the bias quantizer).
+  void pin_bias(stored_weights s) { pin(b_, std::move(s), pinned_b_, "pin_bias"); }
+  /// The pinned weights while the weights still hold exactly their values, else nullptr.
+  [[nodiscard]] const stored_weights* pinned_weights() const noexcept { return holds(pinned_w_, w_) ? &*pinned_w_ : nullptr; }
+  /// The pinned bias while the bias still holds exactly its values, else nullptr.
+  [[nodiscard]] const stored_weights* pinned_bias() const noexcept {
+    return use_bias_ && holds(pinned_b_, b_) ? &*pinned_b_ : nullptr;
   }
   /// Sets the bias quantizer. Throws for a format with learned steps (lsq).
   void set_bias_quantizer(quantizer q) {
@@ -402,10 +431,23 @@ class weighted_layer : public layer {
                              q.name() + " learns its steps, which only a layer's weights can hold; quantize the bias "
                                         "with a fixed or data-dependent format");
     bq_fmt_ = std::move(q);
+    pinned_b_.reset();
   }
   /// The learned steps of the weight quantizer (empty unless it is an lsq format); 0 marks a
   /// step not yet initialised from the weights.
   parameter& weight_steps() noexcept { return steps_; }
+  /// Sets every learned step that is still 0 from the weights (LSQ's initial step), as the next
+  /// forward pass would; a no-op for other formats.
+  void initialize_weight_steps() {
+    float* s = steps_.value.data();
+    const std::size_t k = steps_.value.size();
+    if (std::any_of(s, s + k, [](float v) { return v == 0.0f; })) {
+      std::vector<float> init(k);
+      wq_fmt_.init_steps(span_of(w_.value), shape_of(w_.value), init);
+      for (std::size_t j = 0; j < k; ++j)
+        if (s[j] == 0.0f) s[j] = init[j];
+    }
+  }
   [[nodiscard]] const parameter& weight_steps() const noexcept { return steps_; }
   [[nodiscard]] const quantizer& weight_quantizer() const noexcept { return wq_fmt_; }
   [[nodiscard]] const quantizer& bias_quantizer() const noexcept { return bq_fmt_; }
@@ -446,12 +488,14 @@ class weighted_layer : public layer {
 
   /// Quantizes the weights and bias for this forward pass (a no-op for float32).
   void quantize_params() {
-    if (wq_fmt_.learned()) {
-      quantize_learned_weights();
-    } else if (!wq_fmt_.is_identity()) {
-      detail::quantize_into(wq_fmt_, w_.value, wq_buf_, engine_);
+    if (!wq_fmt_.is_identity() && !use_pinned(pinned_w_, w_, wq_buf_)) {
+      if (wq_fmt_.learned())
+        quantize_learned_weights();
+      else
+        detail::quantize_into(wq_fmt_, w_.value, wq_buf_, engine_);
     }
-    if (use_bias_ && !bq_fmt_.is_identity()) detail::quantize_into(bq_fmt_, b_.value, bq_buf_, engine_);
+    if (use_bias_ && !bq_fmt_.is_identity() && !use_pinned(pinned_b_, b_, bq_buf_))
+      detail::quantize_into(bq_fmt_, b_.value, bq_buf_, engine_);
   }
   [[nodiscard]] const float* wq() const noexcept { return wq_fmt_.is_identity() ? w_.value.data() : wq_buf_.data(); }
   [[nodiscard]] const float* bq() const noexcept { return bq_fmt_.is_identity() ? b_.value.data() : bq_buf_.data(); }
@@ -503,6 +547,30 @@ class weighted_layer : public layer {
     return {a.shape().data(), a.dimension()};
   }
 
+  static bool holds(const std::optional<stored_weights>& p, const parameter& t) noexcept {
+    return p && p->values.shape() == t.value.shape() &&
+           std::memcmp(p->values.data(), t.value.data(), t.value.size() * sizeof(float)) == 0;
+  }
+  void pin(parameter& t, stored_weights s, std::optional<stored_weights>& slot, const char* fn) {
+    if (s.values.shape() != t.value.shape())
+      throw invalid_argument(qnas::detail::cat("qnas::nn::", kind(), "::", fn),
+                             qnas::detail::cat("the stored tensor has ", s.values.size(), " elements in a shape other than the layer's (",
+                                               t.value.size(), " elements)"));
+    t.value = s.values;
+    slot = std::move(s);
+  }
+  /// Copies pinned values into `buf` while `t` still holds them; drops a pin whose tensor changed.
+  static bool use_pinned(std::optional<stored_weights>& p, const parameter& t, xt::xarray<float>& buf) {
+    if (!p) return false;
+    if (!holds(p, t)) {
+      p.reset();  // the tensor changed: quantize it from now on
+      return false;
+    }
+    detail::ensure_shape(buf, t.value.shape());
+    std::copy(t.value.begin(), t.value.end(), buf.begin());
+    return true;
+  }
+
   /// Sizes the step parameter for the weight quantizer (zeros: not yet initialised).
   void reset_weight_steps() {
     steps_.name = kind() + ".weight_step";
@@ -516,14 +584,9 @@ class weighted_layer : public layer {
   /// from the weights (LSQ's initial step). A step the optimizer drove to a negative or
   /// non-finite value stops the pass with an error naming the layer (lower the learning rate).
   void quantize_learned_weights() {
-    float* s = steps_.value.data();
+    initialize_weight_steps();
+    const float* s = steps_.value.data();
     const std::size_t k = steps_.value.size();
-    if (std::any_of(s, s + k, [](float v) { return v == 0.0f; })) {
-      std::vector<float> init(k);
-      wq_fmt_.init_steps(span_of(w_.value), shape_of(w_.value), init);
-      for (std::size_t j = 0; j < k; ++j)
-        if (s[j] == 0.0f) s[j] = init[j];
-    }
     for (std::size_t j = 0; j < k; ++j)
       if (!(s[j] > 0.0f) || !std::isfinite(s[j]))
         throw invalid_argument("qnas::nn::" + kind() + "::forward",
@@ -540,6 +603,9 @@ class weighted_layer : public layer {
   bool use_bias_ = true;
   quantizer wq_fmt_, bq_fmt_;
   xt::xarray<float> wq_buf_, bq_buf_, gw_buf_, gb_buf_;
+
+ private:
+  std::optional<stored_weights> pinned_w_, pinned_b_;  // pin_weights / pin_bias: stored values used as they are while unchanged
 };
 
 /// The output buffer `y_` and input-gradient buffer `dx_` of a leaf layer, with the
