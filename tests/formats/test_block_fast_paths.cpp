@@ -385,6 +385,94 @@ TEST_CASE("bfp_outlier quantize paths equal the reference bit for bit") {
   check_outlier<bfp_outlier<23, 4, 1, 1>>(39);             // m = 22
   check_outlier<bfp_outlier<12, 16, 1, 4, 16>>(40);
   check_outlier<bfp_outlier<3, 2, 1, 2>>(41);              // every short tail block all outliers
+  check_outlier<bfp_outlier<4, 8, 1, 4>>(42);              // one AVX2 vector per block (top-2 path)
+  check_outlier<bfp_outlier<4, 32, 1, 4>>(43);             // four vectors per block (top-2 path)
+}
+
+/// Every path of F on one block (and on its first n_tail values, a short tail block) against
+/// reference_outlier, out of place and in place.
+template <class F>
+void check_outlier_block(const std::vector<float>& x, const char* what) {
+  typename F::rounding round;
+  for (std::size_t n : {x.size(), x.size() / 2 + 1}) {
+    std::vector<float> want(n);
+    reference_outlier<F>(x.data(), want.data(), n, round);
+    auto check = [&](const char* path, auto&& fn) {
+      std::vector<float> got(n, 123.0f), inplace(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(n));
+      fn(x.data(), got.data(), n);
+      fn(inplace.data(), inplace.data(), n);
+      CHECK_MESSAGE((same_bits(got, want) && same_bits(inplace, want)), F::name() << " " << path << " on " << what << " (n = " << n
+                                                                                  << ")\n  in:   " << show(x) << "\n  want: "
+                                                                                  << show(want) << "\n  got:  " << show(got));
+    };
+    check("quantize_block", [&](const float* in, float* out, std::size_t m) { F::quantize_block(in, out, m, round); });
+    check("baseline", [&](const float* in, float* out, std::size_t m) { F::quantize_block_baseline(in, out, m, round); });
+#if defined(QNAS_BLOCK_AVX2)
+    if (detail::block_avx2_available())
+      check("avx2", [&](const float* in, float* out, std::size_t m) { F::quantize_block_avx2(in, out, m, round); });
+#endif
+  }
+}
+
+/// The one-outlier AVX2 path finds the two largest magnitudes in one pass and bounds every lane
+/// whose magnitude equals the largest as the outlier; these blocks pin what that relies on.
+template <class F>
+void check_outlier_top2_cases() {
+  constexpr auto bs = static_cast<std::size_t>(F::block_size);
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  // small values whose shared exponent follows the second largest: 1.97 rounds above the
+  // ordinary bound (1.75 for 3 magnitude bits) and within the outlier's, so which element is
+  // the outlier shows in the result
+  auto base = [&] {
+    std::vector<float> x(bs);
+    for (std::size_t i = 0; i < bs; ++i) x[i] = (i % 2 ? -0.0625f : 0.0625f) * static_cast<float>(1 + i % 7);
+    return x;
+  };
+  for (std::size_t p = 0; p < bs; ++p) {
+    for (float big : {7.9f, -7.9f, 1.97f, inf, -inf, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::max()}) {
+      auto x = base();
+      x[p] = big;
+      check_outlier_block<F>(x, "one large value at every position");
+      x[(p + 1) % bs] = 1.5f;  // a second largest that sets the exponent
+      check_outlier_block<F>(x, "a large value and a second largest");
+    }
+    for (std::size_t q = p + 1; q < bs; ++q) {
+      for (float second : {1.97f, -1.97f}) {
+        auto x = base();
+        x[p] = 1.97f;
+        x[q] = second;
+        check_outlier_block<F>(x, "a tie for the largest magnitude (the first is the outlier)");
+        x[p] = x[q] = inf;
+        check_outlier_block<F>(x, "two infinities");
+        x[p] = std::nextafter(1.97f, 0.0f);
+        x[q] = 1.97f;
+        check_outlier_block<F>(x, "the two largest one ulp apart");
+      }
+    }
+  }
+  check_outlier_block<F>(std::vector<float>(bs, 0.0f), "an all-zero block");
+  check_outlier_block<F>(std::vector<float>(bs, -0.0f), "an all -0 block");
+  std::vector<float> z(bs, -0.0f);
+  for (std::size_t i = 0; i < bs; i += 3) z[i] = 0.0f;
+  check_outlier_block<F>(z, "a block of +0 and -0");
+  z[bs / 2] = std::numeric_limits<float>::denorm_min();
+  check_outlier_block<F>(z, "zeros and one subnormal");
+  std::vector<float> sub(bs);
+  for (std::size_t i = 0; i < bs; ++i) sub[i] = std::bit_cast<float>(static_cast<std::uint32_t>(i * 0x1234u + 1u) | (i % 2 ? 0x80000000u : 0u));
+  check_outlier_block<F>(sub, "subnormals");
+  std::vector<float> top(bs);
+  for (std::size_t i = 0; i < bs; ++i) top[i] = std::ldexp(static_cast<float>(i + 1) / static_cast<float>(bs), 127);
+  check_outlier_block<F>(top, "the top of the float range");
+  std::vector<float> same(bs, -2.5f);
+  check_outlier_block<F>(same, "every magnitude equal");
+}
+
+TEST_CASE("bfp_outlier one-outlier top-2 path: ties, zeros, NaN, Inf, the outlier at every position") {
+  check_outlier_top2_cases<bfp_outlier<4, 16, 1, 4>>();
+  check_outlier_top2_cases<bfp_outlier<4, 8, 1, 4>>();
+  check_outlier_top2_cases<bfp_outlier<4, 32, 1, 4>>();
+  check_outlier_top2_cases<bfp_outlier<5, 8, 1, 18>>();
+  check_outlier_top2_cases<bfp_outlier<4, 16, 1, 4, 4>>();
 }
 
 TEST_CASE("bfp_nonuniform quantize paths equal the reference bit for bit") {

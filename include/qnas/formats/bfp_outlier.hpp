@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "qnas/formats/bfp.hpp"
 #include "qnas/formats/detail/block_simd.hpp"
@@ -163,12 +164,17 @@ struct bfp_outlier {
 
 #if defined(QNAS_BLOCK_AVX2)
   /// The same loops compiled for AVX2 (no FMA: bit for bit the baseline's values).
+  /// A full block of one outlier rounded to nearest even takes quantize_top2_avx2 first.
   template <class R>
   QNAS_BLOCK_AVX2_TARGET static void quantize_block_avx2(const float* in, float* out, std::size_t n, R& round) noexcept {
-    if (n == static_cast<std::size_t>(BlockSize))
+    if (n == static_cast<std::size_t>(BlockSize)) {
+      if constexpr (Outliers == 1 && BlockSize % 8 == 0 && std::is_same_v<R, nearest_even> &&
+                    magnitude_bits + ExtraBits <= 22)
+        if (quantize_top2_avx2(in, out)) return;
       quantize_n<BlockSize>(in, out, n, round);
-    else
+    } else {
       quantize_n<0>(in, out, n, round);
+    }
   }
 #endif
 
@@ -317,6 +323,57 @@ struct bfp_outlier {
       out[slot[j]] = r * step + 0.0f;  // +0, not -0, as decode gives
     }
   }
+
+#if defined(QNAS_BLOCK_AVX2)
+  /// quantize_n<BlockSize> of one outlier, rounding to nearest even, in registers: the largest
+  /// and second largest magnitudes in one pass (detail::top2_avx2), no search for the outlier's
+  /// index: without a tie for the largest, the outlier is the one element whose magnitude equals
+  /// it, so every element is rounded in one vectorized loop whose bound is chosen per lane
+  /// (outlier or ordinary). Returns false, having written nothing, where that does not hold: a
+  /// tie for a nonzero largest magnitude (the first index holding it is the outlier) or a grid
+  /// beyond the exact range of the rounding constant (e + 24 > 127); quantize_n takes those.
+  /// An all-zero block ties at 0 and is kept: every element rounds to +0 under either bound.
+  QNAS_BLOCK_AVX2_TARGET static bool quantize_top2_avx2(const float* in, float* out) noexcept {
+    constexpr std::size_t V = BlockSize / 8;
+    const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF);
+    __m256 x[V];
+    __m256i mag[V];
+    for (std::size_t k = 0; k < V; ++k) {
+      x[k] = _mm256_loadu_ps(in + 8 * k);
+      mag[k] = _mm256_and_si256(_mm256_castps_si256(x[k]), abs_mask);
+    }
+    const detail::top2_i32 t = detail::top2_avx2(mag);
+    if (t.first > 0x7F800000) {  // a NaN
+      detail::fill_nan(out, BlockSize);
+      return true;
+    }
+    if (t.second == t.first && t.first != 0) return false;
+    constexpr int none = -100000;
+    const int e1 = detail::ilog2_bits(static_cast<std::uint32_t>(t.first), none);
+    const int from_top = e1 == none ? none : e1 - ExtraBits;
+    const int from_rest = detail::ilog2_bits(static_cast<std::uint32_t>(t.second), none);
+    const int xe = std::clamp(std::max(from_rest, from_top), scale_min, scale_max);
+    const int e = xe - (magnitude_bits - 1);
+    if (e + 24 > 127) return false;
+    const float step = detail::exp2i(e);
+    const float lim = static_cast<float>(max_code) * step;
+    const float lim_outlier = static_cast<float>(max_outlier_code) * step;
+    const __m256 c = _mm256_set1_ps(detail::grid_rounding_constant(e));
+    const __m256 hi = _mm256_set1_ps(lim), hi_outlier = _mm256_set1_ps(lim_outlier);
+    const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(0x80000000u)));
+    const __m256i top = _mm256_set1_epi32(t.first);
+    for (std::size_t k = 0; k < V; ++k) {
+      // detail::round_to_grid_clamped with this lane's bound: _mm256_max_ps(a, b) is
+      // a > b ? a : b and _mm256_min_ps(a, b) is a < b ? a : b, its selects exactly
+      const __m256 b = _mm256_blendv_ps(hi, hi_outlier, _mm256_castsi256_ps(_mm256_cmpeq_epi32(mag[k], top)));
+      __m256 r = _mm256_sub_ps(_mm256_add_ps(x[k], c), c);
+      r = _mm256_max_ps(r, _mm256_xor_ps(b, sign));
+      r = _mm256_min_ps(r, b);
+      _mm256_storeu_ps(out + 8 * k, r);
+    }
+    return true;
+  }
+#endif
 
   template <class R>
   QNAS_ALWAYS_INLINE static void element_loop(const float* in, float* out, std::size_t n, const detail::pow2_scaler& to_code,
