@@ -51,7 +51,7 @@
 #include <qnas/data/idx.hpp>
 #include <qnas/data/synthetic.hpp>
 #include <qnas/energy.hpp>
-#include <qnas/energy/network.hpp>
+#include <qnas/nn/energy.hpp>
 #include <qnas/formats/binary.hpp>
 #include <qnas/formats/fixed_point.hpp>
 #include <qnas/formats/po2.hpp>
@@ -301,7 +301,7 @@ int run(int argc, char** argv) {
 
   auto ref_net = build(reference_candidate);
   std::cout << "\nreference model:\n" << *ref_net;
-  const en::network_desc ref_desc = en::describe_network(*ref_net, eo.bridge);
+  const en::network_desc ref_desc = nn::describe_network(*ref_net, eo.bridge);
   std::cout << en::estimate<en::qtools_compat>(ref_desc.view(), eo.energy);
   const qs::metrics ref = evaluator(reference_candidate, {0, qs::trial_seed(set.seed, 1u << 20)});
   const double ref_energy = ref.at("energy_pj"), ref_acc = ref.at("accuracy");

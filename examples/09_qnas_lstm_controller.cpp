@@ -54,7 +54,7 @@
 #include <qnas/energy/estimate.hpp>
 #include <qnas/energy/horowitz_45nm.hpp>
 #include <qnas/energy/latency.hpp>
-#include <qnas/energy/network.hpp>
+#include <qnas/nn/energy.hpp>
 #include <qnas/formats/bfp.hpp>
 #include <qnas/formats/fixed_point.hpp>
 #include <qnas/io/svg_plot.hpp>
@@ -154,12 +154,12 @@ constexpr double pe_area_um2 = 282.0 + 137.0;
 constexpr double sram_um2_per_bit = 0.346 / 0.5;
 
 // Model input: 8-bit pixels. Accumulators are as wide as the products and fan-in need.
-const en::bridge_options bridge{.input_format = info_of<uint8>()};
+const nn::bridge_options bridge{.input_format = info_of<uint8>()};
 
 /// Latency, energy and area of a candidate's network on the candidate's accelerator.
 qs::metrics hardware_costs(nn::sequential& net, const candidate& c) {
   const en::accelerator a = accelerator_of(c);
-  const en::network_desc d = en::describe_network(net, bridge);
+  const en::network_desc d = nn::describe_network(net, bridge);
   const en::model_latency lat = en::model_cycles(d.view(), a);
   double dram_bits = 0;
   for (std::size_t i = 0; i < d.size(); ++i) dram_bits += en::layer_cycles(d[i], a, en::role_of(i, d.size())).dram_bits;

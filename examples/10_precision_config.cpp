@@ -160,7 +160,7 @@ struct shared_state {
   std::size_t epochs = 1;
   float learning_rate = 5e-4f;
   train::distillation_options distillation{.temperature = 4.0f, .alpha = 0.9f};
-  en::bridge_options bridge{.input_format = info_of<uint8>(), .accumulator_bits = 0, .max_accumulator_bits = 16};
+  nn::bridge_options bridge{.input_format = info_of<uint8>(), .accumulator_bits = 0, .max_accumulator_bits = 16};
   en::energy_options energy{en::memory_kind::sram, en::memory_kind::sram, 134217728.0, false};
 };
 

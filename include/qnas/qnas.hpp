@@ -15,5 +15,6 @@
 // Bridges between modules: pricing nn networks, training search candidates, exporting
 // networks to files (nn + io; kept out of nn.hpp so that networks compile without JSON and zlib).
 #include "qnas/energy/network.hpp"
+#include "qnas/nn/energy.hpp"
 #include "qnas/nn/export.hpp"
 #include "qnas/search/train_evaluator.hpp"

@@ -10,7 +10,7 @@
 #include <utility>
 
 #include "qnas/energy.hpp"
-#include "qnas/energy/network.hpp"
+#include "qnas/nn/energy.hpp"
 #include "qnas/formats/fixed_point.hpp"
 #include "qnas/formats/learned.hpp"
 #include "qnas/formats/scaled.hpp"
@@ -162,14 +162,14 @@ TEST_CASE("rescale through the nn -> energy bridge: conv2d and dense layers with
     net->emplace<nn::dense_layer>(10, nn::layer_formats{.weights = w});
     return net;
   };
-  const en::bridge_options bo{.input_format = info_of<uint8>(), .accumulator_bits = 16};
+  const nn::bridge_options bo{.input_format = info_of<uint8>(), .accumulator_bits = 16};
   const auto priced = [&](const quantizer& w) {
     auto net = make(w);
-    return en::price_model<en::horowitz_45nm>(en::describe_network(*net, bo));
+    return en::price_model<en::horowitz_45nm>(nn::describe_network(*net, bo));
   };
   const auto layer = [&](const quantizer& w, std::size_t i) {
     auto net = make(w);
-    const en::network_desc d = en::describe_network(*net, bo);
+    const en::network_desc d = nn::describe_network(*net, bo);
     return en::price_layer<en::horowitz_45nm>(d[i], {}, en::role_of(i, d.size()));
   };
   const en::model_energy fixed = priced(quantizer::of<unit4>());
@@ -186,6 +186,6 @@ TEST_CASE("rescale through the nn -> energy bridge: conv2d and dense layers with
   CHECK(layer(quantizer::of<w_po2>(), 0).rescales == 0);
   // qtools_compat: the qtools figure, unchanged by a float scale.
   auto a = make(quantizer::of<w_auto>()), u = make(quantizer::of<unit4>());
-  CHECK(en::price_model<en::qtools_compat>(en::describe_network(*a, bo)).total_pj ==
-        en::price_model<en::qtools_compat>(en::describe_network(*u, bo)).total_pj);
+  CHECK(en::price_model<en::qtools_compat>(nn::describe_network(*a, bo)).total_pj ==
+        en::price_model<en::qtools_compat>(nn::describe_network(*u, bo)).total_pj);
 }

@@ -7,7 +7,7 @@
 #include <memory>
 
 #include "qnas/energy.hpp"
-#include "qnas/energy/network.hpp"
+#include "qnas/nn/energy.hpp"
 #include "qnas/formats/fixed_point.hpp"
 #include "qnas/formats/ternary.hpp"
 #include "qnas/nn.hpp"
@@ -38,8 +38,8 @@ std::unique_ptr<nn::sequential> reference_cnn() {
 
 TEST_CASE("bridge: the reference CNN as an nn network prices to the qtools worked example") {
   auto net = reference_cnn<int8, fixed_relu<8, 8>>();
-  const en::bridge_options bo{.input_format = info_of<int8>(), .accumulator_bits = 16};
-  const en::network_desc d = en::describe_network(*net, bo);
+  const nn::bridge_options bo{.input_format = info_of<int8>(), .accumulator_bits = 16};
+  const en::network_desc d = nn::describe_network(*net, bo);
   REQUIRE(d.size() == 9);
   CHECK(d[0].kind == en::layer_kind::conv2d);
   CHECK(d[0].out == en::tensor_shape{14, 14, 16});
@@ -63,8 +63,8 @@ TEST_CASE("bridge: only bits and families matter, so other 8-bit scalings price 
   // fixed_point<8, 0> weights ([-1, 1)) and fixed_relu<8, 3> activations ([0, 8)) are the same
   // 8-bit multipliers and 8-bit tensors as int8 / uint8.
   auto net = reference_cnn<fixed_point<8, 0>, fixed_relu<8, 3>>();
-  const en::bridge_options bo{.input_format = info_of<uint8>(), .accumulator_bits = 16};
-  const auto e = en::price_model<en::qtools_compat>(en::describe_network(*net, bo), worked_opts);
+  const nn::bridge_options bo{.input_format = info_of<uint8>(), .accumulator_bits = 16};
+  const auto e = en::price_model<en::qtools_compat>(nn::describe_network(*net, bo), worked_opts);
   CHECK(e.qtools_total() == 162063);
 }
 
@@ -77,7 +77,7 @@ TEST_CASE("bridge: derived accumulators, the cap, and fused output quantizers") 
   net.emplace<nn::pool_layer>(nn::pool_layer::mode::max, 2, 2);
   net.emplace<nn::global_avg_pool_layer>();
   net.emplace<nn::dense_layer>(3);
-  const auto d = en::describe_network(net, {.input_format = info_of<int8>()});
+  const auto d = nn::describe_network(net, {.input_format = info_of<int8>()});
   REQUIRE(d.size() == 5);
   CHECK(d[0].output.bits == 20);
   CHECK(d[0].accumulator_bits == 0);  // left to the energy model, which derives the same
@@ -90,7 +90,7 @@ TEST_CASE("bridge: derived accumulators, the cap, and fused output quantizers") 
   CHECK(d[3].kernel_h == 2);
   CHECK(d[3].out == en::tensor_shape{1, 1, 16});
   CHECK(d[4].output == float32_info);  // float weights: a float product and accumulator
-  const auto capped = en::describe_network(net, {.input_format = info_of<int8>(), .max_accumulator_bits = 16});
+  const auto capped = nn::describe_network(net, {.input_format = info_of<int8>(), .max_accumulator_bits = 16});
   CHECK(capped[0].output.bits == 16);
   CHECK(capped[0].accumulator_bits == 16);
   // Copies keep valid names (they share the storage).
@@ -106,7 +106,7 @@ TEST_CASE("bridge: residual blocks end in a 2-input add; batch norm is priced as
   r.body().emplace<nn::relu_layer>();
   r.seal();
   net.emplace<nn::flatten_layer>();
-  const auto d = en::describe_network(net);
+  const auto d = nn::describe_network(net);
   REQUIRE(d.size() == 4);
   CHECK(d[0].kind == en::layer_kind::conv2d);
   CHECK(d[1].kind == en::layer_kind::activation);
@@ -119,15 +119,30 @@ TEST_CASE("bridge: an unpriceable layer or an inconsistent description throws na
   nn::sequential net(nn::image(4, 4, 8));
   net.emplace<nn::conv2d_layer>(8, 3, 1);
   auto rows = nn::describe_layers(net);
-  rows[0].config = "8 three-by-three";
-  CHECK_THROWS_WITH_AS(en::describe_network(std::span<const nn::layer_description>(rows)),
-                       doctest::Contains("layer 0, conv2d"), qnas::invalid_argument);
+  CHECK(rows[0].op == nn::layer_op::conv2d);
+  CHECK(rows[0].window == nn::window_desc{3, 1, nn::padding::same});
+  rows[0].window.kernel = 0;
+  CHECK_THROWS_WITH_AS(nn::describe_network(std::span<const nn::layer_description>(rows)),
+                       "qnas::nn::describe_network (layer 0, conv2d): a conv2d needs a window with kernel and stride "
+                       ">= 1, the description has kernel 0, stride 1",
+                       qnas::invalid_argument);
   rows = nn::describe_layers(net);
-  rows[0].config = "8 3x3/2 same";  // would give 2x2x8, the layer says 4x4x8
-  CHECK_THROWS_WITH_AS(en::describe_network(std::span<const nn::layer_description>(rows)),
-                       doctest::Contains("gives 2x2x8"), qnas::invalid_argument);
+  rows[0].window.stride = 2;  // would give 2x2x8, the layer says 4x4x8
+  CHECK_THROWS_WITH_AS(nn::describe_network(std::span<const nn::layer_description>(rows)),
+                       "qnas::nn::describe_network (layer 0, conv2d): conv2d 3x3/2 same on input [4,4,8] gives 2x2x8, "
+                       "but the layer's output is [4,4,8]",
+                       qnas::invalid_argument);
   rows = nn::describe_layers(net);
-  rows[0].kind = "squeeze_excite";
-  CHECK_THROWS_WITH_AS(en::describe_network(std::span<const nn::layer_description>(rows)),
+  rows[0].config = "8 three-by-three";  // for people only: never parsed
+  CHECK(nn::describe_network(std::span<const nn::layer_description>(rows)).size() == 1);
+  rows[0].op = nn::layer_op::unpriced;
+  CHECK_THROWS_WITH_AS(nn::describe_network(std::span<const nn::layer_description>(rows)),
                        doctest::Contains("no energy model"), qnas::invalid_argument);
+  nn::sequential se(nn::image(4, 4, 8));
+  se.emplace<nn::squeeze_excite_layer>();
+  CHECK_THROWS_WITH_AS(nn::describe_network(se),
+                       "qnas::nn::describe_network (layer 0, squeeze_excite): has no energy model: its description's op "
+                       "is unpriced (priced ops: conv2d, depthwise_conv2d, dense, max_pool, avg_pool, global_avg_pool, "
+                       "activation, flatten, batch_norm, residual, sequential)",
+                       qnas::invalid_argument);
 }

@@ -9,7 +9,7 @@
 
 #include "qnas/formats.hpp"
 #include "qnas/nn.hpp"
-#include "qnas/energy/network.hpp"
+#include "qnas/nn/energy.hpp"
 #include "qnas/energy/qtools_compat.hpp"
 #include "qnas/nn/fold.hpp"
 #include "qnas/space.hpp"
@@ -237,9 +237,9 @@ TEST_CASE("the energy bridge prices lsq weights as their integer grid (the steps
     return net;
   };
   const auto learned = make(quantizer::of<w4>()), fixed = make(quantizer::of<fixed_point<4, 0>>());
-  const energy::bridge_options bo{.input_format = info_of<uint8>(), .accumulator_bits = 16};
-  const auto el = energy::price_model<energy::qtools_compat>(energy::describe_network(*learned, bo));
-  const auto ef = energy::price_model<energy::qtools_compat>(energy::describe_network(*fixed, bo));
+  const nn::bridge_options bo{.input_format = info_of<uint8>(), .accumulator_bits = 16};
+  const auto el = energy::price_model<energy::qtools_compat>(nn::describe_network(*learned, bo));
+  const auto ef = energy::price_model<energy::qtools_compat>(nn::describe_network(*fixed, bo));
   CHECK(el.total_pj == ef.total_pj);
   CHECK(el.macs == ef.macs);
   CHECK((*learned)[0].describe().step_params == 8);

@@ -23,6 +23,11 @@ class elementwise_layer : public with_buffers<layer> {
   explicit elementwise_layer(tensor_shape in) : with_buffers<layer>(Op::name, in, in) {
     if (!in.valid()) throw invalid_argument(std::string("qnas::nn::") + Op::name, "needs a non-empty input");
   }
+  [[nodiscard]] layer_description describe() const override {
+    layer_description d = layer::describe();
+    d.op = layer_op::activation;
+    return d;
+  }
 
  protected:
   const xt::xarray<float>& forward_impl(const xt::xarray<float>& x, bool training) override {
@@ -133,6 +138,11 @@ class softmax_layer : public with_buffers<layer> {
   explicit softmax_layer(tensor_shape in) : with_buffers<layer>("softmax", in, in) {
     if (!in.is_flat() || in.c == 0) throw invalid_argument("qnas::nn::softmax", "needs a flat input, got " + to_string(in));
   }
+  [[nodiscard]] layer_description describe() const override {
+    layer_description d = layer::describe();
+    d.op = layer_op::activation;
+    return d;
+  }
 
  protected:
   const xt::xarray<float>& forward_impl(const xt::xarray<float>& x, bool) override {
@@ -190,6 +200,11 @@ class flatten_layer : public with_buffers<layer> {
  public:
   explicit flatten_layer(tensor_shape in) : with_buffers<layer>("flatten", in, flat(in.size())) {
     if (!in.valid()) throw invalid_argument("qnas::nn::flatten", "needs a non-empty input");
+  }
+  [[nodiscard]] layer_description describe() const override {
+    layer_description d = layer::describe();
+    d.op = layer_op::flatten;
+    return d;
   }
 
  protected:

@@ -38,6 +38,7 @@ class batch_norm_layer : public with_buffers<layer> {
   }
   [[nodiscard]] layer_description describe() const override {
     layer_description d = layer::describe();
+    d.op = layer_op::batch_norm;
     d.params = 2 * c_;
     d.macs = input_shape().h * input_shape().w * c_;  // one multiply-add per element
     return d;

@@ -228,6 +228,8 @@ class conv2d_layer : public with_buffers<weighted_layer> {
   [[nodiscard]] layer_description describe() const override {
     layer_description d = weighted_layer::describe();
     d.config = std::to_string(filters_) + " " + detail::window_config(g_.kernel_h, g_.stride, pad_);
+    d.op = layer_op::conv2d;
+    d.window = {g_.kernel_h, g_.stride, pad_};
     d.macs = g_.out_h * g_.out_w * patch() * filters_;
     return d;
   }
@@ -410,6 +412,8 @@ class depthwise_conv2d_layer : public with_buffers<weighted_layer> {
   [[nodiscard]] layer_description describe() const override {
     layer_description d = weighted_layer::describe();
     d.config = detail::window_config(g_.kernel_h, g_.stride, pad_);
+    d.op = layer_op::depthwise_conv2d;
+    d.window = {g_.kernel_h, g_.stride, pad_};
     d.macs = g_.out_h * g_.out_w * g_.kernel_h * g_.kernel_w * g_.channels;
     return d;
   }

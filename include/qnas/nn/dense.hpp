@@ -29,6 +29,7 @@ class dense_layer : public with_buffers<weighted_layer> {
   [[nodiscard]] layer_description describe() const override {
     layer_description d = weighted_layer::describe();
     d.config = std::to_string(units_);
+    d.op = layer_op::dense;
     d.macs = in_features_ * units_;
     return d;
   }

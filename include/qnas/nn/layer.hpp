@@ -34,11 +34,60 @@ struct layer_formats {
   quantizer output{};
 };
 
+/// What a layer computes, as the energy model reads it: one value per kind of computation,
+/// not per class, so a user's layer that computes a convolution says `conv2d` and is priced as
+/// one. Composite layers (residual, sequential) are followed in describe_layers by their body's
+/// rows at depth + 1.
+enum class layer_op : std::uint8_t {
+  unpriced,          ///< no pricing rule (squeeze_excite; a layer that says nothing): the bridge refuses it
+  conv2d,            ///< window = kernel, stride, padding; output channels = output.c
+  depthwise_conv2d,  ///< one window per channel
+  dense,             ///< output.c units on the flattened input
+  max_pool,
+  avg_pool,
+  global_avg_pool,   ///< [h, w, c] -> [c]
+  activation,        ///< element-wise, shape kept (relu, relu6, swish, sigmoid, softmax)
+  flatten,
+  batch_norm,        ///< priced folded into the layer before it
+  residual,          ///< y = x + body(x)
+  sequential         ///< the body's layers in order
+};
+
+constexpr const char* to_string(layer_op op) noexcept {
+  switch (op) {
+    case layer_op::unpriced: return "unpriced";
+    case layer_op::conv2d: return "conv2d";
+    case layer_op::depthwise_conv2d: return "depthwise_conv2d";
+    case layer_op::dense: return "dense";
+    case layer_op::max_pool: return "max_pool";
+    case layer_op::avg_pool: return "avg_pool";
+    case layer_op::global_avg_pool: return "global_avg_pool";
+    case layer_op::activation: return "activation";
+    case layer_op::flatten: return "flatten";
+    case layer_op::batch_norm: return "batch_norm";
+    case layer_op::residual: return "residual";
+    case layer_op::sequential: return "sequential";
+  }
+  return "?";
+}
+
+/// The window of a convolution or pool: square kernel, stride, padding.
+struct window_desc {
+  std::size_t kernel = 0;
+  std::size_t stride = 0;
+  padding pad = padding::valid;
+  constexpr bool operator==(const window_desc&) const = default;
+};
+
 /// What a layer is, as plain data: the summary prints it, and the energy model reads it (a
-/// layer's MACs and the formats of the operands are what an operator-level cost needs).
+/// layer's computation, geometry, MACs and the formats of the operands are what an
+/// operator-level cost needs). `op` and `window` are the typed geometry; `kind` and `config`
+/// are for people (summaries, messages) and are never parsed.
 struct layer_description {
-  std::string kind;              ///< "conv2d", "dense", "relu", ...
+  std::string kind;              ///< "conv2d", "dense", "relu", ... (the layer's name for people)
   std::string config;            ///< short human-readable hyper-parameters ("3x3/2 same")
+  layer_op op = layer_op::unpriced;
+  window_desc window{};          ///< conv2d, depthwise_conv2d, max_pool, avg_pool
   tensor_shape input{};
   tensor_shape output{};
   std::size_t params = 0;        ///< trainable scalars

@@ -28,6 +28,8 @@ class pool_layer : public with_buffers<layer> {
   [[nodiscard]] layer_description describe() const override {
     layer_description d = layer::describe();
     d.config = detail::window_config(g_.kernel_h, g_.stride, pad_);
+    d.op = mode_ == mode::max ? layer_op::max_pool : layer_op::avg_pool;
+    d.window = {g_.kernel_h, g_.stride, pad_};
     return d;
   }
 
@@ -128,6 +130,11 @@ class global_avg_pool_layer : public with_buffers<layer> {
   explicit global_avg_pool_layer(tensor_shape in) : with_buffers<layer>("global_avg_pool", in, flat(in.c)) {
     if (!in.is_image() || !in.valid())
       throw invalid_argument("qnas::nn::global_avg_pool", "needs a non-empty image input, got " + to_string(in));
+  }
+  [[nodiscard]] layer_description describe() const override {
+    layer_description d = layer::describe();
+    d.op = layer_op::global_avg_pool;
+    return d;
   }
 
  protected:

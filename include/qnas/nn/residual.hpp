@@ -38,6 +38,7 @@ class residual_layer : public layer {
   [[nodiscard]] layer_description describe() const override {
     layer_description d = layer::describe();
     const layer_description b = body_->describe();
+    d.op = layer_op::residual;
     d.params = b.params;
     d.macs = b.macs;
     return d;

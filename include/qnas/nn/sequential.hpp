@@ -110,6 +110,7 @@ class sequential : public layer {
       d.macs += c.macs;
     }
     d.config = std::to_string(layers_.size()) + " layers";
+    d.op = layer_op::sequential;
     return d;
   }
 

@@ -3,7 +3,7 @@
 // A search evaluator (search/evaluator.hpp) that owns everything between a candidate and its
 // metrics: a user-supplied builder turns the candidate into a run-time nn::sequential, the
 // trainer trains it on a training set, the validation set gives its accuracy, and the energy
-// bridge (energy/network.hpp) prices it under a cost table. `estimate` is the same pricing
+// bridge (nn/energy.hpp) prices it under a cost table. `estimate` is the same pricing
 // without training: hand it to runner_options::estimate so hard constraints (energy caps, bit
 // budgets) reject a candidate before any training is spent on it.
 //
@@ -30,7 +30,7 @@
 #include "qnas/data/dataset.hpp"
 #include "qnas/energy/cost_table.hpp"
 #include "qnas/energy/estimate.hpp"
-#include "qnas/energy/network.hpp"
+#include "qnas/nn/energy.hpp"
 #include "qnas/energy/qtools_compat.hpp"
 #include "qnas/energy/size.hpp"
 #include "qnas/nn/sequential.hpp"
@@ -62,7 +62,7 @@ struct proxy_training {
 /// Everything a train_evaluator needs besides the builder and the data.
 struct train_evaluator_options {
   proxy_training training{};
-  energy::bridge_options bridge{};    ///< model input format, accumulator widths
+  nn::bridge_options bridge{};    ///< model input format, accumulator widths
   energy::energy_options energy{};    ///< memory kinds, SRAM size, accounting (qtools' by default)
 };
 
@@ -74,10 +74,10 @@ using network_builder = std::function<std::unique_ptr<nn::sequential>(const cand
 /// (parameters + activations, AutoQKeras' size goal), "parameter_bits", "activation_bits",
 /// "params" (trainable scalars), "macs" (per sample).
 template <class Table = energy::qtools_compat>
-metrics network_costs(nn::sequential& net, const energy::bridge_options& bridge = {},
+metrics network_costs(nn::sequential& net, const nn::bridge_options& bridge = {},
                       const energy::energy_options& eo = {}) {
   static_assert(energy::check_cost_table<Table>());
-  const energy::network_desc d = energy::describe_network(net, bridge);
+  const energy::network_desc d = nn::describe_network(net, bridge);
   const energy::model_energy e = energy::price_model<Table>(d, eo);
   const energy::model_size s = energy::size_bits(d);
   const nn::layer_description total = net.describe();
