@@ -182,8 +182,11 @@ TEST_CASE("lsq: the quantizer's learned-step interface") {
                        invalid_argument);
   steps[3] = 0.0f;
   CHECK_THROWS_WITH_AS(q.quantize_with_steps(w, out, shape, steps), doctest::Contains("step 3 is 0"), invalid_argument);
+  CHECK_THROWS_WITH_AS(static_cast<void>(q.codes_with_steps(w, shape, steps)),
+                       doctest::Contains("qnas::quantizer::codes_with_steps: lsq<"), invalid_argument);
   steps[3] = std::numeric_limits<float>::quiet_NaN();
   CHECK_THROWS_AS(q.quantize_with_steps(w, out, shape, steps), invalid_argument);
+  CHECK_THROWS_AS(static_cast<void>(q.codes_with_steps(w, shape, steps)), invalid_argument);
   const quantizer fixed = quantizer::of<fixed_point<4, 0>>();
   CHECK_THROWS_WITH_AS(static_cast<void>(fixed.step_count(shape)), doctest::Contains("has no learned steps"), invalid_argument);
   const std::vector<std::size_t> wrong = {3, 3, 4, 5};

@@ -570,8 +570,8 @@ TEST_CASE("export refuses lsq weights with a step the optimizer drove below zero
   conv.initialize_weight_steps();
   conv.weight_steps().value(3) = -0.25f;
   CHECK_THROWS_WITH_AS(export_model(*net, s.dir / "m.json", scaled_formats()),
-                       ("qnas::nn::export_model: layers[0] (conv2d) weights: qnas::encode: " + l_fx4::name() +
-                        ": learned step 3 is -0.25; a step must be a finite number > 0")
+                       ("qnas::nn::export_model: layers[0] (conv2d) weights: qnas::quantizer::codes_with_steps: " +
+                        l_fx4::name() + ": step 3 is -0.25; a step must be a finite number > 0")
                            .c_str(),
                        invalid_argument);
   CHECK_FALSE(fs::exists(s.dir / "m.json"));

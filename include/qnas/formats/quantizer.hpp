@@ -101,10 +101,7 @@ class quantizer {
     if (out.size() != in.size())
       throw invalid_argument("qnas::quantizer::quantize_with_steps",
                              detail::cat(name_, ": output size ", out.size(), " differs from the input's ", in.size()));
-    for (std::size_t j = 0; j < steps.size(); ++j)
-      if (!(steps[j] > 0.0f) || !std::isfinite(steps[j]))
-        throw invalid_argument("qnas::quantizer::quantize_with_steps",
-                               detail::cat(name_, ": step ", j, " is ", steps[j], "; a step must be a finite number > 0"));
+    check_steps("quantize_with_steps", steps);
     t.quantize(in.data(), out.data(), steps.data(), rows, groups);
   }
   /// Backward pass through quantize_with_steps: adds d loss / d in (straight-through inside the
@@ -117,12 +114,14 @@ class quantizer {
       throw invalid_argument("qnas::quantizer::backward_with_steps", name_ + ": gradient buffers do not match the tensor");
     t.backward(in.data(), dout.data(), steps.data(), din.data(), dsteps.data(), rows, groups);
   }
-  /// Element codes (packed as qnas::encode packs them) of `in` quantized with the given steps;
-  /// the headers are the steps' float32 bits: decoding gives quantize_with_steps(in) exactly.
+  /// Element codes (packed as qnas::encode packs them) of `in` quantized with the given steps,
+  /// each a finite number > 0; the headers are the steps' float32 bits: decoding gives
+  /// quantize_with_steps(in) exactly.
   [[nodiscard]] std::vector<std::uint32_t> codes_with_steps(std::span<const float> in, std::span<const std::size_t> shape,
                                                             std::span<const float> steps) const {
     const auto& t = learned_checked("codes_with_steps");
     const auto [rows, groups] = check_learned_sizes(in.size(), shape, steps.size(), t);
+    check_steps("codes_with_steps", steps);
     std::vector<std::uint32_t> codes(in.size());
     t.encode(in.data(), codes.data(), steps.data(), rows, groups);
     return codes;
@@ -142,6 +141,12 @@ class quantizer {
   static constexpr learned_ops learned_table{&F::step_count, &F::init_steps, &F::quantize_rows_with,
                                              &F::encode_rows_with, &F::backward_rows};
 
+  void check_steps(const char* fn, std::span<const float> steps) const {
+    for (std::size_t j = 0; j < steps.size(); ++j)
+      if (!(steps[j] > 0.0f) || !std::isfinite(steps[j]))
+        throw invalid_argument(detail::cat("qnas::quantizer::", fn),
+                               detail::cat(name_, ": step ", j, " is ", steps[j], "; a step must be a finite number > 0"));
+  }
   const learned_ops& learned_checked(const char* fn) const {
     if (learned_ == nullptr)
       throw invalid_argument(detail::cat("qnas::quantizer::", fn), name_ + " has no learned steps (only lsq<...> formats do)");

@@ -152,10 +152,6 @@ void encode_with_steps_as(const xt::xarray<float>& x, std::span<const float> ste
   for (std::size_t i = 0; i < x.size(); ++i)
     if (std::isnan(x.data()[i]))
       throw invalid_argument("qnas::encode", qnas::detail::cat(F::name(), " has no NaN code; input element ", i, " is NaN"));
-  for (std::size_t j = 0; j < steps.size(); ++j)
-    if (!(steps[j] > 0.0f) || !std::isfinite(steps[j]))
-      throw invalid_argument("qnas::encode", qnas::detail::cat(F::name(), ": learned step ", j, " is ", steps[j],
-                                                               "; a step must be a finite number > 0"));
   const std::vector<std::size_t> shape(x.shape().begin(), x.shape().end());
   const std::vector<std::uint32_t> c = quantizer::of<F>().codes_with_steps({x.data(), x.size()}, shape, steps);
   codes.clear();
@@ -857,7 +853,11 @@ class model_reader {
     const auto first = blob_.begin() + static_cast<std::ptrdiff_t>(offset);
     std::vector<std::uint8_t> codes(first, first + static_cast<std::ptrdiff_t>(cb));
     std::vector<std::uint8_t> headers(first + static_cast<std::ptrdiff_t>(cb), first + static_cast<std::ptrdiff_t>(bytes));
-    read_tensor r{{}, &c, codes, headers};
+    read_tensor r{{}, &c, {}, {}};
+    if (c.tensor_scaled) {  // the loaded layer keeps the stored bytes (weighted_layer::pin_weights)
+      r.codes = codes;
+      r.headers = headers;
+    }
     try {
       r.values = c.decode(expected, std::move(codes), std::move(headers));
     } catch (const invalid_argument& e) {  // a header no encoder writes (a scale exponent no float has)
