@@ -109,7 +109,8 @@ void train_statistics(sequential& net) {
 }
 
 bool same_bits(const xt::xarray<float>& a, const xt::xarray<float>& b) {
-  return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+  // an empty array's data() may be null, which memcmp must not be given even for 0 bytes
+  return a.shape() == b.shape() && (a.size() == 0 || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
 std::uint32_t crc_of(const std::string& s, std::size_t off, std::size_t n) {

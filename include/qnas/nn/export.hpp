@@ -441,7 +441,7 @@ class model_writer {
     if (same) {
       try {
         const xt::xarray<float> d = c.decode(shape, p.codes, p.headers);
-        same = std::memcmp(d.data(), p.values.data(), d.size() * sizeof(float)) == 0;
+        same = d.size() == 0 || std::memcmp(d.data(), p.values.data(), d.size() * sizeof(float)) == 0;
       } catch (const invalid_argument&) {
         same = false;
       }

@@ -598,7 +598,7 @@ class weighted_layer : public layer {
 
   static bool holds(const std::optional<stored_weights>& p, const parameter& t) noexcept {
     return p && p->values.shape() == t.value.shape() &&
-           std::memcmp(p->values.data(), t.value.data(), t.value.size() * sizeof(float)) == 0;
+           (t.value.size() == 0 || std::memcmp(p->values.data(), t.value.data(), t.value.size() * sizeof(float)) == 0);
   }
   void pin(parameter& t, stored_weights s, std::optional<stored_weights>& slot, const char* fn) {
     if (s.values.shape() != t.value.shape())
