@@ -99,6 +99,23 @@ TEST_CASE("impossible layer descriptions throw qnas::invalid_argument with where
   CHECK_THROWS_WITH_AS(en::validate(one), doctest::Contains("inputs >= 2"), qnas::invalid_argument);
 }
 
+TEST_CASE("a grouped conv2d reads in.c / groups channels per output") {
+  constexpr auto full = en::conv2d("c", en::image(7, 7, 8), 16, 3, 1, en::padding::same, false);
+  constexpr auto grouped = en::conv2d("g", en::image(7, 7, 8), 16, 3, 1, en::padding::same, false, 4);
+  static_assert(full.fan_in() == 3 * 3 * 8 && grouped.fan_in() == 3 * 3 * 2);
+  static_assert(grouped.macs() == 7 * 7 * 16 * 3 * 3 * 2 && grouped.macs() * 4 == full.macs());
+  static_assert(grouped.weight_count() == 3 * 3 * 2 * 16);
+  const auto e_full = en::price_layer<en::horowitz_45nm>(full.with_formats(i8, i8, i8, i8));
+  const auto e_grouped = en::price_layer<en::horowitz_45nm>(grouped.with_formats(i8, i8, i8, i8));
+  CHECK(e_grouped.op < e_full.op);
+  CHECK(e_grouped.parameters < e_full.parameters);
+  auto bad = grouped;
+  bad.groups = 3;  // divides neither 8 nor 16
+  CHECK_THROWS_WITH_AS(en::validate(bad), doctest::Contains("groups = 3 must be >= 1 and divide"), qnas::invalid_argument);
+  bad.groups = 0;
+  CHECK_THROWS_WITH_AS(en::validate(bad), doctest::Contains("groups = 0"), qnas::invalid_argument);
+}
+
 TEST_CASE("size metric: parameter and activation bits") {
   constexpr std::array<en::layer_desc, 3> net{
       en::conv2d("c", {8, 8, 1}, 4, 3).with_formats(i4, i8, i8, i16),

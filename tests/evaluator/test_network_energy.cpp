@@ -50,7 +50,7 @@ TEST_CASE("bridge: the reference CNN as an nn network prices to the qtools worke
   CHECK(d[1].output.bits == 8);
   CHECK(d[6].kind == en::layer_kind::flatten);
   CHECK(d[7].kind == en::layer_kind::dense);
-  CHECK(d[7].in == en::tensor_shape{1, 1, 1024});
+  CHECK(d[7].in == qnas::flat(1024));
   CHECK(d[8].output.bits == 16);  // an unquantized softmax keeps the dense accumulator type
   const en::model_energy e = en::price_model<en::qtools_compat>(d, worked_opts);
   CHECK(e.macs == 559168);
@@ -88,7 +88,7 @@ TEST_CASE("bridge: derived accumulators, the cap, and fused output quantizers") 
   CHECK(d[2].input.family == format_family::ternary);  // pooling keeps its input's format
   CHECK(d[3].kind == en::layer_kind::avg_pool);
   CHECK(d[3].kernel_h == 2);
-  CHECK(d[3].out == en::tensor_shape{1, 1, 16});
+  CHECK(d[3].out == qnas::flat(16));
   CHECK(d[4].output == float32_info);  // float weights: a float product and accumulator
   const auto capped = nn::describe_network(net, {.input_format = info_of<int8>(), .max_accumulator_bits = 16});
   CHECK(capped[0].output.bits == 16);
@@ -129,7 +129,7 @@ TEST_CASE("bridge: an unpriceable layer or an inconsistent description throws na
   rows = nn::describe_layers(net);
   rows[0].window.stride = 2;  // would give 2x2x8, the layer says 4x4x8
   CHECK_THROWS_WITH_AS(nn::describe_network(std::span<const nn::layer_description>(rows)),
-                       "qnas::nn::describe_network (layer 0, conv2d): conv2d 3x3/2 same on input [4,4,8] gives 2x2x8, "
+                       "qnas::nn::describe_network (layer 0, conv2d): conv2d 3x3/2 same on input [4,4,8] gives [2,2,8], "
                        "but the layer's output is [4,4,8]",
                        qnas::invalid_argument);
   rows = nn::describe_layers(net);

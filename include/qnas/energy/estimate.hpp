@@ -150,9 +150,9 @@ constexpr layer_energy price_layer(const layer_desc& l, const energy_options& o 
   layer_energy e;
   e.counted = o.counted.mask[static_cast<int>(l.kind)];
 
-  const double in_bits = tensor_bits(l.in.elements(), l.input);
+  const double in_bits = tensor_bits(elements(l.in), l.input);
   e.inputs = read_pj<T>(in_bits, o.activations, role.model_input, o) * (l.kind == layer_kind::add ? l.inputs : 1);
-  e.outputs = write_pj<T>(tensor_bits(l.out.elements(), l.output), o.activations, role.model_output, o);
+  e.outputs = write_pj<T>(tensor_bits(elements(l.out), l.output), o.activations, role.model_output, o);
 
   switch (l.kind) {
     case layer_kind::conv2d:
@@ -166,15 +166,15 @@ constexpr layer_energy price_layer(const layer_desc& l, const energy_options& o 
       }
       e.mac = select_operator(l.weights, l.input);
       // qtools sizes the accumulator from kernel.shape[:-1]: kh*kw*channels for depthwise.
-      const long long fan = (quirks && l.kind == layer_kind::depthwise_conv2d) ? l.fan_in() * l.in.c : l.fan_in();
+      const long long fan = (quirks && l.kind == layer_kind::depthwise_conv2d) ? l.fan_in() * static_cast<long long>(l.in.c) : l.fan_in();
       e.accumulator_bits = l.accumulator_bits > 0 ? l.accumulator_bits : accumulator_bits(e.mac, fan, l.use_bias);
       e.macs = l.macs();
       const double acc = accumulate_pj<T>(e.accumulator_bits, e.mac.float_product);
       e.op = static_cast<double>(e.macs) * (multiply_pj<T>(e.mac) + acc);
-      if (l.use_bias && detail::charges_bias_add<T>()) e.op += static_cast<double>(l.out.elements()) * acc;
+      if (l.use_bias && detail::charges_bias_add<T>()) e.op += static_cast<double>(elements(l.out)) * acc;
       // A float weight or input scale: one float32 multiply per output (po2 scales: shifts, free).
       if (detail::charges_rescale<T>() && needs_float_rescale(l.weights, l.input)) {
-        e.rescales = l.out.elements();
+        e.rescales = elements(l.out);
         e.op += static_cast<double>(e.rescales) * rescale_pj<T>();
       }
       break;
@@ -186,7 +186,7 @@ constexpr layer_energy price_layer(const layer_desc& l, const energy_options& o 
                            : flt                 ? l.input.bits
                                                  : l.input.bits + detail::ceil_log2(window);
       // qtools counts channels * pool area adds (a single output position).
-      const long long count = quirks ? l.out.c * window : l.out.elements() * window;
+      const long long count = quirks ? static_cast<long long>(l.out.c) * window : elements(l.out) * window;
       e.op = static_cast<double>(count) * accumulate_pj<T>(e.accumulator_bits, flt);
       break;
     }
@@ -194,7 +194,7 @@ constexpr layer_energy price_layer(const layer_desc& l, const energy_options& o 
       // (window - 1) comparisons per output, each an input-wide subtract; qtools: free.
       if (!quirks) {
         const bool flt = l.input.family == format_family::floating;
-        e.op = static_cast<double>(l.out.elements() * (l.fan_in() - 1)) * accumulate_pj<T>(l.input.bits, flt);
+        e.op = static_cast<double>(elements(l.out) * (l.fan_in() - 1)) * accumulate_pj<T>(l.input.bits, flt);
       }
       break;
     }
@@ -205,7 +205,7 @@ constexpr layer_energy price_layer(const layer_desc& l, const energy_options& o 
       if (l.input.family == format_family::po2)
         bits = detail::po2_as_fixed_bits(l.input.bits, l.input.is_signed(), l.input.max_value);
       e.accumulator_bits = flt ? bits : bits + 1;
-      e.op = static_cast<double>((l.inputs - 1) * l.in.elements()) * accumulate_pj<T>(e.accumulator_bits, flt);
+      e.op = static_cast<double>((l.inputs - 1) * elements(l.in)) * accumulate_pj<T>(e.accumulator_bits, flt);
       break;
     }
     case layer_kind::activation:

@@ -87,8 +87,8 @@ constexpr layer_latency layer_cycles(const layer_desc& l, const accelerator& a, 
                                              " (all must be > 0)"));
   }
   layer_latency r;
-  const double in_bits = tensor_bits(l.in.elements(), l.input) * (l.kind == layer_kind::add ? l.inputs : 1);
-  const double out_bits = tensor_bits(l.out.elements(), l.output);
+  const double in_bits = tensor_bits(elements(l.in), l.input) * (l.kind == layer_kind::add ? l.inputs : 1);
+  const double out_bits = tensor_bits(elements(l.out), l.output);
   double par_bits = 0;
   if (l.has_weights()) {
     par_bits = tensor_bits(l.weight_count(), l.weights) + (l.use_bias ? tensor_bits(l.bias_count(), l.bias) : 0);
@@ -118,10 +118,10 @@ constexpr layer_latency layer_cycles(const layer_desc& l, const accelerator& a, 
   } else {
     long long ops = 0;
     switch (l.kind) {
-      case layer_kind::activation: ops = l.out.elements(); break;
+      case layer_kind::activation: ops = elements(l.out); break;
       case layer_kind::max_pool:
-      case layer_kind::avg_pool: ops = l.out.elements() * l.fan_in(); break;
-      case layer_kind::add: ops = l.out.elements() * (l.inputs - 1); break;
+      case layer_kind::avg_pool: ops = elements(l.out) * l.fan_in(); break;
+      case layer_kind::add: ops = elements(l.out) * (l.inputs - 1); break;
       default: break;
     }
     r.compute_cycles = detail::ceil_div(static_cast<double>(ops), a.pe_cols);

@@ -2,19 +2,21 @@
 // models price (the contract the nn module maps its layers onto; see docs/energy.md).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 
 #include "qnas/core/diagnostics.hpp"
+#include "qnas/core/shape.hpp"
 #include "qnas/formats/concept.hpp"
 
 namespace qnas::energy {
 
 /// What a layer computes, as far as cost is concerned.
 enum class layer_kind : std::uint8_t {
-  conv2d,            ///< kernel_h x kernel_w x in.c x out.c weights
+  conv2d,            ///< kernel_h x kernel_w x (in.c / groups) x out.c weights
   depthwise_conv2d,  ///< kernel_h x kernel_w x in.c x depth_multiplier weights
-  dense,             ///< in.elements() x out.c weights (in may be any shape: it is flattened)
+  dense,             ///< in.size() x out.c weights (in may be any shape: it is flattened)
   max_pool,          ///< comparisons over kernel_h x kernel_w windows
   avg_pool,          ///< sums over kernel_h x kernel_w windows
   activation,        ///< element-wise (relu, softmax, quantizer...)
@@ -37,22 +39,24 @@ constexpr const char* to_string(layer_kind k) noexcept {
   return "?";
 }
 
-/// Padding of a windowed layer: "same" gives ceil(in / stride) outputs, "valid"
-/// floor((in - kernel) / stride) + 1.
-enum class padding : std::uint8_t { same, valid };
+using qnas::flat;
+using qnas::image;
+using qnas::padding;
+using qnas::tensor_shape;
 
-/// Height x width x channels of one sample (batch excluded); a vector is {1, 1, n}.
-struct tensor_shape {
-  long long h = 1, w = 1, c = 1;
-  [[nodiscard]] constexpr long long elements() const noexcept { return h * w * c; }
-  constexpr bool operator==(const tensor_shape&) const = default;
-};
+/// Elements per sample, as the signed count the cost formulas multiply.
+constexpr long long elements(const tensor_shape& s) noexcept { return static_cast<long long>(s.size()); }
 
-/// Output extent of a window of `kernel` sliding by `stride` over `in` positions.
-constexpr long long window_output(long long in, int kernel, int stride, padding p) noexcept {
-  if (stride <= 0 || kernel <= 0) return 0;
-  if (p == padding::same) return (in + stride - 1) / stride;
-  return in >= kernel ? (in - kernel) / stride + 1 : 0;
+namespace detail {
+/// A non-negative count from an int argument; a negative one becomes 0, which validate()
+/// then reports as an empty tensor or a zero fan-in.
+constexpr std::size_t extent(long long n) noexcept { return n > 0 ? static_cast<std::size_t>(n) : 0; }
+}  // namespace detail
+
+/// Output extent of a window of `kernel` sliding by `stride` over `in` positions (0 when
+/// the window does not fit, or kernel or stride is not positive).
+constexpr std::size_t window_output(std::size_t in, int kernel, int stride, padding p) noexcept {
+  return conv_output_size(in, detail::extent(kernel), detail::extent(stride), p);
 }
 
 /// One layer, everything the cost models need. Build it with the factories below
@@ -66,6 +70,7 @@ struct layer_desc {
   int stride_h = 1, stride_w = 1;
   padding pad = padding::valid;
   int depth_multiplier = 1;  ///< depthwise only
+  int groups = 1;            ///< conv2d only: input and output channels split into this many independent groups
   int inputs = 1;            ///< add only: number of summed tensors
   bool use_bias = false;
   format_info weights = float32_info;
@@ -81,29 +86,34 @@ struct layer_desc {
   /// Products summed into one output (MAC layers), window size (pooling), else 0.
   [[nodiscard]] constexpr long long fan_in() const noexcept {
     switch (kind) {
-      case layer_kind::conv2d: return static_cast<long long>(kernel_h) * kernel_w * in.c;
+      case layer_kind::conv2d: return static_cast<long long>(kernel_h) * kernel_w * group_channels();
       case layer_kind::depthwise_conv2d:
       case layer_kind::max_pool:
       case layer_kind::avg_pool: return static_cast<long long>(kernel_h) * kernel_w;
-      case layer_kind::dense: return in.elements();
+      case layer_kind::dense: return static_cast<long long>(in.size());
       default: return 0;
     }
   }
+  /// Input channels each output of a conv2d reads (in.c / groups).
+  [[nodiscard]] constexpr long long group_channels() const noexcept {
+    return groups > 0 ? static_cast<long long>(in.c) / groups : 0;
+  }
   /// Multiply-accumulates per sample.
   [[nodiscard]] constexpr long long macs() const noexcept {
-    return has_weights() ? out.elements() * fan_in() : 0;
+    return has_weights() ? static_cast<long long>(out.size()) * fan_in() : 0;
   }
   [[nodiscard]] constexpr long long weight_count() const noexcept {
     switch (kind) {
-      case layer_kind::conv2d: return static_cast<long long>(kernel_h) * kernel_w * in.c * out.c;
+      case layer_kind::conv2d:
+        return static_cast<long long>(kernel_h) * kernel_w * group_channels() * static_cast<long long>(out.c);
       case layer_kind::depthwise_conv2d:
-        return static_cast<long long>(kernel_h) * kernel_w * in.c * depth_multiplier;
-      case layer_kind::dense: return in.elements() * out.c;
+        return static_cast<long long>(kernel_h) * kernel_w * static_cast<long long>(in.c) * depth_multiplier;
+      case layer_kind::dense: return static_cast<long long>(in.size() * out.c);
       default: return 0;
     }
   }
   [[nodiscard]] constexpr long long bias_count() const noexcept {
-    return has_weights() && use_bias ? out.c : 0;
+    return has_weights() && use_bias ? static_cast<long long>(out.c) : 0;
   }
 
   /// A copy with the four formats set (and the accumulator width, 0 = derive).
@@ -126,18 +136,20 @@ struct layer_desc {
   }
 };
 
-/// conv2d with a square kernel and stride; output shape derived.
+/// conv2d with a square kernel and stride; output shape derived. `groups` > 1: a grouped
+/// convolution (each output channel reads in.c / groups input channels).
 constexpr layer_desc conv2d(const char* name, tensor_shape in, int filters, int kernel, int stride = 1,
-                            padding p = padding::same, bool use_bias = true) noexcept {
+                            padding p = padding::same, bool use_bias = true, int groups = 1) noexcept {
   layer_desc d;
   d.name = name;
   d.kind = layer_kind::conv2d;
   d.in = in;
-  d.out = {window_output(in.h, kernel, stride, p), window_output(in.w, kernel, stride, p), filters};
+  d.out = image(window_output(in.h, kernel, stride, p), window_output(in.w, kernel, stride, p), detail::extent(filters));
   d.kernel_h = d.kernel_w = kernel;
   d.stride_h = d.stride_w = stride;
   d.pad = p;
   d.use_bias = use_bias;
+  d.groups = groups;
   return d;
 }
 
@@ -148,7 +160,7 @@ constexpr layer_desc depthwise_conv2d(const char* name, tensor_shape in, int ker
   layer_desc d = conv2d(name, in, 0, kernel, stride, p, use_bias);
   d.kind = layer_kind::depthwise_conv2d;
   d.depth_multiplier = depth_multiplier;
-  d.out.c = in.c * depth_multiplier;
+  d.out.c = in.c * detail::extent(depth_multiplier);
   return d;
 }
 
@@ -158,7 +170,7 @@ constexpr layer_desc dense(const char* name, tensor_shape in, int units, bool us
   d.name = name;
   d.kind = layer_kind::dense;
   d.in = in;
-  d.out = {1, 1, units};
+  d.out = flat(detail::extent(units));
   d.use_bias = use_bias;
   return d;
 }
@@ -170,7 +182,7 @@ constexpr layer_desc pool(const char* name, layer_kind kind, tensor_shape in, in
   d.name = name;
   d.kind = kind;
   d.in = in;
-  d.out = {window_output(in.h, size, stride, p), window_output(in.w, size, stride, p), in.c};
+  d.out = image(window_output(in.h, size, stride, p), window_output(in.w, size, stride, p), in.c);
   d.kernel_h = d.kernel_w = size;
   d.stride_h = d.stride_w = stride;
   d.pad = p;
@@ -196,13 +208,13 @@ constexpr layer_desc add(const char* name, tensor_shape in, int inputs = 2) noex
   return d;
 }
 
-/// Flatten to {1, 1, elements}.
+/// Flatten to a feature vector of the input's element count.
 constexpr layer_desc flatten(const char* name, tensor_shape in) noexcept {
   layer_desc d;
   d.name = name;
   d.kind = layer_kind::flatten;
   d.in = in;
-  d.out = {1, 1, in.elements()};
+  d.out = flat(in.size());
   return d;
 }
 
@@ -233,7 +245,7 @@ inline std::string shape_str(const tensor_shape& s) { return qnas::detail::cat(s
 /// impossible format...). In a constant expression a violation fails to compile.
 constexpr void validate(const layer_desc& l) {
   auto fail = [&l](const auto&... parts) constexpr { detail::fail_layer(l, parts...); };
-  if (l.in.h < 1 || l.in.w < 1 || l.in.c < 1 || l.out.h < 1 || l.out.w < 1 || l.out.c < 1) {
+  if (!l.in.valid() || !l.out.valid()) {
     detail::fail_layer(l, qnas::detail::cat("empty tensor: input ", detail::shape_str(l.in), ", output ",
                                      detail::shape_str(l.out), " (every extent must be >= 1)"));
   }
@@ -243,10 +255,10 @@ constexpr void validate(const layer_desc& l) {
     if (l.kernel_h < 1 || l.kernel_w < 1 || l.stride_h < 1 || l.stride_w < 1)
       fail("zero fan-in: kernel ", l.kernel_h, "x", l.kernel_w, ", stride ", l.stride_h, "x", l.stride_w,
            " (kernel and stride must be >= 1)");
-    const long long oh = window_output(l.in.h, l.kernel_h, l.stride_h, l.pad);
-    const long long ow = window_output(l.in.w, l.kernel_w, l.stride_w, l.pad);
-    long long oc = l.out.c;
-    if (l.kind == layer_kind::depthwise_conv2d) oc = l.in.c * l.depth_multiplier;
+    const std::size_t oh = window_output(l.in.h, l.kernel_h, l.stride_h, l.pad);
+    const std::size_t ow = window_output(l.in.w, l.kernel_w, l.stride_w, l.pad);
+    std::size_t oc = l.out.c;
+    if (l.kind == layer_kind::depthwise_conv2d) oc = l.in.c * detail::extent(l.depth_multiplier);
     if (l.kind == layer_kind::max_pool || l.kind == layer_kind::avg_pool) oc = l.in.c;
     if (oh != l.out.h || ow != l.out.w || oc != l.out.c)
       fail("mismatched shapes: input ", l.in.h, "x", l.in.w, "x", l.in.c, " with a ", l.kernel_h, "x", l.kernel_w,
@@ -266,12 +278,15 @@ constexpr void validate(const layer_desc& l) {
       if (l.kind == layer_kind::add && l.inputs < 2) fail("an add needs inputs >= 2, got ", l.inputs);
       break;
     case layer_kind::flatten:
-      if (l.in.elements() != l.out.elements())
-        fail("mismatched shapes: flatten keeps the element count, ", l.in.elements(), " in vs ",
-             l.out.elements(), " out");
+      if (l.in.size() != l.out.size())
+        fail("mismatched shapes: flatten keeps the element count, ", l.in.size(), " in vs ", l.out.size(), " out");
       break;
     default: break;
   }
+  if (l.kind == layer_kind::conv2d &&
+      (l.groups < 1 || l.in.c % detail::extent(l.groups) != 0 || l.out.c % detail::extent(l.groups) != 0))
+    fail("groups = ", l.groups, " must be >= 1 and divide the input channels (", l.in.c, ") and the output channels (",
+         l.out.c, ")");
   if (l.kind == layer_kind::depthwise_conv2d && l.depth_multiplier < 1)
     fail("zero fan-in: depth_multiplier = ", l.depth_multiplier, " (must be >= 1)");
   if (l.accumulator_bits < 0 || l.accumulator_bits > 128)

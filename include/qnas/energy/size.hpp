@@ -23,12 +23,12 @@ constexpr model_size size_bits(model_view layers) {
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const layer_desc& l = layers[i];
     validate(l);
-    if (i == 0) s.activation_bits += tensor_bits(l.in.elements(), l.input);
+    if (i == 0) s.activation_bits += tensor_bits(elements(l.in), l.input);
     if (l.has_weights()) {
       s.parameter_bits += tensor_bits(l.weight_count(), l.weights);
       if (l.use_bias) s.parameter_bits += tensor_bits(l.bias_count(), l.bias);
     }
-    if (l.kind == layer_kind::activation) s.activation_bits += tensor_bits(l.out.elements(), l.output);
+    if (l.kind == layer_kind::activation) s.activation_bits += tensor_bits(elements(l.out), l.output);
   }
   return s;
 }

@@ -62,12 +62,6 @@ inline bool output_unquantized(const layer_description& d) {
   return d.output_format == float32_info && d.output_format_name == "float32";
 }
 
-inline energy::tensor_shape energy_shape(const tensor_shape& s) {
-  return {static_cast<long long>(s.h), static_cast<long long>(s.w), static_cast<long long>(s.c)};
-}
-
-inline energy::padding energy_padding(padding p) { return p == padding::same ? energy::padding::same : energy::padding::valid; }
-
 class energy_builder {
  public:
   energy_builder(std::span<const layer_description> rows, const bridge_options& o) : rows_(rows), o_(o) {}
@@ -101,7 +95,7 @@ class energy_builder {
         const format_info in_fmt = current_;
         run(i, depth + 1);
         const format_info body = current_;
-        energy::layer_desc a = energy::add("", energy_shape(d.input), 2);
+        energy::layer_desc a = energy::add("", d.input, 2);
         a.input = body.bits >= in_fmt.bits ? body : in_fmt;
         a.output = output_unquantized(d) ? a.input : d.output_format;
         push(std::move(a), name(row));
@@ -113,7 +107,7 @@ class energy_builder {
 
   void leaf(std::size_t row, const layer_description& d) {
     const std::string nm = name(row);
-    const energy::tensor_shape in = energy_shape(d.input), out = energy_shape(d.output);
+    const tensor_shape in = d.input, out = d.output;
     switch (d.op) {
       case layer_op::conv2d:
       case layer_op::depthwise_conv2d:
@@ -130,7 +124,7 @@ class energy_builder {
       case layer_op::global_avg_pool: {
         energy::layer_desc l = energy::pool("", energy::layer_kind::avg_pool, in, static_cast<int>(in.h), static_cast<int>(in.h));
         l.kernel_w = l.stride_w = static_cast<int>(in.w);
-        l.out = {1, 1, in.c};
+        l.out = flat(in.c);
         finish(std::move(l), d, nm);
         return;
       }
@@ -149,19 +143,20 @@ class energy_builder {
                                        "flatten, batch_norm, residual, sequential)");
   }
 
-  void mac_layer(std::size_t row, const layer_description& d, const energy::tensor_shape& in,
-                 const energy::tensor_shape& out, const std::string& nm) {
+  void mac_layer(std::size_t row, const layer_description& d, const tensor_shape& in, const tensor_shape& out,
+                 const std::string& nm) {
     energy::layer_desc l;
     if (d.op == layer_op::dense) {
       l = energy::dense("", in, static_cast<int>(out.c), false);
     } else {
       const auto [k, s, p] = window(row, d);
-      l = d.op == layer_op::conv2d ? energy::conv2d("", in, static_cast<int>(out.c), k, s, p, false)
-                                   : energy::depthwise_conv2d("", in, k, s, p, 1, false);
+      l = d.op == layer_op::conv2d
+              ? energy::conv2d("", in, static_cast<int>(out.c), k, s, p, false, static_cast<int>(d.window.groups))
+              : energy::depthwise_conv2d("", in, k, s, p, 1, false);
     }
     check_shape(row, d, l.out);
     const auto params = static_cast<long long>(d.params - d.step_params);  // weights and biases
-    if (params == l.weight_count() + l.out.c)
+    if (params == l.weight_count() + static_cast<long long>(l.out.c))
       l.use_bias = true;
     else if (params != l.weight_count())
       throw invalid_argument(where(row), qnas::detail::cat("has ", d.params, " parameters; ", l.weight_count(),
@@ -191,14 +186,14 @@ class energy_builder {
 
   struct window_args {
     int kernel, stride;
-    energy::padding pad;
+    padding pad;
   };
   window_args window(std::size_t row, const layer_description& d) const {
     if (d.window.kernel < 1 || d.window.stride < 1)
       throw invalid_argument(where(row), qnas::detail::cat("a ", to_string(d.op), " needs a window with kernel and stride >= 1, "
                                                            "the description has kernel ", d.window.kernel, ", stride ",
                                                            d.window.stride));
-    return {static_cast<int>(d.window.kernel), static_cast<int>(d.window.stride), energy_padding(d.window.pad)};
+    return {static_cast<int>(d.window.kernel), static_cast<int>(d.window.stride), d.window.pad};
   }
 
   // An element-wise or reshaping layer: reads the current format, writes its quantizer's or keeps it.
@@ -210,7 +205,7 @@ class energy_builder {
   }
 
   // An activation converting the current tensor to `f` (a fused output quantizer).
-  void convert(const energy::tensor_shape& s, const format_info& f, const std::string& nm) {
+  void convert(const tensor_shape& s, const format_info& f, const std::string& nm) {
     energy::layer_desc a = energy::activation("", s);
     a.input = current_;
     a.output = f;
@@ -218,12 +213,12 @@ class energy_builder {
     push(std::move(a), nm);
   }
 
-  void check_shape(std::size_t row, const layer_description& d, const energy::tensor_shape& derived) const {
-    if (!(derived == energy_shape(d.output)))
+  void check_shape(std::size_t row, const layer_description& d, const tensor_shape& derived) const {
+    if (!(derived == d.output))
       throw invalid_argument(where(row), qnas::detail::cat(to_string(d.op), " ", d.window.kernel, "x", d.window.kernel, "/",
                                                            d.window.stride, " ", to_string(d.window.pad), " on input ",
-                                                           to_string(d.input), " gives ", derived.h, "x", derived.w, "x",
-                                                           derived.c, ", but the layer's output is ", to_string(d.output)));
+                                                           to_string(d.input), " gives ", to_string(derived),
+                                                           ", but the layer's output is ", to_string(d.output)));
   }
 
   void push(energy::layer_desc l, std::string nm) {

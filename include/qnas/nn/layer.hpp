@@ -40,7 +40,7 @@ struct layer_formats {
 /// rows at depth + 1.
 enum class layer_op : std::uint8_t {
   unpriced,          ///< no pricing rule (squeeze_excite; a layer that says nothing): the bridge refuses it
-  conv2d,            ///< window = kernel, stride, padding; output channels = output.c
+  conv2d,            ///< window = kernel, stride, padding, groups; output channels = output.c
   depthwise_conv2d,  ///< one window per channel
   dense,             ///< output.c units on the flattened input
   max_pool,
@@ -71,11 +71,13 @@ constexpr const char* to_string(layer_op op) noexcept {
   return "?";
 }
 
-/// The window of a convolution or pool: square kernel, stride, padding.
+/// The window of a convolution or pool: square kernel, stride, padding, and for a conv2d the
+/// number of channel groups (1: every output reads every input channel).
 struct window_desc {
   std::size_t kernel = 0;
   std::size_t stride = 0;
   padding pad = padding::valid;
+  std::size_t groups = 1;
   constexpr bool operator==(const window_desc&) const = default;
 };
 
@@ -200,6 +202,23 @@ class activation_saver {
   /// Writes what was saved (or the holder's approximation of it) into `out`, resizing it to the
   /// saved shape when it differs.
   virtual void restore(xt::xarray<float>& out) = 0;
+};
+
+/// A tensor a model file stores for a layer besides its weights and bias (batch norm's gamma,
+/// beta and running statistics, a user layer's parameters): its key in the layer's entry, its
+/// shape, and its values inside the layer (read when a model is exported, written in place when
+/// one is loaded).
+struct state_tensor {
+  std::string key;
+  std::vector<std::size_t> shape;
+  std::span<float> values;
+};
+
+/// A number a model file stores for a layer (batch norm's epsilon, a user layer's
+/// hyper-parameter): its key in the layer's entry and its value.
+struct layer_attribute {
+  std::string key;
+  double value = 0.0;
 };
 
 /// A layer of a run-time network. Activations are row-major NHWC `[n, h, w, c]` (rank-4) or
@@ -332,6 +351,22 @@ class layer {
   virtual void initialize(std::mt19937_64& /*engine*/) {}
   /// Sub-layers of a composite layer (residual, block, sequential); empty for leaves.
   virtual std::vector<layer*> children() { return {}; }
+  /// What a model file stores of the layer besides weights and bias (nn::export_model): by
+  /// default every parameter, keyed by its name after the last '.' ("batch_norm.gamma" ->
+  /// "gamma"). A layer with other state (running statistics) adds it.
+  virtual std::vector<state_tensor> state() {
+    std::vector<state_tensor> out;
+    for (parameter* p : parameters()) {
+      const std::size_t dot = p->name.rfind('.');
+      out.push_back({dot == std::string::npos ? p->name : p->name.substr(dot + 1),
+                     {p->value.shape().begin(), p->value.shape().end()},
+                     {p->value.data(), p->value.size()}});
+    }
+    return out;
+  }
+  /// The numbers a model file stores of the layer (hyper-parameters its factory reads back
+  /// beyond shapes and window; nn::layer_registry).
+  [[nodiscard]] virtual std::vector<layer_attribute> attributes() const { return {}; }
 
   /// The description printed by summaries and read by the energy model.
   [[nodiscard]] virtual layer_description describe() const {
@@ -439,6 +474,9 @@ class weighted_layer : public layer {
     if (wq_fmt_.learned()) p.push_back(&steps_);
     return p;
   }
+  /// Weights, bias and learned steps are stored with their formats (nn::export_model); a
+  /// weighted layer has no other state.
+  std::vector<state_tensor> state() override { return {}; }
   /// Turns the bias on (batch-norm folding gives a layer without bias a shift); keeps values.
   void enable_bias() {
     if (b_.value.size() != out_c()) {

@@ -385,8 +385,7 @@ class supernet {
   [[nodiscard]] std::vector<energy::layer_desc> layer_descs(const candidate& c) const {
     const supernet_setting st = setting_of(c);
     std::vector<energy::layer_desc> r;
-    energy::tensor_shape in{static_cast<long long>(spec_.input.h), static_cast<long long>(spec_.input.w),
-                            static_cast<long long>(spec_.input.c)};
+    tensor_shape in = spec_.input;
     format_info fin = float32_info;
     for (std::size_t s = 0; s < stages_.size(); ++s) {
       const auto& ss = stages_[s];
@@ -396,7 +395,7 @@ class supernet {
       if (ss.skip_decision >= 0) {
         if (set.branches[0] == 0) continue;
         auto conv = energy::conv2d(ss.name.c_str(), in, static_cast<int>(set.filters), static_cast<int>(ss.kernels[0]), 1,
-                                   energy::padding::same, false)
+                                   padding::same, false)
                         .with_formats(q.info(), float32_info, fin, fout);
         r.push_back(conv);
         r.push_back(energy::add(ss.add_name.c_str(), in).with_formats(fout, fout));
@@ -404,7 +403,7 @@ class supernet {
       }
       auto conv = energy::conv2d(ss.name.c_str(), in, static_cast<int>(set.filters),
                                  static_cast<int>(ss.kernels[set.branches[0]]), static_cast<int>(spec_.stages[s].stride),
-                                 energy::padding::same, false)
+                                 padding::same, false)
                       .with_formats(q.info(), float32_info, fin, fout);
       r.push_back(conv);
       in = conv.out;
@@ -412,9 +411,9 @@ class supernet {
     }
     if (spec_.global_pool) {
       r.push_back(energy::pool("pool", energy::layer_kind::avg_pool, in, static_cast<int>(in.h), static_cast<int>(in.h),
-                               energy::padding::valid)
+                               padding::valid)
                       .with_formats(fin, fin));
-      in = {1, 1, in.c};
+      in = r.back().out;
     }
     r.push_back(energy::dense("head", in, static_cast<int>(spec_.classes), true)
                     .with_formats(head_quantizer(st.head_format).info(), float32_info, fin, float32_info));
