@@ -378,7 +378,12 @@ TEST_CASE("bad model files are refused with what and where") {
   }
   SUBCASE("unknown layer kind") {
     edit_manifest(m, [](io::json& j) { j["layers"][1]["kind"] = "gelu"; });
-    CHECK_THROWS_WITH_AS(load_model(m, formats), (where + "layers[1] (gelu): unknown layer kind 'gelu'").c_str(), io_error);
+    CHECK_THROWS_WITH_AS(load_model(m, formats),
+                         (where + "layers[1] (gelu): unknown layer kind 'gelu' (the layer registry holds avg_pool, "
+                                  "batch_norm, conv2d, dense, depthwise_conv2d, flatten, global_avg_pool, max_pool, "
+                                  "relu, relu6, residual, sequential, sigmoid, softmax, swish; add a user layer's kind "
+                                  "with nn::layer_registry::add)").c_str(),
+                         io_error);
   }
   restore();
   CHECK_NOTHROW(load_model(m, formats));
@@ -394,9 +399,10 @@ TEST_CASE("export refuses what it cannot write, naming the layer") {
   sequential se(image(4, 4, 8));
   se.emplace<squeeze_excite_layer>();
   CHECK_THROWS_WITH_AS(export_model(se, s.dir / "m.json", all_formats()),
-                       "qnas::nn::export_model: layers[0] (squeeze_excite): this layer kind cannot be exported "
-                       "(supported: conv2d, depthwise_conv2d, dense, max_pool, avg_pool, global_avg_pool, batch_norm, "
-                       "relu, relu6, swish, sigmoid, softmax, flatten, residual, sequential)",
+                       "qnas::nn::export_model: layers[0] (squeeze_excite): layer kind 'squeeze_excite' is not in the "
+                       "layer registry (it holds avg_pool, batch_norm, conv2d, dense, depthwise_conv2d, flatten, "
+                       "global_avg_pool, max_pool, relu, relu6, residual, sequential, sigmoid, softmax, swish), so a "
+                       "model file could not be read back; add it with nn::layer_registry::add",
                        invalid_argument);
   CHECK_FALSE(fs::exists(s.dir / "m.json"));  // nothing is written when the export fails
   CHECK_FALSE(fs::exists(s.dir / "m.bin"));
@@ -599,4 +605,71 @@ TEST_CASE("pinned weights: shape checked; codes that do not decode to the values
                         s_t_auto::name())
                            .c_str(),
                        invalid_argument);
+}
+
+namespace {
+
+// A layer qnas does not have, written as a user would: y = scale[c] * x + offset, with one
+// trainable scale per channel (exported through layer::state()) and a fixed offset (exported
+// through layer::attributes()).
+class channel_affine final : public with_buffers<layer> {
+ public:
+  channel_affine(tensor_shape in, float offset) : with_buffers<layer>("channel_affine", in, in), offset_(offset) {
+    scale_ = {"channel_affine.scale", xt::ones<float>({in.c}), xt::zeros<float>({in.c}), false};
+  }
+  std::vector<parameter*> parameters() override { return {&scale_}; }
+  [[nodiscard]] std::vector<layer_attribute> attributes() const override { return {{"offset", offset_}}; }
+  parameter& scale() { return scale_; }
+
+ protected:
+  const xt::xarray<float>& forward_impl(const xt::xarray<float>& x, bool) override {
+    check_input(x);
+    y_ = x;
+    const std::size_t c = input_shape().c;
+    for (std::size_t i = 0; i < y_.size(); ++i) y_.data()[i] = scale_.value(i % c) * x.data()[i] + offset_;
+    return y_;
+  }
+  const xt::xarray<float>& backward_impl(const xt::xarray<float>& dy, bool) override { return dx_ = dy; }
+
+ private:
+  parameter scale_;
+  float offset_;
+};
+
+}  // namespace
+
+TEST_CASE("a user layer is exported and read back through a layer registry") {
+  scratch s("user_layer");
+  auto net = make_net(quantizer::of<w8>(), quantizer::of<a8>());
+  auto& user = net->emplace<channel_affine>(0.25f);
+  for (std::size_t i = 0; i < user.scale().value.size(); ++i) user.scale().value(i) = 0.5f + 0.125f * static_cast<float>(i);
+  layer_registry layers = layer_registry::builtin();
+  layers.add("channel_affine", [](const layer_record& r) {
+    return std::make_unique<channel_affine>(r.input, static_cast<float>(r.number("offset")));
+  });
+  const fs::path m = s.dir / "m.json";
+  // The built-in registry does not know the kind: refused before anything is written.
+  CHECK_THROWS_AS(export_model(*net, m, all_formats()), invalid_argument);
+  CHECK_FALSE(fs::exists(m));
+  export_model(*net, m, all_formats(), layers);
+  const io::json j = io::read_json_file(m);
+  const io::json& e = j["layers"].back();
+  CHECK(e["kind"] == "channel_affine");
+  CHECK(e["offset"] == 0.25);
+  CHECK(e["scale"]["format"] == "float32");
+  CHECK_THROWS_WITH_AS(load_model(m, all_formats()),
+                       doctest::Contains("unknown layer kind 'channel_affine'"), io_error);
+  auto back = load_model(m, all_formats(), layers);
+  const xt::xarray<float> x = batch(3, 11);
+  const xt::xarray<float> y0 = net->forward(x, false);
+  const xt::xarray<float>& y1 = back->forward(x, false);
+  REQUIRE(y0.shape() == y1.shape());
+  CHECK(std::memcmp(y0.data(), y1.data(), y0.size() * sizeof(float)) == 0);
+  auto& reloaded = dynamic_cast<channel_affine&>((*back)[back->size() - 1]);
+  CHECK(reloaded.scale().value == user.scale().value);
+  // A registry refuses a kind twice, an empty kind and an empty factory.
+  CHECK_THROWS_AS(layers.add("channel_affine", [](const layer_record& r) { return std::make_unique<relu_layer>(r.input); }),
+                  invalid_argument);
+  CHECK_THROWS_AS(layers.add("", [](const layer_record& r) { return std::make_unique<relu_layer>(r.input); }), invalid_argument);
+  CHECK_THROWS_AS(layers.add("x", layer_factory{}), invalid_argument);
 }

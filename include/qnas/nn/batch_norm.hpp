@@ -30,6 +30,16 @@ class batch_norm_layer : public with_buffers<layer> {
   }
 
   std::vector<parameter*> parameters() override { return {&gamma_, &beta_}; }
+  /// gamma and beta, then the running statistics inference uses.
+  std::vector<state_tensor> state() override {
+    std::vector<state_tensor> s = layer::state();
+    s.push_back({"running_mean", {c_}, running_mean_});
+    s.push_back({"running_var", {c_}, running_var_});
+    return s;
+  }
+  [[nodiscard]] std::vector<layer_attribute> attributes() const override {
+    return {{"epsilon", static_cast<double>(eps_)}};
+  }
   void initialize(std::mt19937_64&) override {
     std::fill(gamma_.value.begin(), gamma_.value.end(), 1.0f);
     std::fill(beta_.value.begin(), beta_.value.end(), 0.0f);

@@ -47,12 +47,7 @@
 #include "qnas/formats/quantizer.hpp"
 #include "qnas/io/atomic_file.hpp"
 #include "qnas/io/json.hpp"
-#include "qnas/nn/activations.hpp"
-#include "qnas/nn/batch_norm.hpp"
-#include "qnas/nn/conv2d.hpp"
-#include "qnas/nn/dense.hpp"
-#include "qnas/nn/pooling.hpp"
-#include "qnas/nn/residual.hpp"
+#include "qnas/nn/layer_registry.hpp"
 #include "qnas/nn/sequential.hpp"
 
 namespace qnas::nn {
@@ -338,15 +333,6 @@ inline json shape_json(const tensor_shape& s) {
   return json::array({s.h, s.w, s.c});
 }
 
-/// Padding is not stored by the layers; it is whichever of same / valid gives their geometry
-/// (when both do, they compute the same thing).
-inline padding padding_of(const window_geometry& g) {
-  const window_geometry s = window_geometry::of(image(g.in_h, g.in_w, g.channels), g.kernel_h, g.stride, padding::same);
-  return s.out_h == g.out_h && s.out_w == g.out_w && s.pad_top == g.pad_top && s.pad_left == g.pad_left
-             ? padding::same
-             : padding::valid;
-}
-
 inline json format_json(const format_codec& c) {
   json j = {{"family", to_string(c.info.family)},
             {"bits", c.info.bits},
@@ -365,7 +351,8 @@ inline json format_json(const format_codec& c) {
 
 class model_writer {
  public:
-  model_writer(const format_registry& formats, export_summary& sum) : formats_(formats), sum_(sum) {}
+  model_writer(const format_registry& formats, const layer_registry& layers, export_summary& sum)
+      : formats_(formats), layers_(layers), sum_(sum) {}
 
   /// The entries of net's layers; `list` names the array in messages ("layers", "layers[5].body"),
   /// `nesting` counts the blocks around it (0 for the network's own layers).
@@ -468,11 +455,6 @@ class model_writer {
             {"header_bytes", headers.size()},
             {"crc32", crc32_bytes(blob_.data() + offset, bytes)}};
   }
-  json float_tensor(const std::vector<float>& v, const std::string& what) {
-    xt::xarray<float> x = xt::empty<float>({v.size()});
-    std::copy(v.begin(), v.end(), x.begin());
-    return tensor(x, quantizer{}, what);
-  }
   static std::string named(const std::string& path, const nn::layer& l) { return path + " (" + l.kind() + ")"; }
 
   void weighted(json& j, weighted_layer& l, const std::string& what) {
@@ -482,57 +464,59 @@ class model_writer {
     else if (l.has_bias()) j["bias"] = tensor(l.bias().value, l.bias_quantizer(), what + " bias");
   }
 
+  /// One layer's entry, from what the layer says of itself: its description (shapes, window,
+  /// output channels), its weights and bias with their formats, its state() tensors and
+  /// attributes(), the body of a composite, and its output format.
   json layer_entry(nn::layer& l, const std::string& path, std::size_t nesting) {
     const std::string what = named(path, l);
-    const bool block = dynamic_cast<residual_layer*>(&l) != nullptr || dynamic_cast<sequential*>(&l) != nullptr;
+    if (!layers_.contains(l.kind()))
+      throw invalid_argument(where, qnas::detail::cat(what, ": layer kind '", l.kind(), "' is not in the layer registry (it "
+                                                      "holds ", layers_.names(), "), so a model file could not be read "
+                                                      "back; add it with nn::layer_registry::add"));
+    const layer_description d = l.describe();
+    const bool block = d.op == layer_op::residual || d.op == layer_op::sequential;
     if (block && nesting >= max_model_nesting)  // load_model would refuse the file
       throw invalid_argument(where, qnas::detail::cat(what, ": blocks nest more than ", max_model_nesting,
                                                       " deep (nn::max_model_nesting), more than a model file may hold"));
-    json j = {{"kind", l.kind()}, {"input_shape", shape_json(l.input_shape())}, {"output_shape", shape_json(l.output_shape())}};
-    if (auto* c = dynamic_cast<conv2d_layer*>(&l)) {
-      const window_geometry& g = c->geometry();
-      j["filters"] = c->filters();
-      j["kernel"] = g.kernel_h;
-      j["stride"] = g.stride;
-      j["padding"] = to_string(padding_of(g));
-      weighted(j, *c, what);
-    } else if (auto* d = dynamic_cast<depthwise_conv2d_layer*>(&l)) {
-      const window_geometry& g = d->geometry();
-      j["kernel"] = g.kernel_h;
-      j["stride"] = g.stride;
-      j["padding"] = to_string(padding_of(g));
-      weighted(j, *d, what);
-    } else if (auto* f = dynamic_cast<dense_layer*>(&l)) {
-      j["units"] = f->units();
-      weighted(j, *f, what);
-    } else if (auto* p = dynamic_cast<pool_layer*>(&l)) {
-      const window_geometry& g = p->geometry();
-      j["kernel"] = g.kernel_h;
-      j["stride"] = g.stride;
-      j["padding"] = to_string(padding_of(g));
-    } else if (auto* b = dynamic_cast<batch_norm_layer*>(&l)) {
-      j["epsilon"] = b->epsilon();
-      j["gamma"] = tensor(b->gamma().value, quantizer{}, what + " gamma");
-      j["beta"] = tensor(b->beta().value, quantizer{}, what + " beta");
-      j["running_mean"] = float_tensor(b->running_mean(), what + " running_mean");
-      j["running_var"] = float_tensor(b->running_var(), what + " running_var");
-    } else if (auto* r = dynamic_cast<residual_layer*>(&l)) {
-      j["body"] = layers(r->body(), path + ".body", nesting + 1);
-    } else if (auto* s = dynamic_cast<sequential*>(&l)) {
-      j["body"] = layers(*s, path + ".body", nesting + 1);
-    } else if (!(dynamic_cast<relu_layer*>(&l) || dynamic_cast<relu6_layer*>(&l) || dynamic_cast<swish_layer*>(&l) ||
-                 dynamic_cast<sigmoid_layer*>(&l) || dynamic_cast<softmax_layer*>(&l) ||
-                 dynamic_cast<flatten_layer*>(&l) || dynamic_cast<global_avg_pool_layer*>(&l))) {
-      throw invalid_argument(where, qnas::detail::cat(what, ": this layer kind cannot be exported (supported: conv2d, "
-                                                      "depthwise_conv2d, dense, max_pool, avg_pool, global_avg_pool, "
-                                                      "batch_norm, relu, relu6, swish, sigmoid, softmax, flatten, "
-                                                      "residual, sequential)"));
+    json j = {{"kind", l.kind()}, {"input_shape", shape_json(d.input)}, {"output_shape", shape_json(d.output)}};
+    switch (d.op) {
+      case layer_op::conv2d:
+        j["filters"] = d.output.c;
+        if (d.window.groups != 1) j["groups"] = d.window.groups;
+        [[fallthrough]];
+      case layer_op::depthwise_conv2d:
+      case layer_op::max_pool:
+      case layer_op::avg_pool:
+        j["kernel"] = d.window.kernel;
+        j["stride"] = d.window.stride;
+        j["padding"] = to_string(d.window.pad);
+        break;
+      case layer_op::dense: j["units"] = d.output.c; break;
+      default: break;
+    }
+    if (auto* w = dynamic_cast<weighted_layer*>(&l)) weighted(j, *w, what);
+    for (const state_tensor& t : l.state()) {
+      xt::xarray<float> x = xt::empty<float>(t.shape);
+      if (x.size() != t.values.size())
+        throw invalid_argument(where, qnas::detail::cat(what, ": state tensor '", t.key, "' has ", t.values.size(),
+                                                        " values for its shape ", shape_text(t.shape)));
+      std::copy(t.values.begin(), t.values.end(), x.begin());
+      j[t.key] = tensor(x, quantizer{}, what + " " + t.key);
+    }
+    for (const layer_attribute& a : l.attributes()) j[a.key] = io::finite_number(a.value, what + " " + a.key);
+    if (block) {
+      json body = json::array();
+      const std::vector<layer*> children = l.children();
+      for (std::size_t i = 0; i < children.size(); ++i)
+        body.push_back(layer_entry(*children[i], path + ".body[" + std::to_string(i) + "]", nesting + 1));
+      j["body"] = std::move(body);
     }
     j["output_format"] = codec_for(l.output_quantizer(), what + " output").name;
     return j;
   }
 
   const format_registry& formats_;
+  const layer_registry& layers_;
   export_summary& sum_;
   std::vector<std::uint8_t> blob_;
   std::map<std::string, const format_codec*> used_;
@@ -547,7 +531,8 @@ class model_writer {
 /// Throws qnas::invalid_argument naming the layer for an unsupported layer kind, a format
 /// missing from the registry, or NaN weights in a format without a NaN code; qnas::io_error
 /// when a file cannot be written.
-inline export_summary export_model(sequential& net, const std::filesystem::path& manifest, const format_registry& formats) {
+inline export_summary export_model(sequential& net, const std::filesystem::path& manifest, const format_registry& formats,
+                                   const layer_registry& layers = builtin_layers()) {
   constexpr const char* where = detail::model_writer::where;
   if (manifest.extension() == ".bin")
     throw invalid_argument(where, qnas::detail::cat("the manifest path '", manifest.string(),
@@ -555,8 +540,8 @@ inline export_summary export_model(sequential& net, const std::filesystem::path&
   export_summary sum;
   sum.manifest = manifest;
   sum.blob = std::filesystem::path(manifest).replace_extension(".bin");
-  detail::model_writer w(formats, sum);
-  nlohmann::json layers = w.layers(net, "layers");
+  detail::model_writer w(formats, layers, sum);
+  nlohmann::json entries = w.layers(net, "layers");
   const std::string output_format = w.codec_for(net.output_quantizer(), "the network's output").name;
   nlohmann::json j = {{"format", std::string(model_format)},
                       {"version", model_format_version},
@@ -566,7 +551,7 @@ inline export_summary export_model(sequential& net, const std::filesystem::path&
                       {"output_shape", detail::shape_json(net.output_shape())},
                       {"output_format", output_format},
                       {"formats", w.formats_table()},
-                      {"layers", std::move(layers)}};
+                      {"layers", std::move(entries)}};
   const std::string text = j.dump(1) + "\n";
   const auto& blob = w.blob();
   io::write_file_atomic(sum.blob, std::string_view(reinterpret_cast<const char*>(blob.data()), blob.size()));
@@ -581,8 +566,8 @@ namespace detail {
 
 class model_reader {
  public:
-  model_reader(const std::filesystem::path& manifest, const format_registry& formats)
-      : manifest_(manifest), formats_(formats), where_("qnas::nn::load_model('" + manifest.string() + "')") {}
+  model_reader(const std::filesystem::path& manifest, const format_registry& formats, const layer_registry& layers)
+      : manifest_(manifest), formats_(formats), layers_(layers), where_("qnas::nn::load_model('" + manifest.string() + "')") {}
 
   std::unique_ptr<sequential> read() {
     const std::string text = read_bytes(manifest_, "cannot open the manifest");
@@ -901,21 +886,6 @@ class model_reader {
     }
   }
 
-  /// The expected weight count of a layer, refused before the layer allocates it when the blob
-  /// could not hold that many elements (a corrupt hyper-parameter would otherwise allocate
-  /// whatever it says).
-  void check_fits(std::size_t a, std::size_t b, std::size_t c, std::size_t d, const std::string& what) const {
-    const std::size_t limit = 8 * blob_.size();  // an element takes at least one bit
-    std::size_t n = 1;
-    for (std::size_t f : {a, b, c, d}) {
-      if (f != 0 && n > limit / f) n = limit + 1;
-      else n *= f;
-    }
-    if (n > limit)
-      throw io_error(where_, qnas::detail::cat(what, ": shape mismatch: the hyper-parameters ask for more weights than the ",
-                                               blob_.size(), "-byte blob can hold"));
-  }
-
   /// Appends the layers of array `layers` (named `list` in messages) to net, which lies inside
   /// `nesting` blocks (0: the network itself).
   void build(sequential& net, const json& layers, const std::string& list, std::size_t nesting) {
@@ -941,84 +911,41 @@ class model_reader {
     }
   }
 
-  padding padding_field(const json& j, const std::string& w) const {
-    const auto p = io::get_field<std::string>(j, "padding", w);
-    if (p == "same") return padding::same;
-    if (p == "valid") return padding::valid;
-    throw io_error(w, qnas::detail::cat("field 'padding' is '", p, "'; expected \"same\" or \"valid\""));
-  }
-
+  /// Builds the layer of entry `j` with the registry's factory for its kind, then reads its
+  /// weights, bias and state() tensors into it.
   std::unique_ptr<nn::layer> make(const json& j, const std::string& kind, tensor_shape in, const std::string& what,
                                   const std::string& at, std::size_t nesting) {
     const std::string w = where_ + ": " + what;
-    auto field = [&](const char* key) { return io::get_field<std::size_t>(j, key, w); };
-    if (kind == "conv2d" || kind == "depthwise_conv2d") {
-      const std::size_t k = field("kernel"), s = field("stride");
-      const padding p = padding_field(j, w);
-      const bool bias = io::get_field<bool>(j, "use_bias", w);
-      if (kind == "conv2d") {
-        const std::size_t filters = field("filters");
-        check_fits(k, k, in.c, filters, what);
-        auto l = guarded(what, [&] { return std::make_unique<conv2d_layer>(in, filters, k, s, p, layer_formats{}, bias); });
-        weighted(*l, j, bias, what);
-        return l;
-      }
-      check_fits(k, k, in.c, 1, what);
-      auto l = guarded(what, [&] { return std::make_unique<depthwise_conv2d_layer>(in, k, s, p, layer_formats{}, bias); });
-      weighted(*l, j, bias, what);
-      return l;
-    }
-    if (kind == "dense") {
-      const std::size_t units = field("units");
-      const bool bias = io::get_field<bool>(j, "use_bias", w);
-      check_fits(in.size(), units, 1, 1, what);
-      auto l = guarded(what, [&] { return std::make_unique<dense_layer>(in, units, layer_formats{}, bias); });
-      weighted(*l, j, bias, what);
-      return l;
-    }
-    if (kind == "max_pool" || kind == "avg_pool") {
-      const std::size_t k = field("kernel"), s = field("stride");
-      const padding p = padding_field(j, w);
-      const auto m = kind == "max_pool" ? pool_layer::mode::max : pool_layer::mode::average;
-      return guarded(what, [&] { return std::make_unique<pool_layer>(in, m, k, s, p); });
-    }
-    if (kind == "batch_norm") {
-      const auto eps = io::get_field<float>(j, "epsilon", w);
-      auto l = guarded(what, [&] { return std::make_unique<batch_norm_layer>(in, 0.9f, eps); });
-      const std::vector<std::size_t> c{in.c};
-      l->gamma().value = tensor(io::get_member(j, "gamma", w), c, what + " gamma").values;
-      l->beta().value = tensor(io::get_member(j, "beta", w), c, what + " beta").values;
-      const auto mean = tensor(io::get_member(j, "running_mean", w), c, what + " running_mean").values;
-      const auto var = tensor(io::get_member(j, "running_var", w), c, what + " running_var").values;
-      l->running_mean().assign(mean.begin(), mean.end());
-      l->running_var().assign(var.begin(), var.end());
-      return l;
-    }
-    if (kind == "residual" || kind == "sequential") {
-      // The reader recurses once per block (so do the layers' own forward and backward): the cap
-      // bounds the stack a manifest can make it use.
+    const layer_factory* factory = layers_.find(kind);
+    if (factory == nullptr)
+      throw io_error(where_, qnas::detail::cat(what, ": unknown layer kind '", kind, "' (the layer registry holds ",
+                                               layers_.names(), "; add a user layer's kind with nn::layer_registry::add)"));
+    layer_record record(j, w, blob_.size(), [&, in]() {
+      // The reader recurses once per block (so do the layers' own forward and backward): the
+      // cap bounds the stack a manifest can make it use.
       if (nesting >= max_model_nesting)
         throw io_error(where_, qnas::detail::cat(what, ": blocks nest more than ", max_model_nesting,
                                                  " deep (nn::max_model_nesting)"));
       auto body = std::make_unique<sequential>(in);
       build(*body, io::get_member(j, "body", w), at + ".body", nesting + 1);
-      if (kind == "sequential") return body;
-      return guarded(what, [&] { return std::make_unique<residual_layer>(std::move(body)); });
-    }
-    return guarded(what, [&]() -> std::unique_ptr<nn::layer> {
-      if (kind == "relu") return std::make_unique<relu_layer>(in);
-      if (kind == "relu6") return std::make_unique<relu6_layer>(in);
-      if (kind == "swish") return std::make_unique<swish_layer>(in);
-      if (kind == "sigmoid") return std::make_unique<sigmoid_layer>(in);
-      if (kind == "softmax") return std::make_unique<softmax_layer>(in);
-      if (kind == "flatten") return std::make_unique<flatten_layer>(in);
-      if (kind == "global_avg_pool") return std::make_unique<global_avg_pool_layer>(in);
-      throw io_error(where_, qnas::detail::cat(what, ": unknown layer kind '", kind, "'"));
+      return body;
     });
+    record.kind = kind;
+    record.input = in;
+    record.output = shape(io::get_member(j, "output_shape", w), "output_shape", w);
+    std::unique_ptr<nn::layer> l = guarded(what, [&] { return (*factory)(record); });
+    if (!l) throw io_error(where_, qnas::detail::cat(what, ": the layer registry's factory for '", kind, "' built no layer"));
+    if (auto* wl = dynamic_cast<weighted_layer*>(l.get())) weighted(*wl, j, wl->has_bias(), what);
+    for (const state_tensor& t : l->state()) {
+      const auto values = tensor(io::get_member(j, t.key, w), t.shape, what + " " + t.key).values;
+      std::copy(values.begin(), values.end(), t.values.begin());
+    }
+    return l;
   }
 
   std::filesystem::path manifest_, blob_path_;
   const format_registry& formats_;
+  const layer_registry& layers_;
   std::string where_;
   std::vector<std::uint8_t> blob_;
   const json* formats_table_ = nullptr;
@@ -1039,8 +966,9 @@ class model_reader {
 /// an unknown format name or layer kind, a format description that differs from the format's
 /// own, and shapes that do not chain or do not match the layers' hyper-parameters
 /// (docs/bad_input.md lists the messages).
-inline std::unique_ptr<sequential> load_model(const std::filesystem::path& manifest, const format_registry& formats) {
-  return detail::model_reader(manifest, formats).read();
+inline std::unique_ptr<sequential> load_model(const std::filesystem::path& manifest, const format_registry& formats,
+                                              const layer_registry& layers = builtin_layers()) {
+  return detail::model_reader(manifest, formats, layers).read();
 }
 
 }  // namespace qnas::nn

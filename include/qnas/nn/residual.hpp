@@ -31,6 +31,8 @@ class residual_layer : public layer {
   std::vector<parameter*> parameters() override { return body_->parameters(); }
   void initialize(std::mt19937_64& e) override { body_->initialize(e); }
   std::vector<layer*> children() override { return body_->children(); }
+  /// The block's layers store their own state.
+  std::vector<state_tensor> state() override { return {}; }
   void set_engine(quantizer::engine_type* e) override {
     engine_ = e;
     body_->set_engine(e);

@@ -68,6 +68,8 @@ class sequential : public layer {
   void initialize(std::mt19937_64& engine) override {
     for (auto& l : layers_) l->initialize(engine);
   }
+  /// The layers store their own state.
+  std::vector<state_tensor> state() override { return {}; }
   std::vector<layer*> children() override {
     std::vector<layer*> out;
     for (auto& l : layers_) out.push_back(l.get());
