@@ -1,5 +1,6 @@
 # Runs by qnas_add_fail_test: compiles SOURCE and passes only if compilation fails with a
-# diagnostic that matches REGEX.
+# diagnostic that matches REGEX. A SOURCE whose second line is `// expect-error-is-first` must
+# match REGEX on its first error line: the message names the problem before anything else does.
 set(args -std=c++20 -fsyntax-only)
 foreach(i ${INCLUDES})
   list(APPEND args -I${i})
@@ -10,5 +11,20 @@ if(rc EQUAL 0)
 endif()
 if(NOT "${out}${err}" MATCHES "${REGEX}")
   message(FATAL_ERROR "${SOURCE} failed to compile, but without a diagnostic matching '${REGEX}':\n${err}")
+endif()
+file(STRINGS ${SOURCE} head LIMIT_COUNT 2)
+list(LENGTH head head_lines)
+if(head_lines GREATER 1)
+  list(GET head 1 second)
+  if(second STREQUAL "// expect-error-is-first")
+    set(all "${out}${err}")
+    string(FIND "${all}" "error: " at)
+    string(SUBSTRING "${all}" ${at} -1 rest)
+    string(FIND "${rest}" "\n" eol)
+    string(SUBSTRING "${rest}" 0 ${eol} first_error)
+    if(NOT first_error MATCHES "${REGEX}")
+      message(FATAL_ERROR "${SOURCE}: the first error does not match '${REGEX}'; it is\n  ${first_error}\n${err}")
+    endif()
+  endif()
 endif()
 message(STATUS "${SOURCE}: rejected as expected ('${REGEX}')")

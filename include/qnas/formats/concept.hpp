@@ -47,6 +47,11 @@
 //
 // `round` is a rounding function object (the policy itself, or a stochastic_rounder).
 //
+// A type that declares `format_family family` or `bit_tuple tuple` is meant as a format: using
+// it where a number_format is expected either works or stops with the first rule it breaks,
+// named by check_number_format<F>() ("qnas: number_format::bits must be > 0"). docs/extending.md
+// lists this and every other customization point.
+//
 // Laws (checked for every built-in format by qnas::testing::check_format<F>(); a tensor-scaled
 // format obeys them given its scales, as far as its rule allows: see check_format.hpp):
 //   1. quantize is idempotent: q(q(x)) == q(x) (bit for bit, NaN aside).
@@ -132,55 +137,224 @@ struct identity_rounder {  // a stand-in rounding object to check signatures
 };
 }  // namespace detail
 
+// One named concept per member, so the entry-point check (check_number_format) can say which
+// member is missing; the concepts below are their conjunctions.
+namespace detail {
+template <class F>
+concept declares_family = requires { { F::family } -> constant_of<format_family>; };
+template <class F>
+concept declares_tuple = requires { { F::tuple } -> constant_of<bit_tuple>; };
+template <class F>
+concept declares_bits = requires { { F::bits } -> constant_of<int>; };
+template <class F>
+concept declares_block_size = requires { { F::block_size } -> constant_of<int>; };
+template <class F>
+concept declares_scale_bits = requires { { F::scale_bits } -> constant_of<int>; };
+template <class F>
+concept declares_max_value = requires { { F::max_value } -> constant_of<double>; };
+template <class F>
+concept declares_min_value = requires { { F::min_value } -> constant_of<double>; };
+template <class F>
+concept declares_has_zero = requires { { F::has_zero } -> constant_of<bool>; };
+template <class F>
+concept declares_has_nan = requires { { F::has_nan } -> constant_of<bool>; };
+template <class F>
+concept declares_name = requires { { F::name() } -> std::convertible_to<std::string>; };
+template <class F>
+concept declares_rounding = requires { typename F::rounding; };
+
+template <class F>
+concept declares_encode_one = requires(float x, identity_rounder& r) {
+  { F::encode_one(x, r) } -> std::same_as<std::uint32_t>;
+};
+template <class F>
+concept declares_decode_one = requires(std::uint32_t code) {
+  { F::decode_one(code) } -> std::same_as<float>;
+};
+template <class F>
+concept declares_quantize_one = requires(float x, identity_rounder& r) {
+  { F::quantize_one(x, r) } -> std::same_as<float>;
+};
+
+template <class F>
+concept declares_quantize_block = requires(const float* in, float* out, std::size_t n, identity_rounder& r) {
+  { F::quantize_block(in, out, n, r) };
+};
+template <class F>
+concept declares_encode_block = requires(const float* in, std::uint32_t* codes, std::size_t n, identity_rounder& r) {
+  { F::encode_block(in, codes, n, r) } -> std::same_as<std::uint64_t>;
+};
+template <class F>
+concept declares_decode_block = requires(std::uint64_t header, const std::uint32_t* codes, float* out, std::size_t n) {
+  { F::decode_block(header, codes, out, n) };
+};
+
+template <class F>
+concept declares_per_channel_scales = requires { { F::per_channel_scales } -> constant_of<bool>; };
+template <class F>
+concept declares_header_bits = requires { { F::header_bits } -> constant_of<int>; };
+template <class F>
+concept declares_quantize_rows = requires(const float* in, float* out, std::size_t n) {
+  { F::quantize_rows(in, out, n, n) };
+};
+template <class F>
+concept declares_encode_rows = requires(const float* in, std::uint32_t* codes, std::uint32_t* headers, std::size_t n) {
+  { F::encode_rows(in, codes, headers, n, n) };
+};
+template <class F>
+concept declares_decode_rows = requires(const std::uint32_t* codes, const std::uint32_t* headers, float* out,
+                                        std::size_t n) {
+  { F::decode_rows(codes, headers, out, n, n) };
+};
+}  // namespace detail
+
 /// Compile-time description every format provides (sub-concept: error messages name it).
 template <class F>
-concept format_description = requires {
-  { F::family } -> detail::constant_of<format_family>;
-  { F::tuple } -> detail::constant_of<bit_tuple>;
-  { F::bits } -> detail::constant_of<int>;
-  { F::block_size } -> detail::constant_of<int>;
-  { F::scale_bits } -> detail::constant_of<int>;
-  { F::max_value } -> detail::constant_of<double>;
-  { F::min_value } -> detail::constant_of<double>;
-  { F::has_zero } -> detail::constant_of<bool>;
-  { F::has_nan } -> detail::constant_of<bool>;
-  { F::name() } -> std::convertible_to<std::string>;
-  typename F::rounding;
-} && (F::bits >= 1 && F::bits <= 32) && (F::block_size >= 1);
+concept format_description =
+    detail::declares_family<F> && detail::declares_tuple<F> && detail::declares_bits<F> &&
+    detail::declares_block_size<F> && detail::declares_scale_bits<F> && detail::declares_max_value<F> &&
+    detail::declares_min_value<F> && detail::declares_has_zero<F> && detail::declares_has_nan<F> &&
+    detail::declares_name<F> && detail::declares_rounding<F> && (F::bits >= 1 && F::bits <= 32) &&
+    (F::block_size >= 1);
+
+namespace detail {
+// The three kinds of format as plain predicates; the public concepts below add the diagnosis
+// of a type that is meant as a format but is none.
+template <class F>
+concept scalar_format_kind = format_description<F> && F::block_size == 1 && declares_encode_one<F> &&
+                             declares_decode_one<F> && declares_quantize_one<F>;
+
+template <class F>
+concept block_format_kind = format_description<F> && (F::block_size > 1) && declares_quantize_block<F> &&
+                            declares_encode_block<F> && declares_decode_block<F> &&
+                            (F::scale_bits >= 0 && F::scale_bits <= 64);
+
+template <class F>
+concept tensor_scaled_format_kind = format_description<F> && F::block_size == 1 && declares_per_channel_scales<F> &&
+                                    declares_header_bits<F> && declares_quantize_rows<F> && declares_encode_rows<F> &&
+                                    declares_decode_rows<F> && (F::header_bits >= 0 && F::header_bits <= 32) &&
+                                    !scalar_format_kind<F>;
+
+template <class F>
+concept any_format_kind = scalar_format_kind<F> || block_format_kind<F> || tensor_scaled_format_kind<F>;
+
+/// A type that declares `static constexpr format_family family` (or `bit_tuple tuple`) is meant
+/// as a number format: nothing else has such a member of a qnas type.
+template <class F>
+concept claims_format = requires { { &F::family } -> std::convertible_to<const format_family*>; } ||
+                        requires { { &F::tuple } -> std::convertible_to<const bit_tuple*>; };
+
+/// A type that declares one of the per-group members of a tensor-scaled format.
+template <class F>
+concept looks_tensor_scaled = declares_per_channel_scales<F> || declares_header_bits<F> ||
+                              declares_quantize_rows<F> || declares_encode_rows<F> || declares_decode_rows<F>;
+}  // namespace detail
+
+/// The entry-point check of a number format: one static_assert per member and rule, so the
+/// first error names what F lacks or breaks ("qnas: a number format needs `static float
+/// decode_one(std::uint32_t code)`", "qnas: number_format::bits must be > 0"). True when F is a
+/// number_format. The number_format concept runs it for a type that claims to be a format (it
+/// declares `format_family family` or `bit_tuple tuple`) but is none, so every use of such a
+/// type (quantize<F>, a layer's format argument, check_format<F>) stops at the broken rule.
+template <class F>
+consteval bool check_number_format() {
+  using namespace detail;
+  static_assert(declares_family<F>, "qnas: a number format needs `static constexpr qnas::format_family family`");
+  static_assert(declares_tuple<F>,
+                "qnas: a number format needs `static constexpr qnas::bit_tuple tuple` (sign, exponent, mantissa bits)");
+  static_assert(declares_bits<F>, "qnas: a number format needs `static constexpr int bits` (bits of one element's code)");
+  static_assert(declares_block_size<F>,
+                "qnas: a number format needs `static constexpr int block_size` (1 for a scalar format)");
+  static_assert(declares_scale_bits<F>,
+                "qnas: a number format needs `static constexpr int scale_bits` (bits of per-block shared data, 0 if none)");
+  static_assert(declares_max_value<F>, "qnas: a number format needs `static constexpr double max_value`");
+  static_assert(declares_min_value<F>, "qnas: a number format needs `static constexpr double min_value`");
+  static_assert(declares_has_zero<F>, "qnas: a number format needs `static constexpr bool has_zero`");
+  static_assert(declares_has_nan<F>, "qnas: a number format needs `static constexpr bool has_nan`");
+  static_assert(declares_name<F>, "qnas: a number format needs `static std::string name()`");
+  static_assert(declares_rounding<F>,
+                "qnas: a number format needs `using rounding = ...` (qnas::nearest_even, nearest_away, toward_zero "
+                "or stochastic)");
+  if constexpr (declares_bits<F>) {
+    static_assert(F::bits > 0, "qnas: number_format::bits must be > 0");
+    static_assert(F::bits <= 32, "qnas: number_format::bits must be <= 32 (a code is a std::uint32_t)");
+  }
+  if constexpr (declares_block_size<F>)
+    static_assert(F::block_size >= 1, "qnas: number_format::block_size must be >= 1 (1 for a scalar format)");
+  if constexpr (format_description<F>) {
+    if constexpr (F::block_size > 1) {
+      static_assert(declares_quantize_block<F>,
+                    "qnas: a block number format (block_size > 1) needs `template <class R> static void "
+                    "quantize_block(const float* in, float* out, std::size_t n, R& round)`");
+      static_assert(declares_encode_block<F>,
+                    "qnas: a block number format (block_size > 1) needs `template <class R> static std::uint64_t "
+                    "encode_block(const float* in, std::uint32_t* codes, std::size_t n, R& round)`");
+      static_assert(declares_decode_block<F>,
+                    "qnas: a block number format (block_size > 1) needs `static void decode_block(std::uint64_t "
+                    "header, const std::uint32_t* codes, float* out, std::size_t n)`");
+      static_assert(F::scale_bits >= 0 && F::scale_bits <= 64,
+                    "qnas: number_format::scale_bits must be in [0, 64] (a block header is a std::uint64_t)");
+    } else if constexpr (looks_tensor_scaled<F> && !scalar_format_kind<F>) {
+      static_assert(declares_per_channel_scales<F>,
+                    "qnas: a tensor-scaled number format needs `static constexpr bool per_channel_scales`");
+      static_assert(declares_header_bits<F>,
+                    "qnas: a tensor-scaled number format needs `static constexpr int header_bits`");
+      static_assert(declares_quantize_rows<F>,
+                    "qnas: a tensor-scaled number format needs `static void quantize_rows(const float* in, float* "
+                    "out, std::size_t rows, std::size_t groups)`");
+      static_assert(declares_encode_rows<F>,
+                    "qnas: a tensor-scaled number format needs `static void encode_rows(const float* in, "
+                    "std::uint32_t* codes, std::uint32_t* headers, std::size_t rows, std::size_t groups)`");
+      static_assert(declares_decode_rows<F>,
+                    "qnas: a tensor-scaled number format needs `static void decode_rows(const std::uint32_t* codes, "
+                    "const std::uint32_t* headers, float* out, std::size_t rows, std::size_t groups)`");
+      if constexpr (declares_header_bits<F>)
+        static_assert(F::header_bits >= 0 && F::header_bits <= 32,
+                      "qnas: number_format::header_bits must be in [0, 32]");
+    } else {
+      static_assert(declares_encode_one<F>,
+                    "qnas: a scalar number format (block_size == 1) needs `template <class R> static std::uint32_t "
+                    "encode_one(float x, R& round)`");
+      static_assert(declares_decode_one<F>,
+                    "qnas: a scalar number format (block_size == 1) needs `static float decode_one(std::uint32_t "
+                    "code)`");
+      static_assert(declares_quantize_one<F>,
+                    "qnas: a scalar number format (block_size == 1) needs `template <class R> static float "
+                    "quantize_one(float x, R& round)`");
+    }
+  }
+  return true;
+}
+
+namespace detail {
+/// Always false; evaluating it for a type runs check_number_format, whose static_asserts stop
+/// compilation at the first rule the type breaks.
+template <class F>
+constexpr bool report_broken_format() {
+  (void)check_number_format<F>();
+  return false;
+}
+/// A type that claims to be a format but is none: a constraint on it is a hard error naming the
+/// member or rule (never satisfied: report_broken_format is false when it returns).
+template <class F>
+concept broken_format = claims_format<F> && !any_format_kind<F> && report_broken_format<F>();
+}  // namespace detail
 
 /// A format quantized one element at a time.
 template <class F>
-concept scalar_format = format_description<F> && F::block_size == 1 &&
-    requires(float x, std::uint32_t code, detail::identity_rounder& r) {
-      { F::encode_one(x, r) } -> std::same_as<std::uint32_t>;
-      { F::decode_one(code) } -> std::same_as<float>;
-      { F::quantize_one(x, r) } -> std::same_as<float>;
-    };
+concept scalar_format = detail::scalar_format_kind<F> || detail::broken_format<F>;
 
 /// A format quantized a block at a time with shared per-block data (a scale, outlier slots...).
 template <class F>
-concept block_format = format_description<F> && (F::block_size > 1) &&
-    requires(const float* in, float* out, std::uint32_t* codes, const std::uint32_t* ccodes,
-             std::size_t n, std::uint64_t header, detail::identity_rounder& r) {
-      { F::quantize_block(in, out, n, r) };
-      { F::encode_block(in, codes, n, r) } -> std::same_as<std::uint64_t>;
-      { F::decode_block(header, ccodes, out, n) };
-    } && (F::scale_bits >= 0 && F::scale_bits <= 64);
+concept block_format = detail::block_format_kind<F> || detail::broken_format<F>;
 
 /// A format whose scales are computed per group (tensor or output channel) from the whole
 /// tensor being quantized: it cannot be applied to a part of a tensor at a time.
 template <class F>
-concept tensor_scaled_format = format_description<F> && F::block_size == 1 &&
-    requires(const float* in, float* out, std::uint32_t* codes, const std::uint32_t* ccodes, std::uint32_t* headers,
-             const std::uint32_t* cheaders, std::size_t n) {
-      { F::per_channel_scales } -> detail::constant_of<bool>;
-      { F::header_bits } -> detail::constant_of<int>;
-      { F::quantize_rows(in, out, n, n) };
-      { F::encode_rows(in, codes, headers, n, n) };
-      { F::decode_rows(ccodes, cheaders, out, n, n) };
-    } && (F::header_bits >= 0 && F::header_bits <= 32) && !scalar_format<F>;
+concept tensor_scaled_format = detail::tensor_scaled_format_kind<F> || detail::broken_format<F>;
 
-/// Anything qnas can use to quantize weights, biases or activations.
+/// Anything qnas can use to quantize weights, biases or activations. A type that claims to be
+/// a format (see check_number_format) and breaks a rule stops compilation with that rule.
 template <class F>
 concept number_format = scalar_format<F> || block_format<F> || tensor_scaled_format<F>;
 

@@ -82,13 +82,20 @@ template <class C>
 void call_search_end(C& c, const search_progress& p) {
   if constexpr (requires { c.on_search_end(p); }) c.on_search_end(p);
 }
+}  // namespace detail
+
+/// A runner callback: an object with at least one of the members above (the runner calls those
+/// it has). runner::run checks each callback with this concept.
 template <class C>
-inline constexpr bool is_callback_v =
-    requires(C& c, const space_description& s, const search_progress& p, const trial_record& r) {
-      c.on_search_begin(s, p);
-    } || requires(C& c, const trial_record& r, const search_progress& p) { c.on_trial_end(r, p); } ||
+concept search_callback =
+    requires(C& c, const space_description& s, const search_progress& p) { c.on_search_begin(s, p); } ||
+    requires(C& c, const trial_record& r, const search_progress& p) { c.on_trial_end(r, p); } ||
     requires(C& c, const trial_record& r) { c.on_trial_end(r); } ||
     requires(C& c, const search_progress& p) { c.on_search_end(p); };
+
+namespace detail {
+template <class C>
+inline constexpr bool is_callback_v = search_callback<C>;
 }  // namespace detail
 
 /// Prints one progress line every `every` trials and at the end:

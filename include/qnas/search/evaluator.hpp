@@ -41,15 +41,35 @@ struct evaluation_context {
   return z ^ (z >> 31);
 }
 
+/// Sub-concept of evaluator: the const call with a context.
+template <class E>
+concept evaluator_with_context = requires(const E& e, const candidate& c, const evaluation_context& ctx) {
+  { e(c, ctx) } -> std::convertible_to<metrics>;
+};
+/// Sub-concept of evaluator: the const call without one.
+template <class E>
+concept evaluator_without_context = requires(const E& e, const candidate& c) {
+  { e(c) } -> std::convertible_to<metrics>;
+};
+
 /// An evaluator: a const callable taking (const candidate&, const evaluation_context&) or just
 /// (const candidate&) and returning metrics. Wrap other shapes with make_evaluator.
 template <class E>
-concept evaluator = std::copy_constructible<E> &&
-                    (requires(const E& e, const candidate& c, const evaluation_context& ctx) {
-                      { e(c, ctx) } -> std::convertible_to<metrics>;
-                    } || requires(const E& e, const candidate& c) {
-                      { e(c) } -> std::convertible_to<metrics>;
-                    });
+concept evaluator =
+    std::copy_constructible<E> && (evaluator_with_context<E> || evaluator_without_context<E>);
+
+/// The entry-point check of an evaluator (run_search, runner, run_search_mpi): the first error
+/// names the rule E breaks. True when E is an evaluator.
+template <class E>
+consteval bool check_evaluator() {
+  static_assert(std::copy_constructible<E>,
+                "qnas: an evaluator must be copy constructible (the runner keeps its own copy)");
+  static_assert(evaluator_with_context<E> || evaluator_without_context<E>,
+                "qnas: an evaluator needs `qnas::search::metrics operator()(const qnas::candidate&, const "
+                "evaluation_context&) const` or `metrics operator()(const qnas::candidate&) const` (const: it "
+                "runs on several threads; a function returning a number: wrap it with make_evaluator)");
+  return true;
+}
 
 /// Calls `e` with whichever of the two signatures it has.
 template <evaluator E>

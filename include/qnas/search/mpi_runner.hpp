@@ -417,10 +417,13 @@ void serve(const E& eval, MPI_Comm comm, const worker_options& wo) {
 /// the search runs locally on options.threads threads. MPI must be initialized (see session).
 /// Exceptions are those of run_search on rank 0, plus qnas::error when a trial found no worker
 /// to answer within mpi_options' limits or a worker's evaluator threw (its message is kept).
-template <strategy S, evaluator E, objective O, class... Callbacks>
+template <class S, class E, class O, class... Callbacks>
 std::optional<search_result> run_search_mpi(S& strategy, E eval, O objective, runner_options options,
                                             mpi_options mpi_opt = {}, worker_options worker = {},
                                             Callbacks&&... callbacks) {
+  static_assert(check_strategy<S>(), "run_search_mpi(strategy, ...): the strategy must be a qnas::search::strategy");
+  static_assert(check_evaluator<E>(), "run_search_mpi(..., evaluator, ...): the evaluator must be a qnas::search::evaluator");
+  static_assert(check_objective<O>(), "run_search_mpi(..., objective, ...): the objective must be a qnas::search::objective");
   constexpr const char* where = "qnas::search::mpi::run_search_mpi";
   int initialized = 0;
   MPI_Initialized(&initialized);

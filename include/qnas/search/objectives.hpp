@@ -109,11 +109,26 @@ inline void check_finite(const metrics& m, std::size_t trial, std::string_view s
                                          " (NaN and infinities are not valid measurements)"));
 }
 
-/// An objective turns a metrics record into one reward; higher is better.
+/// Sub-concept of objective: the const call on a metrics record.
 template <class O>
-concept objective = std::copy_constructible<O> && requires(const O& o, const metrics& m) {
+concept objective_call = requires(const O& o, const metrics& m) {
   { o(m) } -> std::convertible_to<double>;
 };
+
+/// An objective turns a metrics record into one reward; higher is better.
+template <class O>
+concept objective = std::copy_constructible<O> && objective_call<O>;
+
+/// The entry-point check of an objective (run_search, runner, run_search_mpi): the first error
+/// names the rule O breaks. True when O is an objective.
+template <class O>
+consteval bool check_objective() {
+  static_assert(std::copy_constructible<O>, "qnas: an objective must be copy constructible");
+  static_assert(objective_call<O>,
+                "qnas: an objective needs `double operator()(const qnas::search::metrics&) const` (the reward; "
+                "higher is better)");
+  return true;
+}
 
 namespace detail {
 inline double positive(const metrics& m, std::string_view name, std::string_view who) {

@@ -233,8 +233,14 @@ inline void refuse_if(bool bad, const std::filesystem::path& file, const std::st
 
 /// Runs a search: `S` proposes, `E` measures, `O` scores. The strategy is held by reference
 /// (its state after the run is the user's to inspect); the evaluator is called concurrently.
-template <strategy S, evaluator E, objective O>
+/// S, E and O are checked against their concepts (strategy, evaluator, objective) by
+/// static_asserts whose first error names the missing member (docs/extending.md).
+template <class S, class E, class O>
 class runner {
+  static_assert(check_strategy<S>(), "runner<S, E, O>: S must be a qnas::search::strategy");
+  static_assert(check_evaluator<E>(), "runner<S, E, O>: E must be a qnas::search::evaluator");
+  static_assert(check_objective<O>(), "runner<S, E, O>: O must be a qnas::search::objective");
+
  public:
   runner(S& strategy, E eval, O objective, runner_options options)
       : strategy_(strategy), eval_(std::move(eval)), objective_(std::move(objective)), opt_(std::move(options)) {
@@ -496,9 +502,13 @@ class runner {
   bool checkpoint_current_ = false;
 };
 
-/// runner(strategy, evaluator, objective, options).run(callbacks...) in one call.
-template <strategy S, evaluator E, objective O, class... Callbacks>
+/// runner(strategy, evaluator, objective, options).run(callbacks...) in one call. S, E and O
+/// are checked as runner checks them: the first error names what is missing.
+template <class S, class E, class O, class... Callbacks>
 search_result run_search(S& strategy, E eval, O objective, runner_options options, Callbacks&&... callbacks) {
+  static_assert(check_strategy<S>(), "run_search(strategy, ...): the strategy must be a qnas::search::strategy");
+  static_assert(check_evaluator<E>(), "run_search(..., evaluator, ...): the evaluator must be a qnas::search::evaluator");
+  static_assert(check_objective<O>(), "run_search(..., objective, ...): the objective must be a qnas::search::objective");
   return runner<S, E, O>(strategy, std::move(eval), std::move(objective), std::move(options))
       .run(static_cast<Callbacks&&>(callbacks)...);
 }

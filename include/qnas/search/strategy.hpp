@@ -39,16 +39,51 @@ namespace qnas::search {
 /// The random engine every strategy owns: its state streams as text, so it serialises exactly.
 using engine_type = std::mt19937_64;
 
-/// What the runner needs from a search strategy (see the protocol at the top of this header).
+// One named sub-concept per member of a strategy, so check_strategy names the one missing.
 template <class S>
-concept strategy = requires(S& s, const S& cs, const candidate& c, double reward, const nlohmann::json& j) {
+concept strategy_asks = requires(S& s) {
   { s.ask() } -> std::same_as<candidate>;
+};
+template <class S>
+concept strategy_tells = requires(S& s, const candidate& c, double reward) {
   { s.tell(c, reward) } -> std::same_as<void>;
+};
+template <class S>
+concept strategy_saves = requires(const S& cs) {
   { cs.save() } -> std::same_as<nlohmann::json>;
+};
+template <class S>
+concept strategy_loads = requires(S& s, const nlohmann::json& j) {
   { s.load(j) } -> std::same_as<void>;
+};
+template <class S>
+concept strategy_has_name = requires(const S& cs) {
   { cs.name() } -> std::convertible_to<std::string>;
+};
+template <class S>
+concept strategy_has_space = requires(const S& cs) {
   { cs.space() } -> std::same_as<const space_description&>;
 };
+
+/// What the runner needs from a search strategy (see the protocol at the top of this header).
+template <class S>
+concept strategy = strategy_asks<S> && strategy_tells<S> && strategy_saves<S> && strategy_loads<S> &&
+                   strategy_has_name<S> && strategy_has_space<S>;
+
+/// The entry-point check of a strategy (run_search, runner, run_search_mpi): one static_assert
+/// per member, so the first error names the member S lacks. True when S is a strategy.
+template <class S>
+consteval bool check_strategy() {
+  static_assert(strategy_asks<S>, "qnas: a search strategy needs `qnas::candidate ask()`");
+  static_assert(strategy_tells<S>,
+                "qnas: a search strategy needs `void tell(const qnas::candidate& c, double reward)`");
+  static_assert(strategy_saves<S>, "qnas: a search strategy needs `nlohmann::json save() const`");
+  static_assert(strategy_loads<S>, "qnas: a search strategy needs `void load(const nlohmann::json& state)`");
+  static_assert(strategy_has_name<S>, "qnas: a search strategy needs `std::string name() const`");
+  static_assert(strategy_has_space<S>,
+                "qnas: a search strategy needs `const qnas::space_description& space() const`");
+  return true;
+}
 
 namespace detail {
 

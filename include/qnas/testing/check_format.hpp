@@ -386,23 +386,27 @@ void check_tensor_scaled(recorder& rec, const check_options& opt) {
 /// Checks the laws of the number_format concept for F (see formats/concept.hpp):
 /// idempotence, monotonicity, nearest-value error bound on the format's value grid,
 /// encode/decode round trip, NaN propagation, range traits. A tensor-scaled format is checked
-/// given its scales (detail::check_tensor_scaled).
-template <number_format F>
+/// given its scales (detail::check_tensor_scaled). A type that is not a number format fails to
+/// compile here with the first member or rule it lacks (qnas::check_number_format).
+template <class F>
 check_report check_format(const check_options& opt = {}) {
+  static_assert(check_number_format<F>(), "check_format<F>: F must be a qnas::number_format");
   check_report r;
-  r.format = F::name();
-  detail::recorder rec(r, opt);
-  rec.expect(F::tuple.total() <= F::bits || F::family == format_family::codebook ||
-                 F::family == format_family::block_fp,
-             "bit tuple (", F::tuple.sign, ",", F::tuple.exponent, ",", F::tuple.mantissa, ") needs more than ",
-             F::bits, " bits");
-  rec.expect(F::min_value <= F::max_value, "min_value > max_value");
-  if constexpr (scalar_format<F>)
-    detail::check_scalar<F>(rec, opt);
-  else if constexpr (tensor_scaled_format<F>)
-    detail::check_tensor_scaled<F>(rec, opt);
-  else
-    detail::check_block<F>(rec, opt);
+  if constexpr (number_format<F>) {
+    r.format = F::name();
+    detail::recorder rec(r, opt);
+    rec.expect(F::tuple.total() <= F::bits || F::family == format_family::codebook ||
+                   F::family == format_family::block_fp,
+               "bit tuple (", F::tuple.sign, ",", F::tuple.exponent, ",", F::tuple.mantissa, ") needs more than ",
+               F::bits, " bits");
+    rec.expect(F::min_value <= F::max_value, "min_value > max_value");
+    if constexpr (scalar_format<F>)
+      detail::check_scalar<F>(rec, opt);
+    else if constexpr (tensor_scaled_format<F>)
+      detail::check_tensor_scaled<F>(rec, opt);
+    else
+      detail::check_block<F>(rec, opt);
+  }
   return r;
 }
 

@@ -45,6 +45,13 @@ struct batch_stats {
 //   bool on_epoch_end(const epoch_stats&);
 //   void on_train_end(const epoch_stats& last);
 
+/// A trainer callback: an object with at least one of the members above.
+template <class C>
+concept train_callback = requires(C& c) { c.on_train_begin(); } ||
+                         requires(C& c, const batch_stats& s) { c.on_batch_end(s); } ||
+                         requires(C& c, const epoch_stats& s) { c.on_epoch_end(s); } ||
+                         requires(C& c, const epoch_stats& s) { c.on_train_end(s); };
+
 /// Prints one line per epoch: loss, accuracy, validation loss/accuracy, throughput.
 class progress {
  public:

@@ -17,15 +17,35 @@
 
 namespace qnas::train {
 
+/// Sub-concept of optimizer: one update of the parameters from their `grad`.
+template <class O>
+concept optimizer_step = requires(O& o, std::span<nn::parameter* const> params) { o.step(params); };
+/// Sub-concept of optimizer: a learning rate a schedule can set every step.
+template <class O>
+concept optimizer_learning_rate = requires(O& o, const O& co, float lr) {
+  o.set_learning_rate(lr);
+  { co.learning_rate() } -> std::convertible_to<float>;
+};
+/// Sub-concept of optimizer: forget the per-parameter state (moments, step counts).
+template <class O>
+concept optimizer_reset = requires(O& o) { o.reset(); };
+
 /// What a trainer needs from an optimizer: update parameters from their `grad`, and a learning
 /// rate it can set every step from a schedule.
 template <class O>
-concept optimizer = requires(O& o, const O& co, std::span<nn::parameter* const> params, float lr) {
-  o.step(params);
-  o.set_learning_rate(lr);
-  { co.learning_rate() } -> std::convertible_to<float>;
-  o.reset();
-};
+concept optimizer = optimizer_step<O> && optimizer_learning_rate<O> && optimizer_reset<O>;
+
+/// The conformance check of an optimizer: one static_assert per member, so the first error
+/// names the one O lacks. True when O is an optimizer.
+template <class O>
+consteval bool check_optimizer() {
+  static_assert(optimizer_step<O>,
+                "qnas: an optimizer needs `void step(std::span<qnas::nn::parameter* const> params)`");
+  static_assert(optimizer_learning_rate<O>,
+                "qnas: an optimizer needs `void set_learning_rate(float)` and `float learning_rate() const`");
+  static_assert(optimizer_reset<O>, "qnas: an optimizer needs `void reset()` (forget per-parameter state)");
+  return true;
+}
 
 }  // namespace qnas::train
 

@@ -18,6 +18,17 @@ template <class S>
 concept lr_schedule = std::regular_invocable<const S&, std::size_t> &&
                       std::convertible_to<std::invoke_result_t<const S&, std::size_t>, float>;
 
+/// The conformance check of a learning-rate schedule: the first error names the rule S breaks.
+template <class S>
+consteval bool check_lr_schedule() {
+  static_assert(std::regular_invocable<const S&, std::size_t>,
+                "qnas: a learning-rate schedule needs `float operator()(std::size_t step) const`");
+  if constexpr (std::regular_invocable<const S&, std::size_t>)
+    static_assert(std::convertible_to<std::invoke_result_t<const S&, std::size_t>, float>,
+                  "qnas: a learning-rate schedule's operator()(std::size_t step) must return a number (float)");
+  return true;
+}
+
 /// A schedule as a value, for trainers that choose one at run time.
 using schedule = std::function<float(std::size_t)>;
 

@@ -47,6 +47,16 @@ concept loss_function = requires(const L& l, const xt::xarray<float>& z, std::sp
   { l(z, y, g, b) } -> std::convertible_to<float>;
 };
 
+/// The conformance check of a loss: the first error names the call L lacks.
+template <class L>
+consteval bool check_loss_function() {
+  static_assert(loss_function<L>,
+                "qnas: a loss needs `float operator()(const xt::xarray<float>& logits, std::span<const "
+                "qnas::data::label_t> labels, xt::xarray<float>& dlogits) const` (or the same with a trailing `const "
+                "qnas::data::batch&`), returning the mean loss and writing d(loss)/d(logits)");
+  return true;
+}
+
 /// The default loss: mean softmax cross-entropy on logits.
 struct cross_entropy_loss {
   float operator()(const xt::xarray<float>& logits, std::span<const label_t> labels, xt::xarray<float>& dlogits) const {
