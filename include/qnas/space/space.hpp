@@ -5,16 +5,20 @@
 // with get<"name"> (a choice's value) or dispatched to a generic visitor with visit<"name">
 // through a table of one handler per alternative of THAT decision, built once per
 // (decision, visitor) pair: instantiations grow with the sum of alternatives, never their
-// product (DESIGN.md section 3, rule 1).
+// product (DESIGN.md section 3, rule 1). candidate_of<S>(value<"name", V>, type<"name", T>, ...)
+// builds a candidate from decision names and alternatives, checked at compile time.
 #pragma once
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
+#include <boost/hana/core/tag_of.hpp>
 #include <boost/hana/size.hpp>
 #include <boost/hana/tuple.hpp>
 #include <boost/hana/type.hpp>
@@ -172,6 +176,176 @@ decltype(auto) visit(const S&, const candidate& c, F&& f) {
   detail::check_for_space<S>(c, "qnas::visit");
   const auto k = detail::checked_index<D>(c, named::index, "qnas::visit");
   return table::table[k](f);
+}
+
+/// One decision's alternative given by value, for candidate_of: `value<"conv1.filters", 32>` (a
+/// choice's value; integers compare by value whatever their type, other values must have the
+/// choice's value type) or `value<"block3", true>` (an optional decision included; false: skipped).
+template <fixed_string Name, auto V>
+struct named_value {
+  static constexpr fixed_string name = Name;
+  static constexpr auto alternative = V;
+};
+/// One decision's alternative given by type, for candidate_of: `type<"conv1.w", fixed_point<8, 0>>`
+/// (a type_choice's type; for an optional decision its layer type, or qnas::skip).
+template <fixed_string Name, class T>
+struct named_type {
+  static constexpr fixed_string name = Name;
+  using alternative = T;
+};
+
+template <fixed_string Name, auto V>
+inline constexpr named_value<Name, V> value{};
+template <fixed_string Name, class T>
+inline constexpr named_type<Name, T> type{};
+
+namespace detail {
+template <class A>
+struct is_named_alternative : std::false_type {};
+template <fixed_string Name, auto V>
+struct is_named_alternative<named_value<Name, V>> : std::true_type {};
+template <fixed_string Name, class T>
+struct is_named_alternative<named_type<Name, T>> : std::true_type {};
+
+template <class D>
+struct is_optional_decision : std::false_type {};
+template <fixed_string Name, class Layer>
+struct is_optional_decision<optional<Name, Layer>> : std::true_type {};
+
+template <class Tag>
+inline constexpr bool is_type_tag_v = std::is_same_v<boost::hana::tag_of_t<Tag>, boost::hana::type_tag>;
+
+// Whether the alternative tagged Tag (integral_constant<U, W> or hana::type<U>) is the value V.
+template <class Tag, auto V>
+constexpr bool alternative_is_value() {
+  if constexpr (is_type_tag_v<Tag> || !requires { Tag::value; }) {
+    return false;
+  } else {
+    using A = std::remove_cv_t<decltype(Tag::value)>;
+    using B = std::remove_cv_t<decltype(V)>;
+    if constexpr (std::is_integral_v<A> && std::is_integral_v<B> && !std::is_same_v<A, bool> && !std::is_same_v<B, bool>)
+      return std::cmp_equal(Tag::value, V);
+    else if constexpr (std::is_same_v<A, B>)
+      return Tag::value == V;
+    else
+      return false;
+  }
+}
+// Whether the alternative tagged Tag is the type T.
+template <class Tag, class T>
+constexpr bool alternative_is_type() {
+  if constexpr (is_type_tag_v<Tag>)
+    return std::is_same_v<typename Tag::type, T>;
+  else
+    return false;
+}
+
+// Function objects for hana::unpack over D::alternatives: the index of the matching
+// alternative, or the number of alternatives when none matches.
+template <class Named>
+struct find_alternative {
+  template <class... Tags>
+  constexpr std::size_t operator()(Tags...) const {
+    constexpr bool match[] = {matches<Tags>()..., false};
+    for (std::size_t k = 0; k < sizeof...(Tags); ++k)
+      if (match[k]) return k;
+    return sizeof...(Tags);
+  }
+  template <class Tag>
+  static constexpr bool matches() {
+    if constexpr (requires { typename Named::alternative; })
+      return alternative_is_type<Tag, typename Named::alternative>();
+    else
+      return alternative_is_value<Tag, Named::alternative>();
+  }
+};
+
+template <class D, class Named>
+constexpr std::size_t alternative_index() {
+  constexpr std::size_t k = boost::hana::unpack(D::alternatives, find_alternative<Named>{});
+  if constexpr (k == D::cardinality && is_optional_decision<D>::value && !requires { typename Named::alternative; }) {
+    if constexpr (std::is_same_v<std::remove_cv_t<decltype(Named::alternative)>, bool>)
+      return Named::alternative ? 1 : 0;  // value<"block3", true>: included
+    else
+      return k;
+  } else {
+    return k;
+  }
+}
+
+// The checks, one function per rule, so the compiler's "in instantiation of" line names the
+// decision (Name = "...") whose value is wrong.
+template <fixed_string Name, bool Known>
+constexpr void candidate_of_name_is_known() {
+  static_assert(Known, "candidate_of<Space>(value<Name, V> / type<Name, T>, ...): the space has no decision with this Name");
+}
+template <fixed_string Name, bool Once>
+constexpr void candidate_of_name_given_once() {
+  static_assert(Once, "candidate_of<Space>(...): the decision Name is given more than once");
+}
+template <fixed_string Name, bool IsAlternative>
+constexpr void candidate_of_alternative_exists() {
+  static_assert(IsAlternative,
+                "candidate_of<Space>(value<Name, V> / type<Name, T>, ...): V / T is not one of the alternatives of "
+                "decision Name");
+}
+template <fixed_string Name, bool Given>
+constexpr void candidate_of_decision_given() {
+  static_assert(Given, "candidate_of<Space>(...): decision Name has no value; name every decision of the space");
+}
+
+template <class S, class... Named>
+struct candidate_builder;
+template <class... Ds, class... Named>
+struct candidate_builder<space<Ds...>, Named...> {
+  using S = space<Ds...>;
+  template <class D>
+  static constexpr bool given = ((Named::name.view() == D::name.view()) || ... || false);
+
+  template <class N>
+  static constexpr std::uint32_t index_of_argument() {
+    constexpr std::size_t d = S::index_of(N::name.view());
+    candidate_of_name_is_known<N::name, (d < S::num_decisions)>();
+    if constexpr (d < S::num_decisions) {
+      constexpr std::size_t times = (std::size_t{0} + ... + std::size_t{Named::name.view() == N::name.view()});
+      candidate_of_name_given_once<N::name, (times == 1)>();
+      using D = typename space_traits<S>::template decision_at<d>;
+      constexpr std::size_t k = alternative_index<D, N>();
+      candidate_of_alternative_exists<N::name, (k < D::cardinality)>();
+      return static_cast<std::uint32_t>(k < D::cardinality ? k : 0);
+    } else {
+      return 0;
+    }
+  }
+
+  static constexpr std::array<std::uint32_t, sizeof...(Ds)> indices() {
+    (candidate_of_decision_given<Ds::name, given<Ds>>(), ...);
+    std::array<std::uint32_t, sizeof...(Ds)> out{};
+    ((out[S::index_of(Named::name.view()) < sizeof...(Ds) ? S::index_of(Named::name.view()) : 0] =
+          index_of_argument<Named>()),
+     ...);
+    return out;
+  }
+};
+}  // namespace detail
+
+/// The candidate of S that takes, for every decision, the alternative named by an argument:
+///
+///   const candidate ref = candidate_of<my_space>(value<"conv1.filters", 32>,
+///                                                type<"conv1.w", fixed_point<8, 0>>,
+///                                                value<"block3", false>);
+///
+/// Arguments may come in any order; every decision of S must be named exactly once (no silent
+/// default: a decision added to the space later is an error here, not a quiet alternative 0).
+/// A name that is not a decision of S, a value or type that is not one of the decision's
+/// alternatives, a decision named twice or not at all fail to compile with a message stating the
+/// rule, and the "in instantiation of" line that goes with it names the decision (Name = "...").
+template <space_type S, class... Named>
+candidate candidate_of(Named...) {
+  static_assert((detail::is_named_alternative<Named>::value && ...),
+                "candidate_of<Space>(args...): every argument must be value<Name, V> or type<Name, T>");
+  static constexpr std::array<std::uint32_t, S::num_decisions> indices = detail::candidate_builder<S, Named...>::indices();
+  return candidate(std::vector<std::uint32_t>(indices.begin(), indices.end()));
 }
 
 }  // namespace qnas
