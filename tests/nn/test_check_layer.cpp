@@ -230,6 +230,25 @@ TEST_CASE("a wrong backward fails the gradient check, naming the layer, the chec
   }
 }
 
+TEST_CASE("a wrong backward inside a block, behind batch norm and ReLU, is caught and named") {
+  layer_check_options o;
+  o.skipping(layer_check::export_reload);
+  const layer_check_report r = check_layer(
+      [] {
+        auto s = std::make_unique<nn::sequential>(flat(6));
+        s->emplace<nn::dense_layer>(7);
+        s->emplace<nn::batch_norm_layer>();
+        s->emplace<nn::relu_layer>();
+        s->add(std::make_unique<toy_dense>(flat(7), 5, fault::weight_grad_doubled));
+        return s;
+      },
+      o);
+  CHECK(r.passed(layer_check::description));
+  const auto& g = r[layer_check::gradient];
+  REQUIRE(g.failures.size() == 1);
+  CHECK(contains(g.failures[0], "sequential 4 layers on [6]: gradient: toy_dense.weights: "));
+}
+
 TEST_CASE("a wrong description fails the description check") {
   layer_check_options o;
   o.skipping(layer_check::export_reload);

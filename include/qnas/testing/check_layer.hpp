@@ -793,7 +793,11 @@ inline layer_check_report run_checks(std::unique_ptr<nn::layer> l, const layer_c
   if (!l) throw invalid_argument("qnas::testing::check_layer", "the layer is null");
   check_options(opt);
   layer_check_report rep;
-  for (layer_check c : all_layer_checks) rep.results.push_back(layer_check_result{c});
+  for (layer_check c : all_layer_checks) {
+    layer_check_result r;
+    r.check = c;
+    rep.results.push_back(std::move(r));
+  }
   auto result = [&](layer_check c) -> layer_check_result& {
     for (auto& r : rep.results)
       if (r.check == c) return r;
