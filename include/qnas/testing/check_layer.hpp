@@ -70,7 +70,8 @@ struct layer_check_options {
   /// one of them would otherwise pass). Learned quantization steps are left alone. Set to false
   /// to check the values the layer already holds.
   bool initialize = true;
-  /// Central-difference step, relative to max(1, |value|).
+  /// Central-difference step, relative to max(1, |value|). An element that disagrees is tried
+  /// again with step / 4 and step / 16 (a step may cross a kink downstream).
   double step = 1e-2;
   /// Gradient tolerance: |backward - difference| <= atol * scale + rtol * |difference| + noise,
   /// where scale is the root mean square of the tensor's gradient and noise bounds the float32
@@ -858,7 +859,8 @@ inline layer_check_report run_checks(std::unique_ptr<nn::layer> l, const layer_c
 ///                  describes itself the same and computes the same inference outputs bit for bit;
 ///   gradient       backward's input and parameter gradients against central differences of
 ///                  L = sum(forward(x) * r) (accumulated in double) on random inputs in [-1, 1],
-///                  training mode; backward(dy, false) gives the same parameter gradients and a
+///                  training mode (steps refined where a kink is crossed, see options.step);
+///                  backward(dy, false) gives the same parameter gradients and a
 ///                  second backward adds to them. Quantizers are replaced by float32 first: a
 ///                  straight-through gradient is not the derivative of the quantized forward.
 /// Throws qnas::invalid_argument for a null layer or bad options; a failing check is reported,
