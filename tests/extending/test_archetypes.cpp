@@ -28,6 +28,7 @@
 #include "qnas/nn/sequential.hpp"
 #include "qnas/search/runner.hpp"
 #include "qnas/testing/check_format.hpp"
+#include "qnas/testing/check_layer.hpp"
 #include "qnas/train/trainer.hpp"
 
 // [archetype: number_format]
@@ -290,6 +291,12 @@ TEST_CASE("layer archetype: forward and backward by hand, trained inside a seque
   const xt::xarray<float> dy = {{1.0f, 1.0f, 2.0f}};
   CHECK(l.backward(dy) == xt::xarray<float>({{2.0f, 2.0f, 4.0f}}));  // dx = a * dy
   CHECK(l.parameters()[0]->grad(0) == doctest::Approx(1.0 - 2.0 + 1.0));  // da = sum(dy * x)
+  // Every check but export: a layer is exported once nn::layer_registry knows how to read it back.
+  testing::layer_check_options opt;
+  opt.skipping(testing::layer_check::export_reload);
+  const auto report = testing::check_layer([] { return std::make_unique<scale_layer>(nn::image(2, 3, 2)); }, opt);
+  INFO(report);
+  CHECK(static_cast<bool>(report));
   const auto d = l.describe();
   CHECK(d.params == 1);
   CHECK(d.op == nn::layer_op::activation);

@@ -40,7 +40,7 @@ struct check_options {
 
 namespace detail {
 
-inline bool same_bits(float a, float b) {
+inline bool identical_bits(float a, float b) {
   if (qnas::detail::is_nan(a) || qnas::detail::is_nan(b)) return qnas::detail::is_nan(a) && qnas::detail::is_nan(b);
   // Bit for bit, the sign of zero included: a format without a -0 code must not produce -0.
   return a == b && std::signbit(a) == std::signbit(b);
@@ -106,7 +106,7 @@ void check_scalar(recorder& rec, const check_options& opt) {
       if (qnas::detail::is_nan(v)) continue;
       if (qnas::detail::is_finite(v) && (v > F::max_value || v < F::min_value)) continue;  // an unused code
       const float v2 = F::decode_one(F::encode_one(v, round));
-      rec.expect(same_bits(v, v2), "decode(encode(decode(", c, "))) = ", v2, " != ", v);
+      rec.expect(identical_bits(v, v2), "decode(encode(decode(", c, "))) = ", v2, " != ", v);
     }
     rec.expect(!grid.empty(), "values() is empty");
     rec.expect(grid.empty() || (double(grid.back()) == F::max_value && double(grid.front()) == F::min_value),
@@ -131,10 +131,10 @@ void check_scalar(recorder& rec, const check_options& opt) {
       continue;
     }
     const float qq = F::quantize_one(q, round);
-    rec.expect(same_bits(q, qq), "idempotence: q(", x, ") = ", q, " but q(q(x)) = ", qq);
+    rec.expect(identical_bits(q, qq), "idempotence: q(", x, ") = ", q, " but q(q(x)) = ", qq);
     if (!qnas::detail::is_nan(q)) {
       const float d = F::decode_one(F::encode_one(x, round));
-      if constexpr (!stochastic) rec.expect(same_bits(q, d), "decode(encode(", x, ")) = ", d, " but q(x) = ", q);
+      if constexpr (!stochastic) rec.expect(identical_bits(q, d), "decode(encode(", x, ")) = ", d, " but q(x) = ", q);
       if (qnas::detail::is_finite(q))
         rec.expect(q <= F::max_value && q >= F::min_value, "q(", x, ") = ", q, " lies outside [min_value, max_value]");
     }
@@ -176,7 +176,7 @@ void check_block(recorder& rec, const check_options& opt) {
     F::quantize_block(in.data(), q.data(), n, round);
     F::quantize_block(q.data(), qq.data(), n, round);
     for (std::size_t j = 0; j < n; ++j)
-      rec.expect(same_bits(q[j], qq[j]), ctx, "idempotence at ", j, ": q = ", q[j], ", q(q) = ", qq[j]);
+      rec.expect(identical_bits(q[j], qq[j]), ctx, "idempotence at ", j, ": q = ", q[j], ", q(q) = ", qq[j]);
     const std::uint64_t header = F::encode_block(in.data(), codes.data(), n, round);
     rec.expect(F::scale_bits == 64 || header < (std::uint64_t{1} << F::scale_bits), ctx, "header ", header,
                " does not fit in scale_bits");
@@ -184,7 +184,7 @@ void check_block(recorder& rec, const check_options& opt) {
     for (std::size_t j = 0; j < n; ++j) {
       rec.expect(codes[j] < (std::uint64_t{1} << F::bits), ctx, "code ", codes[j], " does not fit in bits");
       if constexpr (!stochastic)
-        rec.expect(same_bits(q[j], d[j]), ctx, "decode(encode) at ", j, " = ", d[j], " but q = ", q[j]);
+        rec.expect(identical_bits(q[j], d[j]), ctx, "decode(encode) at ", j, " = ", d[j], " but q = ", q[j]);
     }
     // Per-position value grid under this block's header: error within it. A code belongs to
     // the grid at position j when the format, given this block, represents its value exactly:
@@ -303,7 +303,7 @@ void check_tensor_scaled(recorder& rec, const check_options& opt) {
       rec.expect(e.headers.size() * 8 >= groups * static_cast<std::size_t>(F::header_bits), ctx, "headers hold ",
                  e.headers.size(), " bytes for ", groups, " groups");
       for (std::size_t i = 0; i < x.size(); ++i) {
-        rec.expect(same_bits(q.data()[i], d.data()[i]), ctx, "decode(encode) at ", i, " = ", d.data()[i], " but q = ",
+        rec.expect(identical_bits(q.data()[i], d.data()[i]), ctx, "decode(encode) at ", i, " = ", d.data()[i], " but q = ",
                    q.data()[i]);
         rec.expect(qnas::detail::is_finite(q.data()[i]), ctx, "q at ", i, " = ", q.data()[i], " is not finite");
       }
@@ -332,14 +332,14 @@ void check_tensor_scaled(recorder& rec, const check_options& opt) {
         j = 0;
         for (std::size_t o = 0; o < l.outer; ++o)
           for (std::size_t i = 0; i < l.inner; ++i, ++j)
-            rec.expect(same_bits(q1.data()[j], q.data()[(o * l.len + k) * l.inner + i]), ctx, "channel ", k,
+            rec.expect(identical_bits(q1.data()[j], q.data()[(o * l.len + k) * l.inner + i]), ctx, "channel ", k,
                        " alone gives ", q1.data()[j], " at row ", j, ", in the tensor ",
                        q.data()[(o * l.len + k) * l.inner + i]);
       }
       const auto qq = quantize<F>(q, axis);
       if (!with_inf && !with_zero && value_idempotent)
         for (std::size_t i = 0; i < x.size(); ++i)
-          rec.expect(same_bits(q.data()[i], qq.data()[i]), ctx, "idempotence at ", i, ": q = ", q.data()[i],
+          rec.expect(identical_bits(q.data()[i], qq.data()[i]), ctx, "idempotence at ", i, ": q = ", q.data()[i],
                      ", q(q) = ", qq.data()[i]);
       if constexpr (learned_scale_format<F>) {
         // given its steps, the quantizer is idempotent and its codes decode to its values
@@ -356,8 +356,8 @@ void check_tensor_scaled(recorder& rec, const check_options& opt) {
         F::decode_rows(codes.data(), heads.data(), back.data(), rows, cols);
         for (std::size_t i = 0; i < x.size(); ++i) {
           if (qnas::detail::is_nan(x.data()[i])) continue;
-          rec.expect(same_bits(q1[i], q2[i]), ctx, "idempotence given the steps at ", i, ": q = ", q1[i], ", q(q) = ", q2[i]);
-          rec.expect(same_bits(q1[i], back[i]), ctx, "decode(codes with the steps) at ", i, " = ", back[i], " but q = ", q1[i]);
+          rec.expect(identical_bits(q1[i], q2[i]), ctx, "idempotence given the steps at ", i, ": q = ", q1[i], ", q(q) = ", q2[i]);
+          rec.expect(identical_bits(q1[i], back[i]), ctx, "decode(codes with the steps) at ", i, " = ", back[i], " but q = ", q1[i]);
         }
       }
       if (!with_inf && codes_stable) {
