@@ -62,24 +62,23 @@
 #include <qnas/search/random_search.hpp>
 #include <qnas/search/regularized_evolution.hpp>
 #include <qnas/search/reinforce.hpp>
+#include <qnas/search/retrain.hpp>
 #include <qnas/search/runner.hpp>
 #include <qnas/search/train_evaluator.hpp>
 #include <qnas/space.hpp>
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <map>
-#include <numeric>
+#include <optional>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -125,8 +124,13 @@ using bias_format = scaled<fixed_point<8, 0, true, true>, alpha_auto_po2<>>;
 
 constexpr std::array<const char*, 4> layer_names = {"conv1", "conv2", "conv3", "dense"};
 constexpr std::array<int, 3> reference_filters = {16, 32, 64};
-// The reference: fixed 8-bit kernels (index 4), 8-bit relu (index 4), x1 filters (index 2).
-const candidate reference_candidate({4, 4, 2, 4, 4, 2, 4, 4, 2, 4});
+// The reference: fixed 8-bit kernels, 8-bit relu, x1 filters.
+using kernel8 = scaled<fixed_point<8, 0, true, true>, alpha_auto_po2<>>;
+const candidate reference_candidate = candidate_of<autoq_space>(
+    type<"conv1.kernel", kernel8>, type<"conv1.activation", fixed_relu<8, 3>>, value<"conv1.filters", 16>,
+    type<"conv2.kernel", kernel8>, type<"conv2.activation", fixed_relu<8, 3>>, value<"conv2.filters", 32>,
+    type<"conv3.kernel", kernel8>, type<"conv3.activation", fixed_relu<8, 3>>, value<"conv3.filters", 64>,
+    type<"dense.kernel", kernel8>);
 
 template <fixed_string K, fixed_string A, fixed_string F>
 void add_conv(nn::sequential& net, const autoq_space& s, const candidate& c) {
@@ -380,34 +384,12 @@ int run(int argc, char** argv) {
   // training leaves the models far from converged, and one seed moves the accuracy by +-5 points.
   constexpr double claim_reduction = 0.74, claim_loss = 0.02;
   const std::size_t finalist_count = set.full ? 5 : 3;
-  std::vector<const qs::trial_record*> trained;
-  for (const auto& r : res.history)
-    if (!r.rejected && r.reward) trained.push_back(&r);
-  const auto distinct_first = [&](std::vector<const qs::trial_record*> ranked) {
-    std::vector<const qs::trial_record*> out;
-    for (const qs::trial_record* r : ranked) {
-      if (out.size() == finalist_count) break;
-      if (std::none_of(out.begin(), out.end(), [r](const qs::trial_record* f) { return f->cand == r->cand; }))
-        out.push_back(r);
-    }
-    return out;
-  };
   const auto acc_of = [](const qs::trial_record* r) { return r->values.at("accuracy"); };
   const auto energy_of = [](const qs::trial_record* r) { return r->values.at("energy_pj"); };
-  std::vector<const qs::trial_record*> by_score = trained;
-  std::stable_sort(by_score.begin(), by_score.end(),
-                   [](const qs::trial_record* a, const qs::trial_record* b) { return *a->reward > *b->reward; });
-  const std::vector<const qs::trial_record*> score_finalists = distinct_first(by_score);
-  std::vector<const qs::trial_record*> front;  // non-dominated in (search accuracy up, energy down)
-  for (const qs::trial_record* r : trained) {
-    const bool dominated = std::any_of(trained.begin(), trained.end(), [&](const qs::trial_record* o) {
-      return acc_of(o) >= acc_of(r) && energy_of(o) <= energy_of(r) && (acc_of(o) > acc_of(r) || energy_of(o) < energy_of(r));
-    });
-    if (!dominated && energy_of(r) <= (1.0 - claim_reduction) * ref_energy) front.push_back(r);
-  }
-  std::stable_sort(front.begin(), front.end(),
-                   [&](const qs::trial_record* a, const qs::trial_record* b) { return acc_of(a) > acc_of(b); });
-  const std::vector<const qs::trial_record*> front_finalists = distinct_first(front);
+  const std::vector<qs::trial_record> score_finalists = qs::best_by_reward(res.history, finalist_count);
+  const std::vector<qs::trial_record> front_finalists = qs::best_of_front(
+      res.history, finalist_count,
+      [&](const qs::trial_record& r) { return energy_of(&r) <= (1.0 - claim_reduction) * ref_energy; });
 
   qs::train_evaluator_options fo = eo;
   fo.training.epochs = final_epochs;
@@ -415,54 +397,32 @@ int run(int argc, char** argv) {
                                                           std::move(parts.validation), fo);
   // Validation accuracy of every (candidate, seed) pair, trained on set.threads threads; a pair
   // trained before (a model both choices consider) is not trained again.
-  std::map<std::pair<candidate, std::uint64_t>, double> trained_once;
-  const auto final_accuracies = [&](const std::vector<std::pair<candidate, std::uint64_t>>& jobs) {
-    std::vector<std::pair<candidate, std::uint64_t>> todo;
-    for (const auto& j : jobs)
-      if (!trained_once.contains(j) && std::find(todo.begin(), todo.end(), j) == todo.end()) todo.push_back(j);
-    std::vector<double> acc(todo.size());
-    std::atomic<std::size_t> next{0};
-    qnas::examples::run_on_threads(std::min(set.threads, todo.size()), [&] {
-      for (std::size_t i; (i = next++) < todo.size();) acc[i] = final_eval(todo[i].first, {0, todo[i].second}).at("accuracy");
-    });
-    for (std::size_t i = 0; i < todo.size(); ++i) trained_once[todo[i]] = acc[i];
-    std::vector<double> out;
-    for (const auto& j : jobs) out.push_back(trained_once.at(j));
-    return out;
-  };
-  const auto mean_of = [](const std::vector<double>& v, std::size_t from, std::size_t n) {
-    return std::accumulate(v.begin() + static_cast<std::ptrdiff_t>(from),
-                           v.begin() + static_cast<std::ptrdiff_t>(from + n), 0.0) / static_cast<double>(n);
-  };
-  // Trains `finalists` with the choice seeds, prints them, returns the index of the highest rank.
-  const auto choose = [&](const std::vector<const qs::trial_record*>& finalists, const char* what, bool by_final_score) {
-    std::vector<std::pair<candidate, std::uint64_t>> jobs;
-    for (const qs::trial_record* f : finalists)
-      for (std::size_t k = 0; k < final_seeds; ++k) jobs.emplace_back(f->cand, qs::trial_seed(set.seed, (1u << 21) + k));
-    const std::vector<double> acc = final_accuracies(jobs);
+  qs::retrainer final_training(final_eval, {.threads = set.threads});
+  // Trains `finalists` with the choice seeds, prints them, returns the highest ranked: on the
+  // final score (mean accuracy x forgiving factor) or on the mean accuracy.
+  const auto choose = [&](const std::vector<qs::trial_record>& finalists, const char* what, bool by_final_score) {
+    const std::vector<std::uint64_t> seeds = qs::seed_list(set.seed, final_seeds, 1u << 21);
+    const qs::retrain_result r = by_final_score ? final_training.run(finalists, seeds, score)
+                                                : final_training.run(finalists, seeds);
     std::printf("\nfinal training: %s, %zu epochs each with %zu seed(s)\n", what, final_epochs, final_seeds);
     std::printf("  %5s  %10s  %10s  %12s  %10s  %11s\n", "trial", "energy", "search acc", "search score", "final acc",
                 "final score");
-    std::size_t chosen = 0;
-    std::vector<double> rank(finalists.size());
-    for (std::size_t i = 0; i < finalists.size(); ++i) {
-      const double e = energy_of(finalists[i]), a = mean_of(acc, i * final_seeds, final_seeds);
-      const double final_score = a * (1.0 + score.delta(e));
-      rank[i] = by_final_score ? final_score : a;
-      if (rank[i] > rank[chosen]) chosen = i;
-      std::printf("  %5zu  %9.1f%%  %10.4f  %12.4f  %10.4f  %11.4f\n", finalists[i]->index, 100.0 * e / ref_energy,
-                  acc_of(finalists[i]), *finalists[i]->reward, a, final_score);
+    for (const qs::finalist_result& f : r.finalists) {
+      const qs::trial_record& t = *f.trial;
+      const double e = energy_of(&t), a = f.stats.mean;
+      std::printf("  %5zu  %9.1f%%  %10.4f  %12.4f  %10.4f  %11.4f\n", t.index, 100.0 * e / ref_energy, acc_of(&t),
+                  *t.reward, a, a * (1.0 + score.delta(e)));
     }
-    return chosen;
+    return *r.best_finalist().trial;
   };
-  const qs::trial_record& pick = *score_finalists[choose(score_finalists, "the best-scoring models", true)];
-  const qs::trial_record* front_pick = nullptr;
+  const qs::trial_record pick = choose(score_finalists, "the best-scoring models", true);
+  std::optional<qs::trial_record> front_choice;
   if (front_finalists.empty())
     std::printf("\nthe search's Pareto front holds no model with >= %.0f%% less energy than the reference\n",
                 100 * claim_reduction);
   else
-    front_pick = front_finalists[choose(front_finalists, "the most accurate models of the front with >= 74% less energy",
-                                        false)];
+    front_choice = choose(front_finalists, "the most accurate models of the front with >= 74% less energy", false);
+  const qs::trial_record* front_pick = front_choice ? &*front_choice : nullptr;
 
   const auto print_model = [&](const qs::trial_record& m, const std::string& title) {
     std::cout << "\n" << title << ":\n";
@@ -493,21 +453,18 @@ int run(int argc, char** argv) {
                                  ", most accurate after the final training with >= 74% less energy)");
 
   // The check: the reference and the chosen models, fresh seeds.
-  std::vector<const candidate*> checked = {&reference_candidate, &pick.cand};
-  if (front_pick) checked.push_back(&front_pick->cand);
-  std::vector<std::pair<candidate, std::uint64_t>> jobs;
-  for (const candidate* c : checked)
-    for (std::size_t k = 0; k < final_seeds; ++k) jobs.emplace_back(*c, qs::trial_seed(set.seed, (1u << 22) + k));
-  const std::vector<double> check_acc = final_accuracies(jobs);
-  const double ref_final = mean_of(check_acc, 0, final_seeds);
+  std::vector<candidate> checked = {reference_candidate, pick.cand};
+  if (front_pick) checked.push_back(front_pick->cand);
+  const qs::retrain_result check = final_training.run(checked, qs::seed_list(set.seed, final_seeds, 1u << 22));
+  const double ref_final = check.finalists[0].stats.mean;
   const auto report_check = [&](std::size_t slot, const char* who) {
-    const double mean = mean_of(check_acc, slot * final_seeds, final_seeds);
+    const qs::finalist_result& m = check.finalists[slot];
     std::printf("final training (%zu epochs, %zu fresh seed(s)), %s:", final_epochs, final_seeds, who);
     for (std::size_t k = 0; k < final_seeds; ++k)
-      std::printf("%s%.4f / %.4f", k ? ", " : " ", check_acc[slot * final_seeds + k], check_acc[k]);
-    std::printf(" (model / reference)\n  mean: %.4f vs reference %.4f (%+.2f points)\n", mean, ref_final,
-                100 * (mean - ref_final));
-    return ref_final - mean;
+      std::printf("%s%.4f / %.4f", k ? ", " : " ", m.values[k], check.finalists[0].values[k]);
+    std::printf(" (model / reference)\n  mean: %.4f vs reference %.4f (%+.2f points)\n", m.stats.mean, ref_final,
+                100 * (m.stats.mean - ref_final));
+    return ref_final - m.stats.mean;
   };
   std::printf("\n");
   const double drop = report_check(1, "best-scoring model");

@@ -42,7 +42,6 @@
 #include <optional>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -53,6 +52,7 @@
 #include "qnas/formats/po2.hpp"
 #include "qnas/formats/ternary.hpp"
 #include "qnas/nn/blas.hpp"
+#include "qnas/search/parallel.hpp"
 #include "qnas/search/tunas.hpp"
 #include "qnas/train/optimizer.hpp"
 #include "qnas/train/trainer.hpp"
@@ -251,7 +251,12 @@ int run(int argc, char** argv) {
   if (!full) parts.train = data::head(parts.train, 2000);
 
   supernet probe = make_supernet<mnist_space>(mnist_spec(), 1);
-  const candidate largest({2, 1, 0, 1, 0, 2, 1, 0, 0}), smallest({0, 0, 3, 0, 3, 0, 0, 3, 1});
+  const candidate largest = candidate_of<mnist_space>(
+      value<"s0.filters", 24>, value<"s0.kernel", 5>, type<"s0.w", w8>, value<"s1.block", true>, type<"s1.w", w8>,
+      value<"s2.filters", 48>, value<"s2.kernel", 5>, type<"s2.w", w8>, type<"head.w", w8>);
+  const candidate smallest = candidate_of<mnist_space>(
+      value<"s0.filters", 8>, value<"s0.kernel", 3>, type<"s0.w", wt>, value<"s1.block", false>, type<"s1.w", wt>,
+      value<"s2.filters", 16>, value<"s2.kernel", 3>, type<"s2.w", wt>, type<"head.w", w4>);
   const double e_max = probe.energy_pj(largest), e_min = probe.energy_pj(smallest);
   std::cout << std::fixed << std::setprecision(1) << "energy: largest candidate " << e_max << " pJ, smallest " << e_min
             << " pJ (" << 100 * e_min / e_max << " %)\n";
@@ -303,29 +308,19 @@ int run(int argc, char** argv) {
     for (std::uint64_t seed = 1; seed <= seeds; ++seed) jobs.push_back({fraction, seed, {}, {}});
   if (threads > 1) nn::set_blas_threads(1);
   std::mutex print_mutex;
-  std::size_t next = 0;
-  auto worker = [&] {
-    for (;;) {
-      std::size_t k;
-      {
-        std::lock_guard lock(print_mutex);
-        if (next == jobs.size()) return;
-        k = next++;
-      }
-      job& jb = jobs[k];
-      const double target = jb.fraction * e_max;
-      const std::string tag = std::to_string(static_cast<int>(jb.fraction * 100)) + "_s" + std::to_string(jb.seed);
-      jb.tunas = tunas_search(parts.train, parts.validation, target, beta, jb.seed, s, out, tag);
-      finish(jb.tunas, jb.seed);
-      jb.random = random_search(parts.train, parts.validation, target, jb.seed, jb.tunas.search_s, s);
-      finish(jb.random, jb.seed);
-      std::lock_guard lock(print_mutex);
-      std::cout << "done: target " << 100 * jb.fraction << " %, seed " << jb.seed << " (" << k + 1 << " of "
-                << jobs.size() << ")" << std::endl;
-    }
-  };
   const auto t_all = clock_type::now();
-  qnas::examples::run_on_threads(std::min(threads, jobs.size()), worker);
+  search::parallel_for(jobs.size(), threads, [&](std::size_t k) {
+    job& jb = jobs[k];
+    const double target = jb.fraction * e_max;
+    const std::string tag = std::to_string(static_cast<int>(jb.fraction * 100)) + "_s" + std::to_string(jb.seed);
+    jb.tunas = tunas_search(parts.train, parts.validation, target, beta, jb.seed, s, out, tag);
+    finish(jb.tunas, jb.seed);
+    jb.random = random_search(parts.train, parts.validation, target, jb.seed, jb.tunas.search_s, s);
+    finish(jb.random, jb.seed);
+    std::lock_guard lock(print_mutex);
+    std::cout << "done: target " << 100 * jb.fraction << " %, seed " << jb.seed << " (" << k + 1 << " of "
+              << jobs.size() << ")" << std::endl;
+  });
 
   const bool both = retrain_mode == "both";
   std::cout << "retraining: " << s.retrain_epochs << " epochs from "

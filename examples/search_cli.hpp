@@ -28,7 +28,6 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -262,25 +261,6 @@ inline void keep_settings(const std::filesystem::path& out, const run_settings& 
   std::string text;
   for (const auto& [name, value] : settings) text += name + " = " + value + "\n";
   io::write_file_atomic(out / "settings.txt", text);
-}
-
-/// Runs `worker` on `threads` threads and joins them; the first exception a worker threw is
-/// rethrown here (one escaping a std::thread would call std::terminate). The other workers run
-/// to their end first.
-inline void run_on_threads(std::size_t threads, const std::function<void()>& worker) {
-  std::vector<std::exception_ptr> errors(threads);
-  std::vector<std::thread> pool;
-  for (std::size_t t = 0; t < threads; ++t)
-    pool.emplace_back([&, t] {
-      try {
-        worker();
-      } catch (...) {
-        errors[t] = std::current_exception();
-      }
-    });
-  for (auto& t : pool) t.join();
-  for (const auto& e : errors)
-    if (e) std::rethrow_exception(e);
 }
 
 /// The exit status of an example whose data set is absent: ctest's SKIP_RETURN_CODE for the
