@@ -14,7 +14,7 @@
 #include "qnas/formats/fixed_point.hpp"
 #include "qnas/formats/po2.hpp"
 #include "qnas/formats/ternary.hpp"
-#include "qnas/space/supernet.hpp"
+#include "qnas/search/supernet.hpp"
 #include "qnas/train/loss.hpp"
 
 using namespace qnas;

@@ -5,4 +5,3 @@
 #include "qnas/space/decision.hpp"
 #include "qnas/space/quantizer_choice.hpp"
 #include "qnas/space/space.hpp"
-#include "qnas/space/supernet.hpp"

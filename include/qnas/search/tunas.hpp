@@ -20,7 +20,7 @@
 #include "qnas/io/svg_plot.hpp"
 #include "qnas/search/objectives.hpp"
 #include "qnas/search/reinforce.hpp"
-#include "qnas/space/supernet.hpp"
+#include "qnas/search/supernet.hpp"
 #include "qnas/train/loss.hpp"
 #include "qnas/train/optimizer.hpp"
 
