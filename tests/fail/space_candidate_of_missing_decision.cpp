@@ -1,4 +1,4 @@
-// expect-error: Name = qnas::fixed_string<[0-9]+>.conv1\.w.*candidate_of<Space>\(\.\.\.\): decision Name has no value; name every decision of the space
+// expect-error: Name = qnas::fixed_string<[0-9]+>[^a-z]*conv1\.w.*candidate_of<Space>\(\.\.\.\): decision Name has no value; name every decision of the space
 #include "qnas/formats/fixed_point.hpp"
 #include "qnas/space/space.hpp"
 using s = qnas::space<qnas::choice<"conv1.filters", 16, 32>,

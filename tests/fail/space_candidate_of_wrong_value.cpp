@@ -1,4 +1,4 @@
-// expect-error: Name = qnas::fixed_string<[0-9]+>.conv1\.filters.*candidate_of<Space>\(value<Name, V> / type<Name, T>, \.\.\.\): V / T is not one of the alternatives of decision Name
+// expect-error: Name = qnas::fixed_string<[0-9]+>[^a-z]*conv1\.filters.*candidate_of<Space>\(value<Name, V> / type<Name, T>, \.\.\.\): V / T is not one of the alternatives of decision Name
 #include "qnas/formats/fixed_point.hpp"
 #include "qnas/space/space.hpp"
 using s = qnas::space<qnas::choice<"conv1.filters", 16, 32>,

@@ -12,7 +12,6 @@
 #pragma once
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -24,7 +23,6 @@
 #include <optional>
 #include <ostream>
 #include <string>
-#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -37,6 +35,7 @@
 #include "qnas/search/checkpoint.hpp"
 #include "qnas/search/evaluator.hpp"
 #include "qnas/search/objectives.hpp"
+#include "qnas/search/parallel.hpp"
 #include "qnas/search/pareto.hpp"
 #include "qnas/search/stop_signals.hpp"
 #include "qnas/search/strategy.hpp"
@@ -449,19 +448,7 @@ class runner {
       }
       r.wall_s = seconds_since(t0);
     };
-    const std::size_t nthreads = std::min(opt_.threads, todo.size());
-    if (nthreads <= 1) {
-      for (std::size_t j = 0; j < todo.size(); ++j) work(j);
-    } else {
-      std::atomic<std::size_t> next{0};
-      std::vector<std::thread> pool;
-      pool.reserve(nthreads);
-      for (std::size_t t = 0; t < nthreads; ++t)
-        pool.emplace_back([&] {
-          for (std::size_t j; (j = next.fetch_add(1)) < todo.size();) work(j);
-        });
-      for (auto& th : pool) th.join();
-    }
+    parallel_for(todo.size(), opt_.threads, work);
     for (std::size_t i = 0; i < batch.size(); ++i) {
       if (!errors[i]) continue;
       if (opt_.on_evaluator_error == evaluator_error_policy::stop) std::rethrow_exception(errors[i]);

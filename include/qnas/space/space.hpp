@@ -318,12 +318,14 @@ struct candidate_builder<space<Ds...>, Named...> {
     }
   }
 
+  // The arguments are checked first (unknown name, named twice, not an alternative), then that
+  // every decision is named: a misspelt name is reported as such, not as the decision it missed.
   static constexpr std::array<std::uint32_t, sizeof...(Ds)> indices() {
-    (candidate_of_decision_given<Ds::name, given<Ds>>(), ...);
     std::array<std::uint32_t, sizeof...(Ds)> out{};
     ((out[S::index_of(Named::name.view()) < sizeof...(Ds) ? S::index_of(Named::name.view()) : 0] =
           index_of_argument<Named>()),
      ...);
+    (candidate_of_decision_given<Ds::name, given<Ds>>(), ...);
     return out;
   }
 };

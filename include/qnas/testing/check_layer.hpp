@@ -90,6 +90,9 @@ struct layer_check_options {
   /// The formats export_model may write and load_model read (float32 is always known): add the
   /// weight, bias and output formats of the layer under test.
   nn::format_registry formats{};
+  /// The layer kinds export_model may write and load_model read: add a user layer's kind
+  /// (nn::layer_registry::add) to check its export.
+  nn::layer_registry layers = nn::layer_registry::builtin();
   /// How the energy check types the network's tensors.
   nn::bridge_options bridge{};
   /// Where the export check writes its files; empty: a fresh folder under the system's temporary
@@ -328,11 +331,18 @@ inline void check_description_of(check_scope& s, nn::layer& l, const std::string
   };
 
   switch (d.op) {
-    case layer_op::conv2d:
+    case layer_op::conv2d: {
+      const std::size_t groups = d.window.groups;
+      if (!s.expect(groups >= 1 && i.c % groups == 0 && o.c % groups == 0, pre, "describe().window.groups is ", groups,
+                    ", which must be >= 1 and divide ", i.c, " input and ", o.c, " output channels"))
+        break;
       if (expect_window())
-        expect_macs(o.h * o.w * d.window.kernel * d.window.kernel * i.c * o.c, "out_h*out_w*kernel^2*in_c*filters");
-      expect_weights(d.window.kernel * d.window.kernel * i.c * o.c, o.c, "a conv2d kernel^2*in_c*filters");
+        expect_macs(o.h * o.w * d.window.kernel * d.window.kernel * (i.c / groups) * o.c,
+                    "out_h*out_w*kernel^2*(in_c/groups)*filters");
+      expect_weights(d.window.kernel * d.window.kernel * (i.c / groups) * o.c, o.c,
+                     "a conv2d kernel^2*(in_c/groups)*filters");
       break;
+    }
     case layer_op::depthwise_conv2d:
       s.expect(o.c == i.c, pre, "a depthwise_conv2d keeps the channels, but describe() maps ", i.c, " to ", o.c);
       if (expect_window()) expect_macs(o.h * o.w * d.window.kernel * d.window.kernel * i.c, "out_h*out_w*kernel^2*channels");
@@ -505,14 +515,14 @@ inline void check_export(check_scope& s, nn::sequential& net, const layer_check_
     if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) c = '_';
   const std::filesystem::path manifest = dir.path / (stem + ".json");
   try {
-    nn::export_model(net, manifest, opt.formats);
+    nn::export_model(net, manifest, opt.formats, opt.layers);
   } catch (const std::exception& ex) {
     s.fail("not exportable: export_model refused a network holding only this layer: ", ex.what());
     return;
   }
   std::unique_ptr<nn::sequential> back;
   try {
-    back = nn::load_model(manifest, opt.formats);
+    back = nn::load_model(manifest, opt.formats, opt.layers);
   } catch (const std::exception& ex) {
     s.fail("load_model could not read back what export_model wrote: ", ex.what());
     return;
