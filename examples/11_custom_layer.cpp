@@ -201,8 +201,8 @@ int run() {
   if (accuracy < 0.15) return 1;  // it learned nothing: the layer's training path is broken
   const std::filesystem::path dir = std::filesystem::temp_directory_path() / "qnas_example_11";
   std::filesystem::create_directories(dir);
-  nn::export_model(*net, dir / "best.json", check.formats, layer_kinds());
-  auto back = nn::load_model(dir / "best.json", check.formats, layer_kinds());
+  nn::export_model(*net, dir / "best.json", check.formats, check.layers);
+  auto back = nn::load_model(dir / "best.json", check.formats, check.layers);
   const xt::xarray<float> x = xt::view(eval.validation_set().images, xt::range(0, 64));
   const xt::xarray<float> y0 = net->forward(x, false);
   const xt::xarray<float>& y1 = back->forward(x, false);

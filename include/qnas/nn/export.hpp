@@ -900,8 +900,8 @@ class model_reader {
       if (!(in == net.output_shape()))
         throw io_error(where_, qnas::detail::cat(what, ": shape mismatch: its input_shape is ", to_string(in),
                                                  " but the layers before it produce ", to_string(net.output_shape())));
-      std::unique_ptr<nn::layer> l = make(j, kind, in, what, at, nesting);
       const tensor_shape out = shape(io::get_member(j, "output_shape", w), "output_shape", w);
+      std::unique_ptr<nn::layer> l = make(j, kind, in, out, what, at, nesting);
       if (!(l->output_shape() == out))
         throw io_error(where_, qnas::detail::cat(what, ": shape mismatch: the layer produces ", to_string(l->output_shape()),
                                                  ", the manifest's output_shape is ", to_string(out)));
@@ -913,8 +913,8 @@ class model_reader {
 
   /// Builds the layer of entry `j` with the registry's factory for its kind, then reads its
   /// weights, bias and state() tensors into it.
-  std::unique_ptr<nn::layer> make(const json& j, const std::string& kind, tensor_shape in, const std::string& what,
-                                  const std::string& at, std::size_t nesting) {
+  std::unique_ptr<nn::layer> make(const json& j, const std::string& kind, tensor_shape in, tensor_shape out,
+                                  const std::string& what, const std::string& at, std::size_t nesting) {
     const std::string w = where_ + ": " + what;
     const layer_factory* factory = layers_.find(kind);
     if (factory == nullptr)
@@ -932,7 +932,7 @@ class model_reader {
     });
     record.kind = kind;
     record.input = in;
-    record.output = shape(io::get_member(j, "output_shape", w), "output_shape", w);
+    record.output = out;
     std::unique_ptr<nn::layer> l = guarded(what, [&] { return (*factory)(record); });
     if (!l) throw io_error(where_, qnas::detail::cat(what, ": the layer registry's factory for '", kind, "' built no layer"));
     if (auto* wl = dynamic_cast<weighted_layer*>(l.get())) weighted(*wl, j, wl->has_bias(), what);

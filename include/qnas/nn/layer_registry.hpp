@@ -149,6 +149,14 @@ class layer_registry {
   std::map<std::string, layer_factory, std::less<>> factories_;
 };
 
+namespace detail {
+/// The factory of a layer built from its input shape alone (activations, flatten, global pool).
+template <class L>
+std::unique_ptr<layer> on_input(const layer_record& e) {
+  return std::make_unique<L>(e.input);
+}
+}  // namespace detail
+
 inline layer_registry layer_registry::builtin() {
   layer_registry r;
   r.add("conv2d", [](const layer_record& e) -> std::unique_ptr<layer> {
@@ -185,14 +193,10 @@ inline layer_registry layer_registry::builtin() {
   });
   r.add("residual", [](const layer_record& e) -> std::unique_ptr<layer> { return std::make_unique<residual_layer>(e.body()); });
   r.add("sequential", [](const layer_record& e) -> std::unique_ptr<layer> { return e.body(); });
-  r.add("relu", [](const layer_record& e) -> std::unique_ptr<layer> { return std::make_unique<relu_layer>(e.input); });
-  r.add("relu6", [](const layer_record& e) -> std::unique_ptr<layer> { return std::make_unique<relu6_layer>(e.input); });
-  r.add("swish", [](const layer_record& e) -> std::unique_ptr<layer> { return std::make_unique<swish_layer>(e.input); });
-  r.add("sigmoid", [](const layer_record& e) -> std::unique_ptr<layer> { return std::make_unique<sigmoid_layer>(e.input); });
-  r.add("softmax", [](const layer_record& e) -> std::unique_ptr<layer> { return std::make_unique<softmax_layer>(e.input); });
-  r.add("flatten", [](const layer_record& e) -> std::unique_ptr<layer> { return std::make_unique<flatten_layer>(e.input); });
-  r.add("global_avg_pool",
-        [](const layer_record& e) -> std::unique_ptr<layer> { return std::make_unique<global_avg_pool_layer>(e.input); });
+  r.add("relu", detail::on_input<relu_layer>).add("relu6", detail::on_input<relu6_layer>);
+  r.add("swish", detail::on_input<swish_layer>).add("sigmoid", detail::on_input<sigmoid_layer>);
+  r.add("softmax", detail::on_input<softmax_layer>).add("flatten", detail::on_input<flatten_layer>);
+  r.add("global_avg_pool", detail::on_input<global_avg_pool_layer>);
   return r;
 }
 

@@ -40,6 +40,7 @@ struct check_options {
 
 namespace detail {
 
+/// Equal as float32 bit patterns (the sign of zero included), any NaN equal to any NaN.
 inline bool identical_bits(float a, float b) {
   if (qnas::detail::is_nan(a) || qnas::detail::is_nan(b)) return qnas::detail::is_nan(a) && qnas::detail::is_nan(b);
   // Bit for bit, the sign of zero included: a format without a -0 code must not produce -0.

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <array>
-#include <bit>
 #include <chrono>
 #include <cmath>
 #include <concepts>
@@ -34,6 +33,7 @@
 #include "qnas/nn/layer.hpp"
 #include "qnas/nn/sequential.hpp"
 #include "qnas/nn/spec.hpp"
+#include "qnas/testing/check_format.hpp"
 
 namespace qnas::testing {
 
@@ -478,11 +478,6 @@ inline void check_energy(check_scope& s, nn::sequential& net, nn::layer& l, cons
 // ---------------------------------------------------------------------------------------------
 // export
 
-inline bool same_bits(float a, float b) {
-  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
-  return std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b);
-}
-
 /// A scratch folder removed when the check ends.
 struct scratch_dir {
   std::filesystem::path path;
@@ -551,7 +546,7 @@ inline void check_export(check_scope& s, nn::sequential& net, const layer_check_
     return;
   std::size_t differ = 0, first = 0;
   for (std::size_t k = 0; k < want.size(); ++k)
-    if (!same_bits(want.data()[k], got.data()[k]) && differ++ == 0) first = k;
+    if (!identical_bits(want.data()[k], got.data()[k]) && differ++ == 0) first = k;
   s.count(want.size());
   if (differ > 0)
     s.fail("the reloaded model's output differs from the exported one's at ", differ, " of ", want.size(),
