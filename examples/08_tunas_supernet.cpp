@@ -77,15 +77,15 @@ using mnist_space = space<choice<"s0.filters", 8, 16, 24>, choice<"s0.kernel", 3
                           type_choice<"head.w", w8, w4>>;
 
 // 28x28x1 -> [conv k/2 -> BN -> ReLU] -> optional residual [conv 3x3 -> BN -> ReLU] ->
-// [conv k/2 -> BN -> ReLU] -> global average pool -> dense 10; activations fixed_relu<8, 3>.
-supernet_spec mnist_spec() {
+// [conv k/2 -> BN -> ReLU] -> flatten -> dense 10; activations fixed_relu<8, 3>.
+// The decision names are checked against mnist_space at compile time.
+supernet_spec_for<mnist_space> mnist_spec() {
   const quantizer a8 = quantizer::of<fixed_relu<8, 3>>();
-  supernet_spec s;
-  s.input = nn::image(28, 28, 1);
-  s.stages.push_back(supernet_stage::conv("s0.filters", "s0.kernel", "s0.w", 2, a8));
-  s.stages.push_back(supernet_stage::skippable("s1.block", "s1.w", 3, a8));
-  s.stages.push_back(supernet_stage::conv("s2.filters", "s2.kernel", "s2.w", 2, a8));
-  s.head_weights = "head.w";
+  supernet_spec_for<mnist_space> s(nn::image(28, 28, 1));
+  s.conv<"s0.filters", "s0.kernel", "s0.w">(2, a8)
+      .skippable<"s1.block", "s1.w">(3, a8)
+      .conv<"s2.filters", "s2.kernel", "s2.w">(2, a8)
+      .head<"head.w">();
   return s;
 }
 
@@ -138,7 +138,7 @@ struct outcome {
 
 outcome tunas_search(const data::dataset& tr, const data::dataset& va, double target, double beta, std::uint64_t seed,
                      const settings& s, const std::filesystem::path& out, const std::string& tag) {
-  supernet net = make_supernet<mnist_space>(mnist_spec(), seed);
+  supernet net = make_supernet(mnist_spec(), seed);
   search::tunas_options o;
   o.steps = s.steps;
   o.batch_size = s.batch;
@@ -172,7 +172,7 @@ outcome tunas_search(const data::dataset& tr, const data::dataset& va, double ta
 // proxy run; the best proxy accuracy wins.
 outcome random_search(const data::dataset& tr, const data::dataset& va, double target, std::uint64_t seed,
                       double budget_s, const settings& s) {
-  supernet net = make_supernet<mnist_space>(mnist_spec(), seed);
+  supernet net = make_supernet(mnist_spec(), seed);
   std::mt19937_64 e(seed * 7919 + 1);
   const auto& d = net.space();
   outcome best;
@@ -250,7 +250,7 @@ int run(int argc, char** argv) {
   if (retrain_epochs) s.retrain_epochs = retrain_epochs;
   if (!full) parts.train = data::head(parts.train, 2000);
 
-  supernet probe = make_supernet<mnist_space>(mnist_spec(), 1);
+  supernet probe = make_supernet(mnist_spec(), 1);
   const candidate largest = candidate_of<mnist_space>(
       value<"s0.filters", 24>, value<"s0.kernel", 5>, type<"s0.w", w8>, value<"s1.block", true>, type<"s1.w", w8>,
       value<"s2.filters", 48>, value<"s2.kernel", 5>, type<"s2.w", w8>, type<"head.w", w8>);

@@ -1,4 +1,5 @@
-// Supernet: masked slices equal standalone layers (forward and gradients); rematerialization.
+// Supernet: masked slices equal standalone layers bit for bit (forward and gradients: the
+// branches run the nn layers' kernels); compile-time checked specs; rematerialization.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -23,9 +24,19 @@ using test_space = space<choice<"s0.filters", 4, 8>, choice<"s0.kernel", 3, 5>,
                          type_choice<"s2.w", fixed_point<8, 1>, ternary<-2, 0.125>>, type_choice<"head.w", fixed_point<8, 2>, po2<4, 1.0>>,
                          type_choice<"s0.a", fixed_relu<8, 3>, fixed_relu<4, 2>>>;
 
-supernet_spec test_spec(bool global_pool = false) {
-  supernet_spec s;
+supernet_spec_for<test_space> test_spec(bool global_pool = false) {
+  supernet_spec_for<test_space> s(nn::image(9, 9, 2), 3);
   s.global_pool = global_pool;
+  s.conv<"s0.filters", "s0.kernel", "s0.w", "s0.a">(1)
+      .skippable<"s1.block", "s0.w">(3)
+      .conv<"s2.filters", "s2.kernel", "s2.w">(2, quantizer::of<fixed_relu<8, 3>>())
+      .head<"head.w">();
+  return s;
+}
+
+// The same supernet described with run-time names (checked when the supernet is built).
+supernet_spec test_spec_by_strings() {
+  supernet_spec s;
   s.input = nn::image(9, 9, 2);
   s.classes = 3;
   s.stages.push_back(supernet_stage::conv("s0.filters", "s0.kernel", "s0.w", 1));
@@ -71,7 +82,38 @@ TEST_CASE("format_table_of lists one quantizer per alternative of every format d
   CHECK(t.at("s0.w")[3].name() == quantizer::of<ternary<-2, 0.125>>().name());
 }
 
-TEST_CASE("a masked supernet step equals the standalone network of the selected sizes") {
+TEST_CASE("supernet_spec_for checks names at compile time and builds the spec the strings describe") {
+  const supernet_spec_for<test_space> typed = test_spec();
+  const supernet_spec plain = test_spec_by_strings();
+  REQUIRE(typed.stages.size() == plain.stages.size());
+  for (std::size_t i = 0; i < plain.stages.size(); ++i) {
+    CAPTURE(i);
+    const auto &a = typed.stages[i], &b = plain.stages[i];
+    CHECK(a.filters == b.filters);
+    CHECK(a.fixed_filters == b.fixed_filters);
+    CHECK(a.kernel == b.kernel);
+    CHECK(a.fixed_kernel == b.fixed_kernel);
+    CHECK(a.weights == b.weights);
+    CHECK(a.skip == b.skip);
+    CHECK(a.stride == b.stride);
+    CHECK(a.activation.name() == b.activation.name());
+    CHECK(a.activations == b.activations);
+  }
+  CHECK(typed.input == plain.input);
+  CHECK(typed.classes == plain.classes);
+  CHECK(typed.head_weights == plain.head_weights);
+  CHECK(typed.global_pool == plain.global_pool);
+  // Both build the same supernet: equal logits for a seed.
+  supernet a = make_supernet(typed, 3);
+  supernet b = make_supernet<test_space>(plain, 3);
+  const auto x = random_batch(2, 5);
+  const auto c = candidate({1, 0, 2, 1, 1, 1, 0, 1, 0});
+  const auto ya = a.forward(x, a.setting_of(c));
+  const auto& yb = b.forward(x, b.setting_of(c));
+  CHECK(ya == yb);
+}
+
+TEST_CASE("a masked supernet step equals the standalone network of the selected sizes bit for bit") {
   const candidate cands[] = {candidate({0, 0, 0, 0, 0, 0, 0, 0, 0}), candidate({1, 1, 1, 1, 1, 1, 1, 1, 1}),
                              candidate({0, 1, 2, 1, 1, 0, 0, 1, 1}), candidate({1, 0, 3, 0, 0, 1, 1, 0, 0})};
   for (const bool global_pool : {false, true})
@@ -97,7 +139,7 @@ TEST_CASE("a masked supernet step equals the standalone network of the selected 
     const auto& l2 = standalone->forward(x, true);
     train::softmax_cross_entropy(l2, y, g2);
     REQUIRE(l1.size() == l2.size());
-    CHECK(max_abs_diff(l1.data(), l2.data(), l1.size()) <= 1e-6);
+    CHECK(max_abs_diff(l1.data(), l2.data(), l1.size()) == 0.0);
 
     net.zero_grad();
     standalone->zero_grad();
@@ -126,7 +168,7 @@ TEST_CASE("a masked supernet step equals the standalone network of the selected 
       const std::size_t k = w.value.shape()[0], cin_max = w.value.shape()[2], cout_max = w.value.shape()[3];
       std::vector<float> slice(k * k * cin * ss.filters);
       supernet::gather(w.grad.data(), k, cin_max, cout_max, cin, ss.filters, slice.data());
-      CHECK(max_abs_diff(slice.data(), conv.weights().grad.data(), slice.size()) <= 1e-6);
+      CHECK(max_abs_diff(slice.data(), conv.weights().grad.data(), slice.size()) == 0.0);
       double outside = 0;  // everything beyond the prefix must be untouched
       for (std::size_t t = 0; t < k * k; ++t)
         for (std::size_t i = 0; i < cin_max; ++i)
@@ -134,7 +176,7 @@ TEST_CASE("a masked supernet step equals the standalone network of the selected 
             if (i >= cin || j >= ss.filters) outside += std::abs(w.grad.data()[(t * cin_max + i) * cout_max + j]);
       CHECK(outside == 0.0);
       auto& bn = static_cast<nn::batch_norm_layer&>(next("batch_norm"));
-      CHECK(max_abs_diff(gamma.grad.data(), bn.gamma().grad.data(), ss.filters) <= 1e-6);
+      CHECK(max_abs_diff(gamma.grad.data(), bn.gamma().grad.data(), ss.filters) == 0.0);
       cin = ss.filters;
     }
     auto& dense = static_cast<nn::dense_layer&>(next("dense"));
@@ -145,8 +187,8 @@ TEST_CASE("a masked supernet step equals the standalone network of the selected 
     for (std::size_t p = 0; p < positions; ++p)
       rows.insert(rows.end(), hw.grad.data() + p * cmax * 3, hw.grad.data() + (p * cmax + cin) * 3);
     REQUIRE(rows.size() == dense.weights().grad.size());
-    CHECK(max_abs_diff(rows.data(), dense.weights().grad.data(), rows.size()) <= 1e-6);
-    CHECK(max_abs_diff(params.back()->grad.data(), dense.bias().grad.data(), 3) <= 1e-6);
+    CHECK(max_abs_diff(rows.data(), dense.weights().grad.data(), rows.size()) == 0.0);
+    CHECK(max_abs_diff(params.back()->grad.data(), dense.bias().grad.data(), 3) == 0.0);
   }
 }
 

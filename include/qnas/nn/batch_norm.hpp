@@ -1,6 +1,7 @@
 // Batch normalization over the channel (last) axis, with running statistics for inference.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <memory>
@@ -11,12 +12,87 @@
 
 namespace qnas::nn {
 
+/// Epsilon of batch normalization unless a layer is given another (also the supernet's).
+inline constexpr float batch_norm_default_epsilon = 1e-5f;
+
+namespace detail {
+// The arithmetic of batch normalization over the channel (last) axis of a row-major [rows, c]
+// tensor, shared by batch_norm_layer and the supernet's branches (search/supernet.hpp), which
+// normalize a channel prefix of shared parameters with the same operations in the same order.
+
+/// Batch statistics: mean[j] and inv_std[j] = 1 / sqrt(var[j] + eps) over the rows (biased
+/// variance). The sums are doubles (rows = n*h*w can reach 10^5 terms); afterwards acc[j] holds
+/// the sum and acc[c + j] the sum of squared deviations of channel j.
+inline void batch_statistics(const float* x, std::size_t rows, std::size_t c, float eps, std::vector<double>& acc,
+                             float* mean, float* inv_std) {
+  acc.assign(2 * c, 0.0);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* row = x + r * c;
+    for (std::size_t j = 0; j < c; ++j) acc[j] += row[j];
+  }
+  for (std::size_t j = 0; j < c; ++j) mean[j] = static_cast<float>(acc[j] / static_cast<double>(rows));
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* row = x + r * c;
+    for (std::size_t j = 0; j < c; ++j) {
+      const double d = row[j] - mean[j];
+      acc[c + j] += d * d;
+    }
+  }
+  for (std::size_t j = 0; j < c; ++j)
+    inv_std[j] = static_cast<float>(1.0 / std::sqrt(acc[c + j] / static_cast<double>(rows) + eps));
+}
+
+/// xhat = (x - mean) * inv_std and y = gamma * xhat + beta, per channel.
+inline void batch_norm_apply(const float* x, std::size_t rows, std::size_t c, const float* mean, const float* inv_std,
+                             const float* gamma, const float* beta, float* xhat, float* y) {
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t j = 0; j < c; ++j) {
+      const std::size_t i = r * c + j;
+      xhat[i] = (x[i] - mean[j]) * inv_std[j];
+      y[i] = gamma[j] * xhat[i] + beta[j];
+    }
+}
+
+/// Parameter gradients: sum_dy[j] = sum of dy and sum_dy_xhat[j] = sum of dy * xhat over the
+/// rows (float sums), added to dgamma (sum_dy_xhat) and dbeta (sum_dy).
+inline void batch_norm_param_grads(const float* dy, const float* xhat, std::size_t rows, std::size_t c, float* sum_dy,
+                                   float* sum_dy_xhat, float* dgamma, float* dbeta) {
+  std::fill(sum_dy, sum_dy + c, 0.0f);
+  std::fill(sum_dy_xhat, sum_dy_xhat + c, 0.0f);
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t j = 0; j < c; ++j) {
+      sum_dy[j] += dy[r * c + j];
+      sum_dy_xhat[j] += dy[r * c + j] * xhat[r * c + j];
+    }
+  for (std::size_t j = 0; j < c; ++j) {
+    dgamma[j] += sum_dy_xhat[j];
+    dbeta[j] += sum_dy[j];
+  }
+}
+
+/// Input gradient. With batch statistics: dx = gamma * inv_std / m * (m * dy - sum_dy - xhat *
+/// sum_dy_xhat), m = rows; with running (constant) statistics: dx = gamma * inv_std * dy.
+inline void batch_norm_input_grad(const float* dy, const float* xhat, std::size_t rows, std::size_t c,
+                                  const float* gamma, const float* inv_std, const float* sum_dy,
+                                  const float* sum_dy_xhat, bool batch_stats, float* dx) {
+  const float m = static_cast<float>(rows);
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t j = 0; j < c; ++j) {
+      const std::size_t i = r * c + j;
+      if (batch_stats)
+        dx[i] = gamma[j] * inv_std[j] / m * (m * dy[i] - sum_dy[j] - xhat[i] * sum_dy_xhat[j]);
+      else
+        dx[i] = gamma[j] * inv_std[j] * dy[i];
+    }
+}
+}  // namespace detail
+
 /// Run-time batch normalization: y = gamma * (x - mean) / sqrt(var + eps) + beta per channel,
 /// with batch statistics in training (mean/var over n*h*w) and running statistics in inference
 /// (running = momentum * running + (1 - momentum) * batch; unbiased batch variance).
 class batch_norm_layer : public with_buffers<layer> {
  public:
-  explicit batch_norm_layer(tensor_shape in, float momentum = 0.9f, float epsilon = 1e-5f)
+  explicit batch_norm_layer(tensor_shape in, float momentum = 0.9f, float epsilon = batch_norm_default_epsilon)
       : with_buffers<layer>("batch_norm", in, in), c_(in.c), momentum_(momentum), eps_(epsilon) {
     if (!in.valid()) throw invalid_argument("qnas::nn::batch_norm", "needs a non-empty input");
     gamma_ = {"batch_norm.gamma", xt::ones<float>({c_}), xt::zeros<float>({c_}), false};
@@ -69,24 +145,10 @@ class batch_norm_layer : public with_buffers<layer> {
     training_ = training;
     const float* xi = x.data();
     if (training) {
-      std::vector<double>& s = acc_;  // double sums: n*h*w can reach 10^5 terms
-      s.assign(2 * c_, 0.0);
-      for (std::size_t r = 0; r < rows; ++r) {
-        const float* row = xi + r * c_;
-        for (std::size_t j = 0; j < c_; ++j) s[j] += row[j];
-      }
-      for (std::size_t j = 0; j < c_; ++j) mean_[j] = static_cast<float>(s[j] / static_cast<double>(rows));
-      for (std::size_t r = 0; r < rows; ++r) {
-        const float* row = xi + r * c_;
-        for (std::size_t j = 0; j < c_; ++j) {
-          const double d = row[j] - mean_[j];
-          s[c_ + j] += d * d;
-        }
-      }
+      detail::batch_statistics(xi, rows, c_, eps_, acc_, mean_.data(), inv_std_.data());
       for (std::size_t j = 0; j < c_; ++j) {
-        const double var = s[c_ + j] / static_cast<double>(rows);
-        inv_std_[j] = static_cast<float>(1.0 / std::sqrt(var + eps_));
-        const double unbiased = rows > 1 ? s[c_ + j] / static_cast<double>(rows - 1) : var;
+        const double var = acc_[c_ + j] / static_cast<double>(rows);
+        const double unbiased = rows > 1 ? acc_[c_ + j] / static_cast<double>(rows - 1) : var;
         running_mean_[j] = momentum_ * running_mean_[j] + (1.0f - momentum_) * mean_[j];
         running_var_[j] = momentum_ * running_var_[j] + (1.0f - momentum_) * static_cast<float>(unbiased);
       }
@@ -96,16 +158,8 @@ class batch_norm_layer : public with_buffers<layer> {
         inv_std_[j] = 1.0f / std::sqrt(running_var_[j] + eps_);
       }
     }
-    const float* g = gamma_.value.data();
-    const float* b = beta_.value.data();
-    float* y = y_.data();
-    float* xh = xhat_.data();
-    for (std::size_t r = 0; r < rows; ++r)
-      for (std::size_t j = 0; j < c_; ++j) {
-        const std::size_t i = r * c_ + j;
-        xh[i] = (xi[i] - mean_[j]) * inv_std_[j];
-        y[i] = g[j] * xh[i] + b[j];
-      }
+    detail::batch_norm_apply(xi, rows, c_, mean_.data(), inv_std_.data(), gamma_.value.data(), beta_.value.data(),
+                             xhat_.data(), y_.data());
     if (saver_ != nullptr && training) {  // the saver keeps the normalized input
       save_input(xhat_, training);
       if (memory_saving_) detail::free_buffer(xhat_);
@@ -118,36 +172,17 @@ class batch_norm_layer : public with_buffers<layer> {
   const xt::xarray<float>& backward_impl(const xt::xarray<float>& dy, bool need_dx) override {
     const std::size_t rows = dy.size() / c_;
     if (saver_ != nullptr && training_) restore_input(xhat_);
-    const float* g = dy.data();
     const float* xh = xhat_.data();
-    std::fill(sum_dy_.begin(), sum_dy_.end(), 0.0f);
-    std::fill(sum_dy_xhat_.begin(), sum_dy_xhat_.end(), 0.0f);
-    for (std::size_t r = 0; r < rows; ++r)
-      for (std::size_t j = 0; j < c_; ++j) {
-        sum_dy_[j] += g[r * c_ + j];
-        sum_dy_xhat_[j] += g[r * c_ + j] * xh[r * c_ + j];
-      }
-    for (std::size_t j = 0; j < c_; ++j) {
-      gamma_.grad.data()[j] += sum_dy_xhat_[j];
-      beta_.grad.data()[j] += sum_dy_[j];
-    }
+    detail::batch_norm_param_grads(dy.data(), xh, rows, c_, sum_dy_.data(), sum_dy_xhat_.data(), gamma_.grad.data(),
+                                   beta_.grad.data());
     const bool drop_xhat = saver_ != nullptr && training_ && memory_saving_;
     if (!need_dx) {
       if (drop_xhat) detail::free_buffer(xhat_);
       return empty_;
     }
     detail::ensure_shape(dx_, dy.shape());
-    float* dx = dx_.data();
-    const float* gm = gamma_.value.data();
-    const float m = static_cast<float>(rows);
-    for (std::size_t r = 0; r < rows; ++r)
-      for (std::size_t j = 0; j < c_; ++j) {
-        const std::size_t i = r * c_ + j;
-        if (training_)
-          dx[i] = gm[j] * inv_std_[j] / m * (m * g[i] - sum_dy_[j] - xh[i] * sum_dy_xhat_[j]);
-        else
-          dx[i] = gm[j] * inv_std_[j] * g[i];
-      }
+    detail::batch_norm_input_grad(dy.data(), xh, rows, c_, gamma_.value.data(), inv_std_.data(), sum_dy_.data(),
+                                  sum_dy_xhat_.data(), training_, dx_.data());
     if (drop_xhat) detail::free_buffer(xhat_);
     return dx_;
   }

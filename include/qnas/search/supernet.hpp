@@ -11,6 +11,7 @@
 #include <random>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -125,6 +126,118 @@ format_table format_table_of() {
   });
   return t;
 }
+
+namespace detail {
+template <class D>
+struct size_decision_traits {  // a choice of positive integers (filters, kernel sizes)
+  static constexpr bool value = false;
+};
+template <fixed_string N, auto... Vs>
+struct size_decision_traits<choice<N, Vs...>> {
+  static constexpr bool value = (std::is_integral_v<decltype(Vs)> && ...) && ((Vs > 0) && ...);
+};
+template <class D>
+struct skip_decision_traits {
+  static constexpr bool value = false;
+};
+template <fixed_string N, class L>
+struct skip_decision_traits<optional<N, L>> {
+  static constexpr bool value = true;
+};
+
+// One function per rule, so that the compiler's "in instantiation of" line names the decision
+// (Name = "...") and the role it was given.
+template <fixed_string Name, bool Known>
+constexpr void supernet_decision_is_known() {
+  static_assert(Known, "supernet_spec_for<Space>: the space has no decision with this Name");
+}
+template <fixed_string Name, bool IsSize>
+constexpr void supernet_filters_or_kernel_is_a_size_choice() {
+  static_assert(IsSize,
+                "supernet_spec_for<Space>: a filters or kernel decision Name must be a choice<Name, positive integers...>");
+}
+template <fixed_string Name, bool IsFormat>
+constexpr void supernet_weights_or_activations_is_a_format_choice() {
+  static_assert(IsFormat,
+                "supernet_spec_for<Space>: a weights, activations or head decision Name must be a "
+                "type_choice<Name, number formats...>");
+}
+template <fixed_string Name, bool IsOptional>
+constexpr void supernet_skip_is_an_optional() {
+  static_assert(IsOptional, "supernet_spec_for<Space>: a skip decision Name must be an optional<Name, Layer>");
+}
+
+enum class supernet_role { size, format, skip };
+
+/// Checks decision Name of S for a role ("" fixes the property: nothing to check); returns it.
+template <space_type S, fixed_string Name, supernet_role Role>
+std::string checked_supernet_decision() {
+  if constexpr (Name.size() > 0) {
+    constexpr std::size_t i = S::index_of(Name.view());
+    supernet_decision_is_known<Name, (i < S::num_decisions)>();
+    if constexpr (i < S::num_decisions) {
+      using D = typename space_traits<S>::template decision_at<i>;
+      if constexpr (Role == supernet_role::size)
+        supernet_filters_or_kernel_is_a_size_choice<Name, size_decision_traits<D>::value>();
+      else if constexpr (Role == supernet_role::format)
+        supernet_weights_or_activations_is_a_format_choice<Name, format_decision_traits<D>::is_format>();
+      else
+        supernet_skip_is_an_optional<Name, skip_decision_traits<D>::value>();
+    }
+  }
+  return std::string(Name.view());
+}
+}  // namespace detail
+
+/// A supernet_spec for the space type S whose decision names are checked at compile time, as
+/// get<"name"> and candidate_of are: a name the space lacks, a filters/kernel decision that is
+/// not a choice of positive integers, a weights/activations/head decision that is not a
+/// type_choice of number formats, or a skip decision that is not an optional fails to compile
+/// with a message naming the rule, in an instantiation that names the decision. An empty name
+/// ("") fixes that property (set `fixed_filters` / `fixed_kernel` of `stages.back()`).
+///
+///   supernet_spec_for<my_space> spec(nn::image(28, 28, 1));
+///   spec.conv<"s0.filters", "s0.kernel", "s0.w">(2, a8)
+///       .skippable<"s1.block", "s1.w">(3, a8)
+///       .head<"head.w">();
+///   supernet net = make_supernet(spec, /*seed=*/1);
+template <space_type S>
+struct supernet_spec_for : supernet_spec {
+  explicit supernet_spec_for(nn::tensor_shape in, std::size_t num_classes = 10) {
+    input = in;
+    classes = num_classes;
+  }
+  /// Appends a searchable convolution stage (supernet_stage::conv); Activations, when given, is
+  /// the format decision of the stage's output (it replaces `activation`).
+  template <fixed_string Filters, fixed_string Kernel, fixed_string Weights, fixed_string Activations = "">
+  supernet_spec_for& conv(std::size_t stride = 1, quantizer activation = {}) {
+    std::string filters = detail::checked_supernet_decision<S, Filters, detail::supernet_role::size>();
+    std::string kernel = detail::checked_supernet_decision<S, Kernel, detail::supernet_role::size>();
+    std::string weights = detail::checked_supernet_decision<S, Weights, detail::supernet_role::format>();
+    supernet_stage st =
+        supernet_stage::conv(std::move(filters), std::move(kernel), std::move(weights), stride, std::move(activation));
+    st.activations = detail::checked_supernet_decision<S, Activations, detail::supernet_role::format>();
+    stages.push_back(std::move(st));
+    return *this;
+  }
+  /// Appends a residual block that decision Skip removes (supernet_stage::skippable).
+  template <fixed_string Skip, fixed_string Weights, fixed_string Activations = "">
+  supernet_spec_for& skippable(std::size_t kernel = 3, quantizer activation = {}) {
+    static_assert(Skip.size() > 0, "supernet_spec_for<Space>::skippable<Skip, Weights>: Skip must name a decision");
+    std::string skip = detail::checked_supernet_decision<S, Skip, detail::supernet_role::skip>();
+    std::string weights = detail::checked_supernet_decision<S, Weights, detail::supernet_role::format>();
+    supernet_stage st = supernet_stage::skippable(std::move(skip), std::move(weights), kernel, std::move(activation));
+    st.activations = detail::checked_supernet_decision<S, Activations, detail::supernet_role::format>();
+    stages.push_back(std::move(st));
+    return *this;
+  }
+  /// The classifier's weight format decision (without it the head stays float32).
+  template <fixed_string Weights>
+  supernet_spec_for& head() {
+    head_weights = detail::checked_supernet_decision<S, Weights, detail::supernet_role::format>();
+    return *this;
+  }
+};
 
 /// What one supernet step runs: per stage the active branches (one, or all of them during op
 /// warm-up: their outputs are averaged), the output channel count and the weight format index.
@@ -608,33 +721,17 @@ class supernet {
     }
     ws.conv.resize(m * cout);
     nn::detail::gemm(false, false, m, cout, patch, 1.0f, cols, wuse, 0.0f, ws.conv.data());
-    // Batch norm with batch statistics: the same arithmetic as nn::batch_norm_layer in training.
-    ws.acc.assign(2 * cout, 0.0);
+    // Batch norm with batch statistics (nn::batch_norm_layer's arithmetic on the channel prefix of
+    // gamma and beta), then ReLU in place.
     ws.mean.resize(cout);
     ws.inv_std.resize(cout);
-    const float* xi = ws.conv.data();
-    for (std::size_t r = 0; r < m; ++r)
-      for (std::size_t j = 0; j < cout; ++j) ws.acc[j] += xi[r * cout + j];
-    for (std::size_t j = 0; j < cout; ++j) ws.mean[j] = static_cast<float>(ws.acc[j] / static_cast<double>(m));
-    for (std::size_t r = 0; r < m; ++r)
-      for (std::size_t j = 0; j < cout; ++j) {
-        const double d = xi[r * cout + j] - ws.mean[j];
-        ws.acc[cout + j] += d * d;
-      }
-    constexpr float eps = 1e-5f;
-    for (std::size_t j = 0; j < cout; ++j)
-      ws.inv_std[j] = static_cast<float>(1.0 / std::sqrt(ws.acc[cout + j] / static_cast<double>(m) + eps));
+    nn::detail::batch_statistics(ws.conv.data(), m, cout, nn::batch_norm_default_epsilon, ws.acc, ws.mean.data(),
+                                 ws.inv_std.data());
     ws.xhat.resize(m * cout);
     ws.act.resize(m * cout);
-    const float* g = b.gamma.value.data();
-    const float* be = b.beta.value.data();
-    for (std::size_t r = 0; r < m; ++r)
-      for (std::size_t j = 0; j < cout; ++j) {
-        const std::size_t i = r * cout + j;
-        ws.xhat[i] = (xi[i] - ws.mean[j]) * ws.inv_std[j];
-        const float y = g[j] * ws.xhat[i] + be[j];
-        ws.act[i] = y > 0.0f ? y : 0.0f;
-      }
+    nn::detail::batch_norm_apply(ws.conv.data(), m, cout, ws.mean.data(), ws.inv_std.data(), b.gamma.value.data(),
+                                 b.beta.value.data(), ws.xhat.data(), ws.act.data());
+    for (float& v : ws.act) v = nn::detail::relu_op::f(v);
     const quantizer& aq = activation_quantizer(s, stages_[s].act_format);
     if (aq.is_identity()) return ws.act.data();
     ws.out.resize(m * cout);
@@ -656,29 +753,15 @@ class supernet {
       nn::detail::ste_mask(aq.info(), ws.act.data(), dy, ws.dact.data(), sz);
       dy = ws.dact.data();
     }
-    const float* g = b.gamma.value.data();
-    float* gg = b.gamma.grad.data();
-    float* gb = b.beta.grad.data();
     ws.dconv.resize(sz);
-    float* dbn = ws.dconv.data();  // d(loss)/d(BN output), ReLU applied
-    for (std::size_t i = 0; i < sz; ++i) dbn[i] = ws.act[i] > 0.0f ? dy[i] : 0.0f;
-    ws.sum_dy.assign(cout, 0.0f);
-    ws.sum_dy_xhat.assign(cout, 0.0f);
-    for (std::size_t r = 0; r < m; ++r)
-      for (std::size_t j = 0; j < cout; ++j) {
-        ws.sum_dy[j] += dbn[r * cout + j];
-        ws.sum_dy_xhat[j] += dbn[r * cout + j] * ws.xhat[r * cout + j];
-      }
-    for (std::size_t j = 0; j < cout; ++j) {
-      gg[j] += ws.sum_dy_xhat[j];
-      gb[j] += ws.sum_dy[j];
-    }
-    const float fm = static_cast<float>(m);
-    for (std::size_t r = 0; r < m; ++r)
-      for (std::size_t j = 0; j < cout; ++j) {
-        const std::size_t i = r * cout + j;
-        dbn[i] = g[j] * ws.inv_std[j] / fm * (fm * dbn[i] - ws.sum_dy[j] - ws.xhat[i] * ws.sum_dy_xhat[j]);
-      }
+    float* dbn = ws.dconv.data();  // d(loss)/d(BN output): ReLU's gradient (act > 0 exactly where its input is)
+    for (std::size_t i = 0; i < sz; ++i) dbn[i] = nn::detail::relu_op::grad(ws.act[i], ws.act[i], dy[i]);
+    ws.sum_dy.resize(cout);
+    ws.sum_dy_xhat.resize(cout);
+    nn::detail::batch_norm_param_grads(dbn, ws.xhat.data(), m, cout, ws.sum_dy.data(), ws.sum_dy_xhat.data(),
+                                       b.gamma.grad.data(), b.beta.grad.data());
+    nn::detail::batch_norm_input_grad(dbn, ws.xhat.data(), m, cout, b.gamma.value.data(), ws.inv_std.data(),
+                                      ws.sum_dy.data(), ws.sum_dy_xhat.data(), true, dbn);
     const float* dconv = dbn;
     // Weight gradient of the slice, STE-masked when quantized, scattered into the full tensor.
     const float* cols = x;
@@ -873,10 +956,16 @@ class supernet {
   quantizer::engine_type* engine_ = nullptr;
 };
 
-/// Builds the supernet of space S: the format decisions' quantizers come from S's types.
+/// Builds the supernet of space S: the format decisions' quantizers come from S's types. The
+/// decision names of a plain supernet_spec are checked when the supernet is built (run time).
 template <space_type S>
 supernet make_supernet(supernet_spec spec, std::uint64_t seed = 1) {
   return supernet(describe<S>(), format_table_of<S>(), std::move(spec), seed);
+}
+/// Builds the supernet of a spec whose decision names were checked at compile time.
+template <space_type S>
+supernet make_supernet(const supernet_spec_for<S>& spec, std::uint64_t seed = 1) {
+  return supernet(describe<S>(), format_table_of<S>(), spec, seed);
 }
 
 }  // namespace qnas

@@ -1,0 +1,12 @@
+// expect-error: Name = qnas::fixed_string<[0-9]+>[^a-z]*s0\.kernel.*supernet_spec_for<Space>: a skip decision Name must be an optional<Name, Layer>
+#include "qnas/formats/fixed_point.hpp"
+#include "qnas/search/supernet.hpp"
+
+// an ordinal decision given as the skip decision of a residual stage
+using space_t = qnas::space<qnas::choice<"s0.filters", 8, 16>, qnas::choice<"s0.kernel", 3, 5>,
+                            qnas::type_choice<"s0.w", qnas::fixed_point<8, 0>, qnas::fixed_point<4, 0>>>;
+int main() {
+  qnas::supernet_spec_for<space_t> spec(qnas::nn::image(8, 8, 1));
+  spec.skippable<"s0.kernel", "s0.w">();
+  return static_cast<int>(spec.stages.size());
+}
