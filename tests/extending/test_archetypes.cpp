@@ -318,12 +318,17 @@ TEST_CASE("layer archetype: forward and backward by hand, trained inside a seque
 }
 
 TEST_CASE("strategy, evaluator, objective and search_callback archetypes run a search") {
+  // Both searches pass a stop_after, so that the runner is instantiated once (a second set of
+  // argument types would compile the whole runner again); this one's limit is never reached.
   sweep strategy(two_decisions());
   search::runner_options o;
   o.max_trials = 6;
   o.threads = 2;
-  const auto r = search::run_search(strategy, index_evaluator{}, accuracy_minus_energy{}, o);
+  stop_after never{o.max_trials + 1};
+  const auto r = search::run_search(strategy, index_evaluator{}, accuracy_minus_energy{}, o, never);
   REQUIRE(r.history.size() == 6);
+  CHECK(r.reason == search::stop_reason::max_trials);
+  CHECK(never.seen == 6);  // the callback saw every trial
   std::set<std::vector<std::uint32_t>> seen;
   for (const auto& t : r.history) seen.insert(t.cand.choices);
   CHECK(seen.size() == 6);  // the sweep visits the whole space once
