@@ -6,6 +6,7 @@
 
 #include "gradcheck.hpp"
 #include "qnas/formats/fixed_point.hpp"
+#include "qnas/formats/learned.hpp"
 #include "qnas/nn.hpp"
 
 using namespace qnas;
@@ -218,6 +219,43 @@ TEST_CASE("inverted_bottleneck: compile-time counts equal the run-time layers'")
   const xt::xarray<float> train_out = net.forward(x, true);
   CHECK(train_out.shape()[1] == 5);
   CHECK(fold_batch_norm(net.layers()) > 0);
+}
+
+// lsq weights add learned steps to each of the block's three convolutions (expand only when
+// Expansion > 1); squeeze-excite keeps none. Hand counts, m = hidden channels:
+//  <2, 3, 4> on 5x5x4, per channel, m = 8: expand 4*8 + 2*8 + 8 steps = 56, depthwise
+//    3*3*8 + 2*8 + 8 steps = 96, project 8*4 + 2*4 + 4 steps = 44; 196 (176 without the steps).
+//  <1, 3, 6, se, 2> on 6x6x4, per tensor, m = 4, r = 1: depthwise 3*3*4 + 2*4 + 1 = 45,
+//    squeeze-excite 2*4*1 + 1 + 4 = 13, project 4*6 + 2*6 + 1 = 37; 95.
+//  <3, 3, 5, no se, 2> on 4x4x2, per tensor, m = 6: expand 2*6 + 2*6 + 1 = 25, depthwise
+//    3*3*6 + 2*6 + 1 = 67, project 6*5 + 2*5 + 1 = 41; 133.
+using lsq_channel = lsq<fixed_point<4, 0>>;
+using lsq_tensor = lsq<fixed_point<3, 0>, per_tensor>;
+using ib_lsq_channel = inverted_bottleneck<2, 3, 4, false, 1, lsq_channel>;
+using ib_lsq_se = inverted_bottleneck<1, 3, 6, true, 2, lsq_tensor>;
+using ib_lsq_tensor = inverted_bottleneck<3, 3, 5, false, 2, lsq_tensor>;
+static_assert(ib_lsq_channel::params(image(5, 5, 4)) == 56 + 96 + 44);
+static_assert(inverted_bottleneck<2, 3, 4>::params(image(5, 5, 4)) == 176);
+static_assert(ib_lsq_se::params(image(6, 6, 4)) == 45 + 13 + 37);
+static_assert(ib_lsq_tensor::params(image(4, 4, 2)) == 25 + 67 + 41);
+
+template <class Spec>
+void check_block_params(tensor_shape in, std::size_t steps) {
+  const auto block = Spec::make(in);
+  CHECK(block->describe().params == Spec::params(in));
+  std::size_t held = 0, step_values = 0;
+  for (auto* p : block->parameters()) {
+    held += p->value.size();
+    if (p->name.find("weight_step") != std::string::npos) step_values += p->value.size();
+  }
+  CHECK(held == Spec::params(in));
+  CHECK(step_values == steps);
+}
+
+TEST_CASE("inverted_bottleneck: params() counts the learned steps of lsq weights as the built block holds them") {
+  check_block_params<ib_lsq_channel>(image(5, 5, 4), 8 + 8 + 4);
+  check_block_params<ib_lsq_se>(image(6, 6, 4), 2);
+  check_block_params<ib_lsq_tensor>(image(4, 4, 2), 3);
 }
 
 TEST_CASE("stochastic-rounding formats draw from the network's engine, which survives a move") {

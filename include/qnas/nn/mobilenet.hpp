@@ -240,12 +240,15 @@ struct inverted_bottleneck {
   }
   static constexpr std::size_t hidden(tensor_shape in) { return in.c * Expansion; }
   static constexpr std::size_t reduced(tensor_shape in) { return std::max<std::size_t>(1, hidden(in) / 4); }
+  /// Counts what the built layers hold: weights, batch-norm scale and shift, and the learned
+  /// steps of an lsq weight format (one per tensor or per output channel) in each of the three
+  /// convolutions. Squeeze-excite keeps no steps: it quantizes with its weights' initial steps.
   static constexpr std::size_t params(tensor_shape in) {
     const std::size_t m = hidden(in);
-    std::size_t p = Expansion > 1 ? in.c * m + 2 * m : 0;
-    p += Kernel * Kernel * m + 2 * m;
+    std::size_t p = Expansion > 1 ? in.c * m + 2 * m + detail::weight_step_count<Weights>(m) : 0;
+    p += Kernel * Kernel * m + 2 * m + detail::weight_step_count<Weights>(m);
     if (SqueezeExcite) p += 2 * m * reduced(in) + reduced(in) + m;
-    return p + m * Filters + 2 * Filters;
+    return p + m * Filters + 2 * Filters + detail::weight_step_count<Weights>(Filters);
   }
   static constexpr std::size_t macs(tensor_shape in) {
     const std::size_t m = hidden(in);
