@@ -1,0 +1,351 @@
+// onnx/export: networks exported to ONNX have the expected operators, exact integer weights and scales; each case is written with an input batch and qnas's output for onnx.checker and onnxruntime (check_models.py, run_models.js).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "qnas/formats/binary.hpp"
+#include "qnas/formats/fixed_point.hpp"
+#include "qnas/formats/minifloat.hpp"
+#include "qnas/formats/po2.hpp"
+#include "qnas/formats/ternary.hpp"
+#include "qnas/nn/conv2d.hpp"
+#include "qnas/nn/dense.hpp"
+#include "qnas/nn/pooling.hpp"
+#include "qnas/nn/residual.hpp"
+#include "qnas/onnx/export.hpp"
+
+namespace fs = std::filesystem;
+using namespace qnas;
+using namespace qnas::nn;
+
+namespace {
+
+fs::path models_dir() {
+  const char* d = std::getenv("QNAS_ONNX_MODELS");
+  return d != nullptr ? fs::path(d) : fs::path("onnx_models");
+}
+
+xt::xarray<float> random_batch(std::size_t n, const tensor_shape& s, std::uint64_t seed, float scale = 1.0f) {
+  std::mt19937_64 e(seed);
+  std::uniform_real_distribution<float> u(-scale, scale);
+  xt::xarray<float> x = xt::empty<float>(qnas::nn::detail::batch_shape(n, s));
+  for (auto& v : x) v = u(e);
+  return x;
+}
+
+void write_floats(const fs::path& p, const xt::xarray<float>& a) {
+  std::ofstream f(p, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(a.data()), static_cast<std::streamsize>(a.size() * sizeof(float)));
+  REQUIRE(f.good());
+}
+
+/// Gives every batch norm of `net` non-trivial statistics and affine parameters.
+void randomize_batch_norms(layer& l, std::mt19937_64& e) {
+  if (auto* bn = dynamic_cast<batch_norm_layer*>(&l)) {
+    std::uniform_real_distribution<float> u(-0.5f, 0.5f), v(0.5f, 2.0f);
+    for (auto& x : bn->gamma().value) x = v(e);
+    for (auto& x : bn->beta().value) x = u(e);
+    for (auto& x : bn->running_mean()) x = u(e);
+    for (auto& x : bn->running_var()) x = v(e);
+  }
+  for (layer* c : l.children()) randomize_batch_norms(*c, e);
+}
+
+/// Writes models/<name>/: model.onnx, input.bin (float32 NHWC), expected.bin (qnas's output),
+/// case.json (shapes and the check run_models.js applies).
+struct written_case {
+  onnx_export_summary summary;
+  xt::xarray<float> input, expected;
+};
+written_case write_case(const std::string& name, sequential& net, std::size_t batch, const nlohmann::json& check,
+                        const onnx_export_options& opt = {}, const std::function<void()>& before_expected = {}) {
+  const fs::path dir = models_dir() / name;
+  fs::create_directories(dir);
+  written_case w;
+  w.summary = export_onnx(net, dir / "model.onnx", opt);
+  w.input = random_batch(batch, net.input_shape(), std::hash<std::string>{}(name), 2.0f);
+  if (before_expected) before_expected();
+  w.expected = net.forward(w.input, false);
+  write_floats(dir / "input.bin", w.input);
+  write_floats(dir / "expected.bin", w.expected);
+  nlohmann::json j = check;
+  j["name"] = name;
+  j["input_shape"] = std::vector<std::size_t>(w.input.shape().begin(), w.input.shape().end());
+  j["output_shape"] = std::vector<std::size_t>(w.expected.shape().begin(), w.expected.shape().end());
+  std::ofstream(dir / "case.json") << j.dump(1) << "\n";
+  return w;
+}
+
+std::map<std::string, int> op_counts(const onnx::ModelProto& m) {
+  std::map<std::string, int> c;
+  for (const auto& n : m.graph().node()) ++c[n.op_type()];
+  return c;
+}
+const onnx::TensorProto* initializer(const onnx::ModelProto& m, const std::string& name) {
+  for (const auto& t : m.graph().initializer())
+    if (t.name() == name) return &t;
+  return nullptr;
+}
+float scalar_of(const onnx::ModelProto& m, const std::string& name) {
+  const onnx::TensorProto* t = initializer(m, name);
+  REQUIRE(t != nullptr);
+  REQUIRE(t->raw_data().size() == sizeof(float));
+  float v = 0;
+  std::memcpy(&v, t->raw_data().data(), sizeof v);
+  return v;
+}
+std::string metadata(const onnx::ModelProto& m, const std::string& key) {
+  for (const auto& p : m.metadata_props())
+    if (p.key() == key) return p.value();
+  return {};
+}
+
+std::unique_ptr<sequential> float_cnn() {
+  auto net = std::make_unique<sequential>(image(8, 8, 3));
+  net->emplace<conv2d_layer>(8, 3, 1, padding::same);
+  net->emplace<batch_norm_layer>(0.9f, 1e-3f);
+  net->emplace<relu_layer>();
+  net->emplace<pool_layer>(pool_layer::mode::max, 2, 2);
+  net->emplace<conv2d_layer>(6, 3, 2, padding::same);
+  net->emplace<swish_layer>();
+  net->emplace<pool_layer>(pool_layer::mode::average, 3, 1, padding::same);
+  net->emplace<flatten_layer>();
+  net->emplace<dense_layer>(16);
+  net->emplace<sigmoid_layer>();
+  net->emplace<dense_layer>(10);
+  net->emplace<softmax_layer>();
+  std::mt19937_64 e(1);
+  net->initialize(e);
+  randomize_batch_norms(*net, e);
+  return net;
+}
+
+std::unique_ptr<sequential> depthwise_residual_net() {
+  auto net = std::make_unique<sequential>(image(9, 9, 4));
+  net->emplace<conv2d_layer>(8, 3, 2, padding::same);  // 9x9 -> 5x5
+  net->emplace<relu6_layer>();
+  net->emplace<pool_layer>(pool_layer::mode::average, 2, 2, padding::same);  // 5x5 -> 3x3, pads 0 before, 1 after
+  auto body = std::make_unique<sequential>(image(3, 3, 8));
+  body->emplace<depthwise_conv2d_layer>(3, 1, padding::same);
+  body->emplace<batch_norm_layer>();
+  body->emplace<relu6_layer>();
+  body->emplace<conv2d_layer>(8, 1, 1, padding::same);
+  net->add(std::make_unique<residual_layer>(std::move(body)));
+  net->add(make_inverted_bottleneck(image(3, 3, 8), {2, 3, 8, 1, true, block_activation::swish, {}}));
+  net->emplace<pool_layer>(pool_layer::mode::max, 3, 2, padding::same);  // 3x3 -> 2x2, pads 1 and 1
+  net->emplace<global_avg_pool_layer>();
+  net->emplace<dense_layer>(5);
+  std::mt19937_64 e(2);
+  net->initialize(e);
+  randomize_batch_norms(*net, e);
+  return net;
+}
+
+using a8 = fixed_point<8, 4>;   // step 2^-3, codes [-128, 127]: QuantizeLinear int8 without Clip
+using r8 = fixed_relu<8, 3>;    // step 2^-5, [0, 255]: uint8 without Clip
+using r4 = fixed_relu<4, 2>;    // step 2^-2, [0, 15]: Clip(0, 3.75) + uint8
+using w4 = fixed_point<4, 1>;   // weights: step 2^-2, codes [-8, 7]
+using b8 = fixed_point<8, 3>;   // biases: step 2^-4
+using wt = ternary<-2, 0.125>;  // {-0.25, 0, 0.25}
+using wb = binary<-3>;          // {-0.125, 0.125}
+
+std::unique_ptr<sequential> qdq_net() {
+  auto net = std::make_unique<sequential>(image(8, 8, 2));
+  net->emplace<conv2d_layer>(6, 3, 1, padding::same,
+                             layer_formats{quantizer::of<w4>(), quantizer::of<b8>(), quantizer::of<r8>()});
+  net->emplace<pool_layer>(pool_layer::mode::max, 2, 2);
+  net->emplace<depthwise_conv2d_layer>(3, 1, padding::same,
+                                       layer_formats{quantizer::of<wt>(), quantizer::of<b8>(), quantizer::of<a8>()});
+  net->emplace<relu_layer>().set_output_quantizer(quantizer::of<r4>());
+  net->emplace<flatten_layer>();
+  net->emplace<dense_layer>(10, layer_formats{quantizer::of<wb>(), quantizer::of<b8>(), quantizer::of<a8>()});
+  std::mt19937_64 e(3);
+  net->initialize(e);
+  return net;
+}
+
+using wpo2 = po2<4, 2.0>;
+using afp8 = fp8_e4m3;
+
+std::unique_ptr<sequential> non_integer_net() {
+  auto net = std::make_unique<sequential>(image(6, 6, 2));
+  net->emplace<conv2d_layer>(4, 3, 1, padding::same, layer_formats{quantizer::of<wpo2>(), {}, quantizer::of<afp8>()});
+  net->emplace<relu_layer>();
+  net->emplace<global_avg_pool_layer>();
+  net->emplace<dense_layer>(3, layer_formats{quantizer::of<fixed_point<8, 1, true, false, nearest_away>>(), {}, {}});
+  std::mt19937_64 e(4);
+  net->initialize(e);
+  return net;
+}
+
+}  // namespace
+
+TEST_CASE("activation_qdq_of proves fixed point with round-half-even exact and refuses the others") {
+  const auto a = activation_qdq_of(quantizer::of<a8>());
+  CHECK(a.ok());
+  CHECK(a.grid.type == onnx_integer_type::int8);
+  CHECK(a.grid.step == 0.125f);
+  CHECK_FALSE(a.clip);
+  CHECK(a.probed > 4000);
+  const auto r = activation_qdq_of(quantizer::of<r4>());
+  CHECK(r.ok());
+  CHECK(r.grid.type == onnx_integer_type::uint8);
+  CHECK(r.clip);
+  CHECK(r.clip_min == 0.0f);
+  CHECK(r.clip_max == 3.75f);
+  const auto s = activation_qdq_of(quantizer::of<fixed_point<8, 1, true, true>>());  // symmetric: Clip at -127 steps
+  CHECK(s.ok());
+  CHECK(s.clip);
+  CHECK(s.clip_min == -127.0f / 64.0f);  // step 2^-6
+  // half away from zero differs at the half-way points; toward zero everywhere between codes
+  CHECK_FALSE(activation_qdq_of(quantizer::of<fixed_point<8, 3, true, false, nearest_away>>()).ok());
+  CHECK_FALSE(activation_qdq_of(quantizer::of<fixed_point<8, 3, true, false, toward_zero>>()).ok());
+  CHECK_FALSE(activation_qdq_of(quantizer::of<fixed_point<8, 3, true, false, stochastic>>()).ok());
+  CHECK_FALSE(activation_qdq_of(quantizer::of<fixed_point<12, 3>>()).ok());  // wider than int8
+  CHECK_FALSE(activation_qdq_of(quantizer::of<afp8>()).ok());
+  CHECK_FALSE(activation_qdq_of(quantizer::of<wpo2>()).ok());
+  CHECK_FALSE(activation_qdq_of(quantizer::of<wt>()).ok());  // ternary activations: a dead zone, no QDQ
+}
+
+TEST_CASE("integer_grid_of: fixed point, ternary and binary are grids; po2 and minifloats are not") {
+  CHECK(integer_grid_of(info_of<w4>()).type == onnx_integer_type::int8);
+  CHECK(integer_grid_of(info_of<w4>()).step == 0.25f);
+  CHECK(integer_grid_of(info_of<uint8>()).type == onnx_integer_type::uint8);
+  CHECK(integer_grid_of(info_of<wt>()).step == 0.25f);
+  CHECK(integer_grid_of(info_of<wb>()).lo == -1);
+  CHECK_FALSE(integer_grid_of(info_of<wpo2>()).ok());
+  CHECK_FALSE(integer_grid_of(info_of<afp8>()).ok());
+  CHECK_FALSE(integer_grid_of(info_of<fixed_point<16, 4>>()).ok());
+  const float vals[] = {0.25f, -0.5f, 0.0f, 1.75f};
+  CHECK(exact_codes(vals, integer_grid_of(info_of<w4>())) == std::vector<std::int32_t>{1, -2, 0, 7});
+  const float off[] = {0.3f};
+  CHECK(exact_codes(off, integer_grid_of(info_of<w4>())).empty());
+  const float negzero[] = {-0.0f};
+  CHECK(exact_codes(negzero, integer_grid_of(info_of<w4>())).empty());
+}
+
+TEST_CASE("a float CNN: Conv, BatchNormalization, pools, Flatten in NHWC order, Gemm, Softmax") {
+  auto net = float_cnn();
+  const onnx::ModelProto m = to_onnx(*net);
+  CHECK(m.ir_version() == onnx_ir_version);
+  CHECK(m.opset_import(0).version() == 13);
+  auto ops = op_counts(m);
+  CHECK(ops["Conv"] == 2);
+  CHECK(ops["BatchNormalization"] == 1);
+  CHECK(ops["MaxPool"] == 1);
+  CHECK(ops["AveragePool"] == 1);
+  CHECK(ops["Gemm"] == 2);
+  CHECK(ops["Softmax"] == 1);
+  CHECK(ops["Sigmoid"] == 2);  // swish and sigmoid
+  CHECK(ops["Transpose"] == 2);  // the input to NCHW, the flatten back to NHWC order
+  CHECK(ops["QuantizeLinear"] == 0);
+  for (const auto& n : m.graph().node())
+    if (n.op_type() == "BatchNormalization") CHECK(n.attribute(0).f() == 1e-3f);
+  const auto w = write_case("float_cnn", *net, 4, {{"check", "float"}, {"tolerance", 1e-5}});
+  CHECK(w.summary.float_weights == 8);  // four weights, four biases
+  CHECK(w.summary.qdq_weights == 0);
+}
+
+TEST_CASE("depthwise, residual, squeeze-excite, global average pool and asymmetric same padding") {
+  auto net = depthwise_residual_net();
+  const onnx::ModelProto m = to_onnx(*net);
+  auto ops = op_counts(m);
+  CHECK(ops["Add"] == 2);  // two residual blocks
+  CHECK(ops["GlobalAveragePool"] == 2);  // squeeze-excite's and the network's
+  CHECK(ops["Unsqueeze"] == 1);
+  bool depthwise = false, asymmetric = false;
+  for (const auto& n : m.graph().node())
+    for (const auto& a : n.attribute()) {
+      if (n.op_type() == "Conv" && a.name() == "group" && a.i() > 1) depthwise = true;
+      if (n.op_type() == "AveragePool" && a.name() == "pads")
+        asymmetric = a.ints(0) == 0 && a.ints(1) == 0 && a.ints(2) == 1 && a.ints(3) == 1;
+    }
+  CHECK(depthwise);
+  CHECK(asymmetric);
+  write_case("depthwise_residual", *net, 3, {{"check", "float"}, {"tolerance", 1e-5}});
+}
+
+TEST_CASE("QDQ: fixed-point, ternary and binary weights as int8 codes; fixed-point activations as Q/DQ pairs") {
+  auto net = qdq_net();
+  onnx_export_summary sum;
+  const onnx::ModelProto m = to_onnx(*net, {}, builtin_onnx_ops(), &sum);
+  CHECK(sum.qdq_weights == 6);  // three weights, three biases
+  CHECK(sum.float_weights == 0);
+  CHECK(sum.qdq_activations == 4);
+  auto ops = op_counts(m);
+  CHECK(ops["QuantizeLinear"] == 4);
+  CHECK(ops["DequantizeLinear"] == 10);
+  CHECK(ops["Clip"] == 1);  // fixed_relu<4, 2> is narrower than uint8
+  const onnx::TensorProto* codes = initializer(m, "layers[0].weights_codes");
+  REQUIRE(codes != nullptr);
+  CHECK(codes->data_type() == onnx::TensorProto::INT8);
+  CHECK(scalar_of(m, "layers[0].weights_scale") == 0.25f);
+  CHECK(scalar_of(m, "layers[2].weights_scale") == 0.25f);   // ternary<-2>
+  CHECK(scalar_of(m, "layers[5].weights_scale") == 0.125f);  // binary<-3>
+  CHECK(scalar_of(m, "layers[0].output_scale") == 1.0f / 32);
+  CHECK(initializer(m, "layers[0].output_zero_point")->data_type() == onnx::TensorProto::UINT8);
+  // the codes times the scale are the weights qnas computes with, bit for bit
+  auto& conv = dynamic_cast<conv2d_layer&>((*net)[0]);
+  const xt::xarray<float> wq = qnas::detail::exact_weights(conv, "conv");
+  const xt::xarray<float> oihw = xt::transpose(wq, {3, 2, 0, 1});
+  REQUIRE(codes->raw_data().size() == oihw.size());
+  for (std::size_t i = 0; i < oihw.size(); ++i)
+    CHECK(static_cast<float>(static_cast<std::int8_t>(codes->raw_data()[i])) * 0.25f == oihw.data()[i]);
+  // the output format's step bounds the difference a float accumulation order can make
+  write_case("qdq_fixed_point", *net, 16, {{"check", "quantized"}, {"output_step", 0.125}});
+}
+
+TEST_CASE("a format without an integer grid: float weights with metadata; activations refused or left out") {
+  auto net = non_integer_net();
+  try {
+    (void)to_onnx(*net);
+    FAIL("expected a refusal");
+  } catch (const invalid_argument& e) {
+    const std::string what = e.what();
+    CHECK(what.find("layers[0] (conv2d)") != std::string::npos);
+    CHECK(what.find(quantizer::of<afp8>().name()) != std::string::npos);
+    CHECK(what.find("float_fallback") != std::string::npos);
+  }
+  onnx_export_options opt;
+  opt.activations = onnx_activation_policy::float_fallback;
+  const onnx::ModelProto m = to_onnx(*net, opt);
+  CHECK(metadata(m, "qnas.layers[0].weights").find(quantizer::of<wpo2>().name()) == 0);
+  CHECK(metadata(m, "qnas.layers[0].output").find("left out") != std::string::npos);
+  // fixed point rounding half away from zero: the weights are exact grid values all the same
+  CHECK(metadata(m, "qnas.layers[3].weights").empty());
+  CHECK(op_counts(m)["QuantizeLinear"] == 0);
+  // the fallback graph computes the network without the quantizer it left out
+  write_case("float_fallback", *net, 4, {{"check", "float"}, {"tolerance", 1e-5}}, opt,
+             [&] { (*net)[0].set_output_quantizer({}); });
+}
+
+TEST_CASE("errors name the layer: no emitter, stochastic weights") {
+  struct odd_layer : with_buffers<layer> {
+    explicit odd_layer(tensor_shape in) : with_buffers<layer>("odd", in, in) {}
+    const xt::xarray<float>& forward_impl(const xt::xarray<float>& x, bool) override { return x; }
+    const xt::xarray<float>& backward_impl(const xt::xarray<float>& d, bool) override { return d; }
+  };
+  sequential net(image(4, 4, 1));
+  net.emplace<relu_layer>();
+  net.emplace<odd_layer>();
+  CHECK_THROWS_WITH_AS((void)to_onnx(net), doctest::Contains("layers[1] (odd): no ONNX emitter"), invalid_argument);
+  // a user's layer gets an emitter of its own
+  onnx_op_registry ops = builtin_onnx_ops();
+  ops.add<odd_layer>([](onnx_graph& g, layer&, const layer_description&, const std::string& x, const std::string& path) {
+    return onnx_graph::out(g.node("Identity", {x}, path));
+  });
+  CHECK(op_counts(to_onnx(net, {}, ops))["Identity"] == 1);
+
+  sequential s(flat(4));
+  s.emplace<dense_layer>(2, layer_formats{quantizer::of<fixed_point<8, 1, true, false, stochastic>>(), {}, {}});
+  CHECK_THROWS_WITH_AS((void)to_onnx(s), doctest::Contains("layers[0] (dense): the weight format"), invalid_argument);
+}
