@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -14,6 +15,7 @@
 
 #include "qnas/formats/binary.hpp"
 #include "qnas/formats/fixed_point.hpp"
+#include "qnas/formats/learned.hpp"
 #include "qnas/formats/minifloat.hpp"
 #include "qnas/formats/po2.hpp"
 #include "qnas/formats/ternary.hpp"
@@ -173,6 +175,19 @@ std::unique_ptr<sequential> qdq_net() {
   return net;
 }
 
+using wlsq = lsq<fixed_point<4, 3, true, true>>;                  // codes [-7, 7], a learned step per channel
+using wlsq_t = lsq<fixed_point<8, 7, true, true>, per_tensor>;  // codes [-127, 127], one learned step
+
+std::unique_ptr<sequential> lsq_net() {
+  auto net = std::make_unique<sequential>(image(6, 6, 3));
+  net->emplace<conv2d_layer>(5, 3, 2, padding::same, layer_formats{quantizer::of<wlsq>(), {}, quantizer::of<a8>()});
+  net->emplace<flatten_layer>();
+  net->emplace<dense_layer>(4, layer_formats{quantizer::of<wlsq_t>(), quantizer::of<b8>(), quantizer::of<a8>()});
+  std::mt19937_64 e(5);
+  net->initialize(e);
+  return net;
+}
+
 using wpo2 = po2<4, 2.0>;
 using afp8 = fp8_e4m3;
 
@@ -302,6 +317,32 @@ TEST_CASE("QDQ: fixed-point, ternary and binary weights as int8 codes; fixed-poi
     CHECK(static_cast<float>(static_cast<std::int8_t>(codes->raw_data()[i])) * 0.25f == oihw.data()[i]);
   // the output format's step bounds the difference a float accumulation order can make
   write_case("qdq_fixed_point", *net, 16, {{"check", "quantized"}, {"output_step", 0.125}});
+}
+
+TEST_CASE("lsq weights: codes + DequantizeLinear with the learned steps as per-axis scales") {
+  auto net = lsq_net();
+  onnx_export_summary sum;
+  const onnx::ModelProto m = to_onnx(*net, {}, builtin_onnx_ops(), &sum);
+  CHECK(sum.qdq_weights == 3);  // both weights and the dense bias
+  CHECK(sum.float_weights == 1);  // the conv's float bias
+  const onnx::TensorProto* scale = initializer(m, "layers[0].weights_scale");
+  REQUIRE(scale != nullptr);
+  CHECK(scale->dims_size() == 1);
+  CHECK(scale->dims(0) == 5);
+  auto& conv = dynamic_cast<conv2d_layer&>((*net)[0]);
+  for (int c = 0; c < 5; ++c) {
+    float v = 0;
+    std::memcpy(&v, scale->raw_data().data() + c * sizeof(float), sizeof v);
+    CHECK(v == conv.weight_steps().value(c));
+  }
+  for (const auto& n : m.graph().node())
+    if (n.op_type() == "DequantizeLinear" && n.output(0) == "layers[0].weights") {
+      REQUIRE(n.attribute_size() == 1);
+      CHECK(n.attribute(0).name() == "axis");
+      CHECK(n.attribute(0).i() == 0);
+    }
+  CHECK(initializer(m, "layers[2].weights_scale")->dims_size() == 0);  // per tensor: a scalar
+  write_case("lsq_per_channel", *net, 8, {{"check", "quantized"}, {"output_step", 0.125}});
 }
 
 TEST_CASE("a format without an integer grid: float weights with metadata; activations refused or left out") {

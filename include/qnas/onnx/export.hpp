@@ -28,13 +28,18 @@
 // qnas::onnx_*.
 #pragma once
 
+#include <algorithm>
 #include <array>
+#include <bit>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
+#include <type_traits>
 #include <string>
 #include <string_view>
 #include <typeindex>
@@ -261,6 +266,52 @@ class onnx_graph {
     return floats(hint, dims, values);
   }
 
+  /// The weights of `path`'s layer `l`: `values` are its exact weights in ONNX layout `dims`,
+  /// whose axis `channel_axis` holds the output channels. Weights of a format with learned steps
+  /// (lsq) are codes + DequantizeLinear with the layer's steps as per-axis scales (one per
+  /// output channel, or one) where code * step gives every value back bit for bit, which is
+  /// what qnas computes; every other format goes through parameter().
+  std::string weights(const std::string& path, nn::weighted_layer& l, const std::vector<std::int64_t>& dims,
+                      std::span<const float> values, std::size_t channel_axis) {
+    const quantizer& q = l.weight_quantizer();
+    if (q.learned() && opt_.qdq_weights && l.weight_steps().value.size() > 0 && channel_axis < dims.size()) {
+      const xt::xarray<float>& steps = l.weight_steps().value;
+      const auto channels = static_cast<std::size_t>(dims[channel_axis]);
+      std::size_t inner = 1;
+      for (std::size_t d = channel_axis + 1; d < dims.size(); ++d) inner *= static_cast<std::size_t>(dims[d]);
+      if (steps.size() == 1 || steps.size() == channels) {
+        std::vector<std::int32_t> codes(values.size());
+        bool exact = true, negative = false;
+        std::int32_t top = 0;
+        for (std::size_t i = 0; i < values.size() && exact; ++i) {
+          const float s = steps.data()[steps.size() == 1 ? 0 : (i / inner) % channels];
+          const float k = values[i] / s;
+          exact = k >= -128.0f && k <= 255.0f && k == std::nearbyint(k);
+          if (!exact) break;
+          codes[i] = static_cast<std::int32_t>(k);
+          exact = std::bit_cast<std::uint32_t>(static_cast<float>(codes[i]) * s) == std::bit_cast<std::uint32_t>(values[i]);
+          negative = negative || codes[i] < 0;
+          top = std::max(top, codes[i]);
+        }
+        if (exact && !(negative && top > 127)) {
+          const onnx_integer_type type = negative || top <= 127 ? onnx_integer_type::int8 : onnx_integer_type::uint8;
+          const std::string hint = path + ".weights";
+          const std::string c = integers(hint + "_codes", type, dims, codes);
+          const bool per_axis = steps.size() > 1;
+          const std::vector<std::int64_t> sdims = per_axis ? std::vector<std::int64_t>{static_cast<std::int64_t>(steps.size())}
+                                                           : std::vector<std::int64_t>{};
+          const std::string sc = floats(hint + "_scale", sdims, {steps.data(), steps.size()});
+          const std::string z = integers(hint + "_zero_point", type, sdims, std::vector<std::int32_t>(steps.size(), 0));
+          onnx::NodeProto& n = node("DequantizeLinear", {c, sc, z}, hint);
+          if (per_axis) attr(n, "axis", static_cast<std::int64_t>(channel_axis));
+          ++sum_.qdq_weights;
+          return out(n);
+        }
+      }
+    }
+    return parameter(path, "weights", q, dims, values);
+  }
+
   /// Emits layer `l` on `input` with the registry's emitter, then its output quantizer; returns
   /// the output tensor name.
   std::string emit(nn::layer& l, const std::string& input, const std::string& path) {
@@ -408,7 +459,7 @@ inline std::string emit_conv(onnx_graph& g, nn::layer& l, const nn::layer_descri
       throw invalid_argument(onnx_graph::where, cat(what, ": weights hold ", w.shape()[2], " input channels per group for ",
                                                     d.window.groups, " groups of ", d.input.c, " channels"));
   }
-  std::vector<std::string> in{x, g.parameter(path, "weights", wl.weight_quantizer(), dims_of(oihw), {oihw.data(), oihw.size()})};
+  std::vector<std::string> in{x, g.weights(path, wl, dims_of(oihw), {oihw.data(), oihw.size()}, 0)};
   if (wl.has_bias()) {
     const xt::xarray<float> b = exact_bias(wl, what);
     in.push_back(g.parameter(path, "bias", wl.bias_quantizer(), dims_of(b), {b.data(), b.size()}));
@@ -428,7 +479,7 @@ inline std::string emit_dense(onnx_graph& g, nn::layer& l, const nn::layer_descr
   const std::string what = path + " (" + l.kind() + ")";
   nn::weighted_layer& wl = weighted(l, what);
   const xt::xarray<float> w = exact_weights(wl, what);
-  std::vector<std::string> in{x, g.parameter(path, "weights", wl.weight_quantizer(), dims_of(w), {w.data(), w.size()})};
+  std::vector<std::string> in{x, g.weights(path, wl, dims_of(w), {w.data(), w.size()}, 1)};
   if (wl.has_bias()) {
     const xt::xarray<float> b = exact_bias(wl, what);
     in.push_back(g.parameter(path, "bias", wl.bias_quantizer(), dims_of(b), {b.data(), b.size()}));
