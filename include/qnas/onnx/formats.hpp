@@ -16,6 +16,7 @@
 #include <cstring>
 #include <limits>
 #include <span>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -57,12 +58,13 @@ struct onnx_integer_grid {
 /// (floating, po2, block_fp, codebook) and formats whose scale follows the data are not grids.
 inline onnx_integer_grid integer_grid_of(const format_info& f) {
   onnx_integer_grid g;
-  if (f.group_scale != scale_kind::none || f.block_size != 1 || f.scale_bits != 0) {
-    g.why = "its scale is not fixed by the format (a block or data-dependent scale)";
+  if (f.block_size != 1 || f.scale_bits != 0) {
+    g.why = detail::cat("its elements share a scale per block of ", f.block_size,
+                        " (a blocked DequantizeLinear needs opset 21)");
     return g;
   }
-  if (f.bits > 8) {
-    g.why = detail::cat("it has ", f.bits, " bits; ONNX's integer types here hold at most 8");
+  if (f.group_scale != scale_kind::none) {
+    g.why = "its scales follow the data (per tensor or channel), so the format fixes no step";
     return g;
   }
   switch (f.family) {
@@ -87,6 +89,10 @@ inline onnx_integer_grid integer_grid_of(const format_info& f) {
     default:
       g.why = detail::cat("the ", to_string(f.family), " family is not a uniform integer grid");
       return g;
+  }
+  if (f.bits > 8) {
+    g.why = detail::cat("it has ", f.bits, " bits; ONNX's integer types here hold at most 8");
+    return g;
   }
   if (!(g.step > 0.0f) || !std::isfinite(g.step) ||
       static_cast<double>(g.lo) * g.step != f.min_value || static_cast<double>(g.hi) * g.step != f.max_value) {
@@ -223,8 +229,11 @@ inline onnx_activation_qdq activation_qdq_of(const quantizer& q) {
   for (std::size_t i = 0; i < xs.size(); ++i) {
     const float want = detail::onnx_qdq_reference(xs[i], a);
     if (std::bit_cast<std::uint32_t>(ys[i]) != std::bit_cast<std::uint32_t>(want)) {
-      a.why = detail::cat("QuantizeLinear/DequantizeLinear give ", want, " for the input ", xs[i], " where ", q.name(),
-                          " gives ", ys[i], " (it rounds otherwise than half to even)");
+      std::ostringstream os;
+      os.precision(9);  // every float distinct
+      os << "QuantizeLinear/DequantizeLinear give " << want << " for the input " << xs[i] << " where " << q.name()
+         << " gives " << ys[i] << " (it rounds otherwise than half to even)";
+      a.why = os.str();
       return a;
     }
   }
