@@ -175,6 +175,24 @@ std::unique_ptr<sequential> qdq_net() {
   return net;
 }
 
+/// Quantized activations through a residual add, a depthwise convolution and a global average
+/// pool over 36 positions (a division that is not a power of two).
+std::unique_ptr<sequential> qdq_residual_net() {
+  auto net = std::make_unique<sequential>(image(12, 12, 3));
+  net->emplace<conv2d_layer>(6, 3, 2, padding::same, layer_formats{quantizer::of<w4>(), quantizer::of<b8>(), quantizer::of<a8>()});
+  auto body = std::make_unique<sequential>(image(6, 6, 6));
+  body->emplace<depthwise_conv2d_layer>(3, 1, padding::same, layer_formats{quantizer::of<wt>(), {}, quantizer::of<a8>()});
+  body->emplace<relu_layer>().set_output_quantizer(quantizer::of<r8>());
+  body->emplace<conv2d_layer>(6, 1, 1, padding::same, layer_formats{quantizer::of<w4>(), quantizer::of<b8>(), quantizer::of<a8>()});
+  auto& res = net->add(std::make_unique<residual_layer>(std::move(body)));
+  res.set_output_quantizer(quantizer::of<a8>());
+  net->emplace<global_avg_pool_layer>().set_output_quantizer(quantizer::of<a8>());
+  net->emplace<dense_layer>(10, layer_formats{quantizer::of<fixed_point<8, 1>>(), quantizer::of<b8>(), quantizer::of<a8>()});
+  std::mt19937_64 e(6);
+  net->initialize(e);
+  return net;
+}
+
 using wlsq = lsq<fixed_point<4, 3, true, true>>;                  // codes [-7, 7], a learned step per channel
 using wlsq_t = lsq<fixed_point<8, 7, true, true>, per_tensor>;  // codes [-127, 127], one learned step
 
@@ -316,7 +334,17 @@ TEST_CASE("QDQ: fixed-point, ternary and binary weights as int8 codes; fixed-poi
   for (std::size_t i = 0; i < oihw.size(); ++i)
     CHECK(static_cast<float>(static_cast<std::int8_t>(codes->raw_data()[i])) * 0.25f == oihw.data()[i]);
   // the output format's step bounds the difference a float accumulation order can make
-  write_case("qdq_fixed_point", *net, 16, {{"check", "quantized"}, {"output_step", 0.125}});
+  write_case("qdq_fixed_point", *net, 64, {{"check", "quantized"}, {"output_step", 0.125}});
+}
+
+TEST_CASE("QDQ through a residual add, depthwise convolution and global average pool") {
+  auto net = qdq_residual_net();
+  onnx_export_summary sum;
+  const onnx::ModelProto m = to_onnx(*net, {}, builtin_onnx_ops(), &sum);
+  CHECK(sum.float_weights == 1);  // the depthwise bias (float32)
+  CHECK(sum.qdq_activations == 7);
+  CHECK(op_counts(m)["Add"] == 1);
+  write_case("qdq_residual", *net, 64, {{"check", "quantized"}, {"output_step", 0.125}});
 }
 
 TEST_CASE("lsq weights: codes + DequantizeLinear with the learned steps as per-axis scales") {
