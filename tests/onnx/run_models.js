@@ -47,15 +47,37 @@ async function main() {
     const c = JSON.parse(fs.readFileSync(path.join(dir, 'case.json'), 'utf8'));
     const x = new ort.Tensor('float32', floats(path.join(dir, 'input.bin')), c.input_shape);
     const want = floats(path.join(dir, 'expected.bin'));
+    let outputs;
     const run = async (options) => {
       const session = await ort.InferenceSession.create(path.join(dir, 'model.onnx'), options);
-      return (await session.run({ [session.inputNames[0]]: x }))[session.outputNames[0]];
+      outputs = await session.run({ [session.inputNames[0]]: x });
+      return outputs.output;
     };
     // onnxruntime's CPU provider fuses DequantizeLinear (integer weights) + MatMul/Gemm on float
     // activations into MatMulNBits, which at its default accuracy level (4) quantizes those
     // activations to int8 on the fly: level 1 computes in float32, as the ONNX graph says (and
     // qnas does). The difference under the default options is reported as well (docs/onnx.md).
     const y = await run({ extra: { session: { qdq_matmulnbits_accuracy_level: '1' } } });
+    // quantized activations exposed layer by layer ("layers[i]:quantized"): the same values, or
+    // at most one step of their format apart
+    const layerNotes = [];
+    let layersOk = true;
+    for (const a of c.activations || []) {
+      const got = outputs[a.output], wantA = floats(path.join(dir, a.file));
+      let d = 0, n = 0;
+      if (!got || got.data.length !== wantA.length) {
+        layersOk = false;
+        layerNotes.push(`${a.output} missing or of another size`);
+        continue;
+      }
+      for (let i = 0; i < wantA.length; ++i) {
+        const e = Math.abs(got.data[i] - wantA[i]);
+        if (!(e <= d)) d = e;
+        if (e !== 0) ++n;
+      }
+      if (!(d <= a.step)) layersOk = false;
+      layerNotes.push(`${a.output}: ${n} of ${wantA.length} differ, max ${d / a.step} steps`);
+    }
     const yDefault = await run({});
     let defaultDiff = 0;
     for (let i = 0; i < want.length; ++i) defaultDiff = Math.max(defaultDiff, Math.abs(yDefault.data[i] - want[i]));
@@ -88,6 +110,8 @@ async function main() {
       detail = `argmax equal in ${argmaxSame} of ${rows} rows, max abs diff ${maxDiff} ` +
                `(${maxDiff / c.output_step} output steps), ${differing} of ${want.length} outputs differ`;
     }
+    ok = ok && layersOk;
+    if (layerNotes.length) detail += `; layer by layer: ${layerNotes.join(', ')}`;
     if (!ok) ++failed;
     console.log(`${name} [${c.check}]: ${ok ? 'ok' : 'FAILED'}: ${detail}${shapeOk ? '' : `; shape ${Array.from(y.dims)} vs ${c.output_shape}`}` +
                 `; with onnxruntime's default session options: max abs diff ${defaultDiff.toExponential(3)}`);

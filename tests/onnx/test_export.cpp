@@ -80,6 +80,22 @@ written_case write_case(const std::string& name, sequential& net, std::size_t ba
   write_floats(dir / "input.bin", w.input);
   write_floats(dir / "expected.bin", w.expected);
   nlohmann::json j = check;
+  if (opt.expose_quantized_activations) {  // qnas's output of every exposed layer, run layer by layer
+    j["activations"] = nlohmann::json::array();
+    xt::xarray<float> a = w.input;
+    for (std::size_t i = 0; i < net.size(); ++i) {
+      xt::xarray<float> y = net[i].forward(a, false);
+      const quantizer& q = net[i].output_quantizer();
+      if (!q.is_identity() && activation_qdq_of(q).ok()) {
+        const std::string file = "layers_" + std::to_string(i) + ".bin";
+        write_floats(dir / file, y);
+        j["activations"].push_back({{"output", "layers[" + std::to_string(i) + "]:quantized"},
+                                    {"file", file},
+                                    {"step", activation_qdq_of(q).grid.step}});
+      }
+      a = std::move(y);
+    }
+  }
   j["name"] = name;
   j["input_shape"] = std::vector<std::size_t>(w.input.shape().begin(), w.input.shape().end());
   j["output_shape"] = std::vector<std::size_t>(w.expected.shape().begin(), w.expected.shape().end());
@@ -344,7 +360,13 @@ TEST_CASE("QDQ through a residual add, depthwise convolution and global average 
   CHECK(sum.float_weights == 1);  // the depthwise bias (float32)
   CHECK(sum.qdq_activations == 7);
   CHECK(op_counts(m)["Add"] == 1);
-  write_case("qdq_residual", *net, 64, {{"check", "quantized"}, {"output_step", 0.125}});
+  onnx_export_options opt;
+  opt.expose_quantized_activations = true;
+  const onnx::ModelProto exposed = to_onnx(*net, opt);
+  REQUIRE(exposed.graph().output_size() == 5);  // the output, then conv, residual, pool and dense
+  CHECK(exposed.graph().output(0).name() == "output");
+  CHECK(exposed.graph().output(2).name() == "layers[1]:quantized");
+  write_case("qdq_residual", *net, 64, {{"check", "quantized"}, {"output_step", 0.125}}, opt);
 }
 
 TEST_CASE("lsq weights: codes + DequantizeLinear with the learned steps as per-axis scales") {

@@ -83,6 +83,11 @@ struct onnx_export_options {
   /// float initializer holding the same exact values).
   bool qdq_weights = true;
   std::string graph_name = "qnas";
+  /// Adds the quantized output of every top-level layer whose output quantizer became a
+  /// QuantizeLinear/DequantizeLinear pair as an extra graph output named "<path>:quantized"
+  /// ("layers[2]:quantized"), in qnas's layout (NHWC or [N, C]): a runtime's integer path can then
+  /// be compared with qnas layer by layer.
+  bool expose_quantized_activations = false;
 };
 
 /// What an export wrote, for logs and tests.
@@ -335,7 +340,7 @@ class onnx_graph {
   /// or left out or refused by the options' policy.
   std::string quantize_output(const quantizer& q, const std::string& y, const std::string& path, const std::string& what) {
     if (q.is_identity()) return y;
-    const onnx_activation_qdq& a = activation(q);
+    const onnx_activation_qdq& a = activation_qdq(q);
     if (!a.ok()) {
       if (opt_.activations == onnx_activation_policy::refuse)
         throw invalid_argument(where, detail::cat(what, ": the output format ", q.name(),
@@ -373,14 +378,16 @@ class onnx_graph {
     return {t, l, b, r};
   }
 
- private:
-  const onnx_activation_qdq& activation(const quantizer& q) {
+ public:
+  /// activation_qdq_of(q), computed once per format of the graph.
+  const onnx_activation_qdq& activation_qdq(const quantizer& q) {
     for (const auto& [k, v] : probed_)
       if (k == q) return v;
     probed_.emplace_back(q, activation_qdq_of(q));
     return probed_.back().second;
   }
 
+ private:
   onnx::ModelProto& model_;
   onnx::GraphProto& g_;
   const onnx_export_options& opt_;
@@ -638,14 +645,25 @@ inline onnx::ModelProto to_onnx(nn::sequential& net, const onnx_export_options& 
   g.proto().set_name(options.graph_name);
   const tensor_shape in = net.input_shape(), out = net.output_shape();
   detail::value_info(*g.proto().add_input(), g.fresh("input"), in, false);
-  g.fresh("output");  // reserved for the graph output
+  g.fresh("output");                                      // reserved for the graph output,
+  onnx::ValueInfoProto& output = *g.proto().add_output();  // the first one (exposed activations follow)
   std::string x = "input";
   if (in.is_image()) {
     onnx::NodeProto& t = g.node("Transpose", {x}, "input_nchw");
     onnx_graph::attr(t, "perm", std::vector<std::int64_t>{0, 3, 1, 2});
     x = onnx_graph::out(t);
   }
-  for (std::size_t i = 0; i < net.size(); ++i) x = g.emit(net[i], x, "layers[" + std::to_string(i) + "]");
+  for (std::size_t i = 0; i < net.size(); ++i) {
+    const std::string path = "layers[" + std::to_string(i) + "]";
+    x = g.emit(net[i], x, path);
+    const quantizer& q = net[i].output_quantizer();
+    if (options.expose_quantized_activations && !q.is_identity() && g.activation_qdq(q).ok()) {
+      const tensor_shape s = net[i].output_shape();
+      onnx::NodeProto& n = g.node(s.is_image() ? "Transpose" : "Identity", {x}, path + ":quantized");
+      if (s.is_image()) onnx_graph::attr(n, "perm", std::vector<std::int64_t>{0, 2, 3, 1});
+      detail::value_info(*g.proto().add_output(), onnx_graph::out(n), s, false);
+    }
+  }
   x = g.quantize_output(net.output_quantizer(), x, "network", "the network's output");
   onnx::NodeProto* last = nullptr;
   if (out.is_image()) {
@@ -655,7 +673,7 @@ inline onnx::ModelProto to_onnx(nn::sequential& net, const onnx_export_options& 
     last = &g.node("Identity", {x}, "output_identity");
   }
   last->set_output(0, "output");
-  detail::value_info(*g.proto().add_output(), "output", out, false);
+  detail::value_info(output, "output", out, false);
   if (summary != nullptr) *summary = g.summary();
   return m;
 }
