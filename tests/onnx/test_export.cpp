@@ -2,6 +2,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <bit>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -18,6 +20,7 @@
 #include "qnas/formats/learned.hpp"
 #include "qnas/formats/minifloat.hpp"
 #include "qnas/formats/po2.hpp"
+#include "qnas/formats/scaled.hpp"
 #include "qnas/formats/ternary.hpp"
 #include "qnas/nn/conv2d.hpp"
 #include "qnas/nn/dense.hpp"
@@ -222,6 +225,21 @@ std::unique_ptr<sequential> lsq_net() {
   return net;
 }
 
+using ws_t = scaled<ternary<0>, alpha_auto>;                              // a float scale per channel
+using ws_f = scaled<fixed_point<8, 0, true, true>, alpha_auto_po2<>>;     // a power-of-two scale per channel
+using ws_c = scaled<fixed_point<4, 0, true, true>, alpha_auto, per_tensor>;  // one float scale
+
+std::unique_ptr<sequential> scaled_net() {
+  auto net = std::make_unique<sequential>(image(6, 6, 3));
+  net->emplace<conv2d_layer>(5, 3, 1, padding::same, layer_formats{quantizer::of<ws_t>(), {}, quantizer::of<a8>()});
+  net->emplace<depthwise_conv2d_layer>(3, 2, padding::same, layer_formats{quantizer::of<ws_c>(), {}, quantizer::of<a8>()});
+  net->emplace<flatten_layer>();
+  net->emplace<dense_layer>(4, layer_formats{quantizer::of<ws_f>(), {}, quantizer::of<a8>()});
+  std::mt19937_64 e(7);
+  net->initialize(e);
+  return net;
+}
+
 using wpo2 = po2<4, 2.0>;
 using afp8 = fp8_e4m3;
 
@@ -393,6 +411,40 @@ TEST_CASE("lsq weights: codes + DequantizeLinear with the learned steps as per-a
     }
   CHECK(initializer(m, "layers[2].weights_scale")->dims_size() == 0);  // per tensor: a scalar
   write_case("lsq_per_channel", *net, 8, {{"check", "quantized"}, {"output_step", 0.125}});
+}
+
+TEST_CASE("scales from the data: codes + DequantizeLinear with a scale per output channel found from the values") {
+  auto net = scaled_net();
+  onnx_export_summary sum;
+  const onnx::ModelProto m = to_onnx(*net, {}, builtin_onnx_ops(), &sum);
+  CHECK(sum.qdq_weights == 3);
+  CHECK(sum.float_weights == 3);  // the float32 biases
+  CHECK(initializer(m, "layers[0].weights_scale")->dims(0) == 5);
+  CHECK(initializer(m, "layers[1].weights_scale")->dims(0) == 5);  // per tensor in qnas, one per channel here
+  CHECK(initializer(m, "layers[3].weights_scale")->dims(0) == 4);
+  // codes times their channel's scale are the weights qnas computes with, bit for bit
+  auto& conv = dynamic_cast<conv2d_layer&>((*net)[0]);
+  const xt::xarray<float> oihw = xt::transpose(qnas::detail::exact_weights(conv, "conv"), {3, 2, 0, 1});
+  const onnx::TensorProto* c = initializer(m, "layers[0].weights_codes");
+  const onnx::TensorProto* sc = initializer(m, "layers[0].weights_scale");
+  REQUIRE(c->raw_data().size() == oihw.size());
+  const std::size_t per_channel = oihw.size() / 5;
+  for (std::size_t i = 0; i < oihw.size(); ++i) {
+    float scale = 0;
+    std::memcpy(&scale, sc->raw_data().data() + (i / per_channel) * sizeof(float), sizeof scale);
+    const float v = static_cast<float>(static_cast<std::int8_t>(c->raw_data()[i])) * scale;
+    CHECK(std::bit_cast<std::uint32_t>(v) == std::bit_cast<std::uint32_t>(oihw.data()[i]));
+  }
+  // values that are not multiples of one scale (below 128 codes) are refused: they stay float
+  std::vector<float> scales;
+  std::vector<std::int32_t> codes;
+  const float odd[] = {1.0f, std::nextafter(1.0f, 2.0f)};
+  CHECK_FALSE(channel_grid(odd, 1, 2, true, 127, scales, codes));
+  const float fine[] = {0.75f, -0.25f, 0.0f, 0.5f};
+  REQUIRE(channel_grid(fine, 2, 1, true, 127, scales, codes));  // channels alternate: {0.75, 0}, {-0.25, 0.5}
+  CHECK(scales == std::vector<float>{0.75f, 0.25f});
+  CHECK(codes == std::vector<std::int32_t>{1, -1, 0, 2});
+  write_case("scaled_per_channel", *net, 8, {{"check", "quantized"}, {"output_step", 0.125}});
 }
 
 TEST_CASE("a format without an integer grid: float weights with metadata; activations refused or left out") {

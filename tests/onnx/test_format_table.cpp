@@ -45,6 +45,13 @@ std::string weights_text() {
                         : "float initializer (exact values) + metadata: its codes do not fit int8 or uint8";
   const onnx_integer_grid g = integer_grid_of(q.info());
   if (g.ok()) return std::string(to_string(g.type)) + " codes + DequantizeLinear, scale " + number(g.step);
+  const format_info& f = q.info();
+  const bool grid_family = f.family == format_family::fixed_point || f.family == format_family::ternary ||
+                           f.family == format_family::binary || f.family == format_family::binary01;
+  if (q.whole_tensor() && grid_family && f.bits <= 8 && f.block_size == 1)
+    return std::string(f.min_value < 0 ? "int8" : "uint8") +
+           " codes + DequantizeLinear, a scale per output channel found from the values (float + metadata where none gives "
+           "every value back)";
   return "float initializer (exact values) + metadata: " + g.why;
 }
 

@@ -300,21 +300,43 @@ class onnx_graph {
         }
         if (exact && !(negative && top > 127)) {
           const onnx_integer_type type = negative || top <= 127 ? onnx_integer_type::int8 : onnx_integer_type::uint8;
-          const std::string hint = path + ".weights";
-          const std::string c = integers(hint + "_codes", type, dims, codes);
-          const bool per_axis = steps.size() > 1;
-          const std::vector<std::int64_t> sdims = per_axis ? std::vector<std::int64_t>{static_cast<std::int64_t>(steps.size())}
-                                                           : std::vector<std::int64_t>{};
-          const std::string sc = floats(hint + "_scale", sdims, {steps.data(), steps.size()});
-          const std::string z = integers(hint + "_zero_point", type, sdims, std::vector<std::int32_t>(steps.size(), 0));
-          onnx::NodeProto& n = node("DequantizeLinear", {c, sc, z}, hint);
-          if (per_axis) attr(n, "axis", static_cast<std::int64_t>(channel_axis));
-          ++sum_.qdq_weights;
-          return out(n);
+          return dequantized(path + ".weights", type, dims, codes, {steps.data(), steps.size()}, channel_axis);
         }
       }
     }
+    const format_info& f = q.info();
+    const bool grid_family = f.family == format_family::fixed_point || f.family == format_family::ternary ||
+                             f.family == format_family::binary || f.family == format_family::binary01;
+    if (q.whole_tensor() && !q.learned() && grid_family && f.bits <= 8 && f.block_size == 1 && opt_.qdq_weights &&
+        channel_axis < dims.size()) {
+      // scales from the data (scaled<...>): a scale per output channel, found from the values
+      const auto channels = static_cast<std::size_t>(dims[channel_axis]);
+      std::size_t inner = 1;
+      for (std::size_t d = channel_axis + 1; d < dims.size(); ++d) inner *= static_cast<std::size_t>(dims[d]);
+      const bool is_signed = f.min_value < 0;
+      std::vector<float> scales;
+      std::vector<std::int32_t> codes;
+      if (channel_grid(values, channels, inner, is_signed, is_signed ? 127 : 255, scales, codes))
+        return dequantized(path + ".weights", is_signed ? onnx_integer_type::int8 : onnx_integer_type::uint8, dims, codes,
+                           scales, channel_axis);
+    }
     return parameter(path, "weights", q, dims, values);
+  }
+
+  /// Codes of `type` and `dims` + DequantizeLinear with `scales` (one: per tensor; else one per
+  /// index of axis `axis`) and zero points 0; returns the float tensor's name.
+  std::string dequantized(const std::string& hint, onnx_integer_type type, const std::vector<std::int64_t>& dims,
+                          const std::vector<std::int32_t>& codes, std::span<const float> scales, std::size_t axis) {
+    const std::string c = integers(hint + "_codes", type, dims, codes);
+    const bool per_axis = scales.size() > 1;
+    const std::vector<std::int64_t> sdims =
+        per_axis ? std::vector<std::int64_t>{static_cast<std::int64_t>(scales.size())} : std::vector<std::int64_t>{};
+    const std::string sc = floats(hint + "_scale", sdims, scales);
+    const std::string z = integers(hint + "_zero_point", type, sdims, std::vector<std::int32_t>(scales.size(), 0));
+    onnx::NodeProto& n = node("DequantizeLinear", {c, sc, z}, hint);
+    if (per_axis) attr(n, "axis", static_cast<std::int64_t>(axis));
+    ++sum_.qdq_weights;
+    return out(n);
   }
 
   /// Emits layer `l` on `input` with the registry's emitter, then its output quantizer; returns

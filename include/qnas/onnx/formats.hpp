@@ -126,6 +126,47 @@ inline std::vector<std::int32_t> exact_codes(std::span<const float> values, cons
   return codes;
 }
 
+/// Per-channel scales and codes for values whose scale follows the data (scaled<...>
+/// formats): channel c of `values` (row-major; element i is in channel (i / inner) % channels)
+/// gets a scale s_c and codes k with float(k) * s_c equal to each value bit for bit, which is
+/// what a per-axis DequantizeLinear computes. s_c is searched as m_c / j for j = 1, ..., max_code
+/// (m_c the smallest non-zero magnitude of the channel: some code j * s_c holds it), and the first
+/// that gives every value of the channel back is taken; codes lie in [-max_code - 1, max_code]
+/// (signed) or [0, max_code]. Returns false (and leaves the outputs unspecified) when a channel
+/// has none: NaN, -0, infinities, or values that are not multiples of one scale.
+inline bool channel_grid(std::span<const float> values, std::size_t channels, std::size_t inner, bool is_signed,
+                         std::int32_t max_code, std::vector<float>& scales, std::vector<std::int32_t>& codes) {
+  if (channels == 0 || inner == 0) return false;
+  scales.assign(channels, 1.0f);
+  codes.assign(values.size(), 0);
+  std::vector<float> smallest(channels, std::numeric_limits<float>::infinity());
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const float a = std::fabs(values[i]);
+    if (!std::isfinite(a) || (a == 0.0f && std::signbit(values[i])) || (!is_signed && values[i] < 0.0f)) return false;
+    float& m = smallest[(i / inner) % channels];
+    if (a != 0.0f && a < m) m = a;
+  }
+  const auto lo = static_cast<float>(is_signed ? -max_code - 1 : 0), hi = static_cast<float>(max_code);
+  for (std::size_t c = 0; c < channels; ++c) {
+    if (!std::isfinite(smallest[c])) continue;  // all zeros: scale 1, codes 0
+    bool found = false;
+    for (std::int32_t j = 1; j <= max_code && !found; ++j) {
+      const float s = smallest[c] / static_cast<float>(j);
+      if (!(s > 0.0f)) break;
+      found = true;
+      for (std::size_t i = c * inner; i < values.size() && found; i += (i % inner + 1 == inner) ? (channels - 1) * inner + 1 : 1) {
+        const float k = std::nearbyint(values[i] / s);
+        found = k >= lo && k <= hi &&
+                std::bit_cast<std::uint32_t>(k * s + 0.0f) == std::bit_cast<std::uint32_t>(values[i]);
+        if (found) codes[i] = static_cast<std::int32_t>(k);
+      }
+      if (found) scales[c] = s;
+    }
+    if (!found) return false;
+  }
+  return true;
+}
+
 /// How an activation (output) quantizer becomes standard ONNX operators: an optional
 /// Clip(clip_min, clip_max), then QuantizeLinear / DequantizeLinear with `grid`'s step and type,
 /// zero point 0. `ok()` only when qnas's quantizer and that chain agree on every probed input.
