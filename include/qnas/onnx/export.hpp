@@ -13,8 +13,10 @@
 // weights, the learned-step (lsq) quantization, or pinned stored values. Where the weight
 // format is a uniform integer grid of at most 8 bits (fixed point, ternary, binary) and every
 // value is exactly code * step, the initializer holds the int8/uint8 codes and a
-// DequantizeLinear gives the values back bit for bit; otherwise a float initializer holds the
-// exact values, and metadata_props records the format per layer. An output quantizer becomes
+// DequantizeLinear gives the values back bit for bit; lsq weights get their learned steps and
+// scaled<...> weights a scale found per output channel as per-axis scales, where exact;
+// otherwise a float initializer holds the exact values, and metadata_props records the format
+// per layer. An output quantizer becomes
 // [Clip] + QuantizeLinear + DequantizeLinear only where activation_qdq_of proves the chain equal
 // to qnas's quantizer; any other is refused with an error naming the layer and the format
 // (onnx_activation_policy::refuse, the default) or left out with a metadata note
@@ -275,7 +277,9 @@ class onnx_graph {
   /// whose axis `channel_axis` holds the output channels. Weights of a format with learned steps
   /// (lsq) are codes + DequantizeLinear with the layer's steps as per-axis scales (one per
   /// output channel, or one) where code * step gives every value back bit for bit, which is
-  /// what qnas computes; every other format goes through parameter().
+  /// what qnas computes. Weights whose scales follow the data (scaled<...> with a unit of at most
+  /// 8 bits) get a scale per output channel found from the values (channel_grid), where one gives
+  /// every value back. Every other format, and these where nothing is exact, go through parameter().
   std::string weights(const std::string& path, nn::weighted_layer& l, const std::vector<std::int64_t>& dims,
                       std::span<const float> values, std::size_t channel_axis) {
     const quantizer& q = l.weight_quantizer();
