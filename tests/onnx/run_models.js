@@ -1,6 +1,7 @@
 // Runs every models/<case>/model.onnx that test_onnx_export wrote in onnxruntime-node and
 // compares its output with qnas's (expected.bin) as case.json says:
 //   "float":     max |ort - qnas| <= tolerance * max |qnas|
+//   "exact":     the same bits in every output (the activation probes)
 //   "quantized": the same argmax in every row, and max |ort - qnas| <= output_step (one step of
 //                the output format); the number of elements that differ is reported.
 // Usage: node run_models.js <models folder> <folder holding node_modules/onnxruntime-node>
@@ -91,7 +92,15 @@ async function main() {
     }
     let ok = shapeOk && y.data.length === want.length;
     let detail;
-    if (c.check === 'float') {
+    if (c.check === 'exact') {
+      // bit for bit (signed zeros and all): the activation probes
+      const a = new Uint32Array(y.data.buffer, y.data.byteOffset, y.data.length);
+      const b = new Uint32Array(want.buffer, want.byteOffset, want.length);
+      let bits = 0;
+      for (let i = 0; i < b.length; ++i) if (a[i] !== b[i]) ++bits;
+      ok = ok && bits === 0;
+      detail = `${bits} of ${want.length} outputs differ in their bits (max abs diff ${maxDiff})`;
+    } else if (c.check === 'float') {
       const rel = maxDiff / Math.max(maxAbs, Number.MIN_VALUE);
       ok = ok && rel <= c.tolerance;
       detail = `max abs diff ${maxDiff.toExponential(3)}, relative ${rel.toExponential(3)} (tolerance ${c.tolerance})`;

@@ -283,6 +283,34 @@ TEST_CASE("activation_qdq_of proves fixed point with round-half-even exact and r
   CHECK_FALSE(activation_qdq_of(quantizer::of<wt>()).ok());  // ternary activations: a dead zone, no QDQ
 }
 
+TEST_CASE("the activation probe in onnxruntime: QuantizeLinear/DequantizeLinear give qnas's values bit for bit") {
+  // One sample holding every probe input (each code, the half-way points and their neighbours,
+  // infinities, ...) through an identity layer with the format as its output quantizer:
+  // run_models.js requires the runtime's output to equal qnas's bit for bit.
+  const auto probe = [](const std::string& name, const quantizer& q) {
+    const onnx_activation_qdq a = activation_qdq_of(q);
+    REQUIRE(a.ok());
+    const std::vector<float> xs = qnas::detail::activation_probe_inputs(a.grid);
+    sequential net(flat(xs.size()));
+    net.emplace<flatten_layer>().set_output_quantizer(q);
+    const fs::path dir = models_dir() / name;
+    fs::create_directories(dir);
+    export_onnx(net, dir / "model.onnx");
+    xt::xarray<float> x = xt::empty<float>({std::size_t{1}, xs.size()});
+    std::copy(xs.begin(), xs.end(), x.begin());
+    const xt::xarray<float> y = net.forward(x, false);
+    write_floats(dir / "input.bin", x);
+    write_floats(dir / "expected.bin", y);
+    nlohmann::json j = {{"name", name}, {"check", "exact"}, {"input_shape", {1, xs.size()}}, {"output_shape", {1, xs.size()}}};
+    std::ofstream(dir / "case.json") << j.dump(1) << "\n";
+  };
+  probe("probe_fixed_point_8_4", quantizer::of<a8>());
+  probe("probe_fixed_relu_8_3", quantizer::of<r8>());
+  probe("probe_fixed_relu_4_2", quantizer::of<r4>());  // Clip first
+  probe("probe_fixed_point_8_1_symmetric", quantizer::of<fixed_point<8, 1, true, true>>());
+  probe("probe_int4", quantizer::of<int4>());
+}
+
 TEST_CASE("integer_grid_of: fixed point, ternary and binary are grids; po2 and minifloats are not") {
   CHECK(integer_grid_of(info_of<w4>()).type == onnx_integer_type::int8);
   CHECK(integer_grid_of(info_of<w4>()).step == 0.25f);
