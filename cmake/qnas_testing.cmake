@@ -10,12 +10,18 @@ add_library(qnas_doctest_main STATIC ${PROJECT_SOURCE_DIR}/tests/doctest_main.cp
 target_link_libraries(qnas_doctest_main PUBLIC doctest::doctest)
 target_compile_features(qnas_doctest_main PUBLIC cxx_std_20)
 
+# The built-in GEMM's kernels compiled once for every test and example (nn/gemm_kernel.hpp,
+# docs/networks.md "Build time"): the executables' own translation units only declare them.
+add_library(qnas_gemm_kernels STATIC ${PROJECT_SOURCE_DIR}/tests/gemm_kernels.cpp)
+target_link_libraries(qnas_gemm_kernels PUBLIC qnas::nn)
+target_compile_definitions(qnas_gemm_kernels PUBLIC QNAS_GEMM_KERNELS_EXTERN)
+
 # qnas_add_test(NAME <name> SOURCES <files...> [LABELS <labels...>] [TIMEOUT <s>])
 # One executable per module keeps translation units small and links once.
 function(qnas_add_test)
   cmake_parse_arguments(T "" "NAME;TIMEOUT" "SOURCES;LABELS" ${ARGN})
   add_executable(${T_NAME} ${T_SOURCES})
-  target_link_libraries(${T_NAME} PRIVATE qnas::qnas qnas_doctest_main qnas_warnings)
+  target_link_libraries(${T_NAME} PRIVATE qnas::qnas qnas_doctest_main qnas_gemm_kernels qnas_warnings)
   add_test(NAME ${T_NAME} COMMAND ${T_NAME})
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 300)
@@ -51,7 +57,7 @@ endfunction()
 function(qnas_add_example)
   cmake_parse_arguments(T "" "NAME;TIMEOUT" "SOURCES;ARGS" ${ARGN})
   add_executable(${T_NAME} ${T_SOURCES})
-  target_link_libraries(${T_NAME} PRIVATE qnas::qnas qnas_warnings)
+  target_link_libraries(${T_NAME} PRIVATE qnas::qnas qnas_gemm_kernels qnas_warnings)
   add_test(NAME ${T_NAME} COMMAND ${T_NAME} ${T_ARGS} WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 600)

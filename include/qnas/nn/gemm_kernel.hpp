@@ -519,6 +519,27 @@ QNAS_GEMM_AVX2 void rows_avx2(const gemm_args& g, std::size_t i0, std::size_t i1
 
 #undef QNAS_GEMM_UNROLL
 
+// The six row kernels above expand to about 150 unrolled tile functions: some 5 s of compile time
+// in every translation unit that runs a GEMM. A program with many translation units can compile
+// them once: every translation unit defines QNAS_GEMM_KERNELS_EXTERN (the kernels are declared,
+// not instantiated), and one of them also defines QNAS_GEMM_KERNELS_INSTANTIATE (it instantiates
+// them). qnas's own tests and examples build this way (docs/networks.md, "Build time").
+#if defined(QNAS_GEMM_KERNELS_INSTANTIATE)
+#define QNAS_GEMM_KERNELS_DECLARE(mode)                                                              \
+  template void rows_avx512<a_mode::mode>(const gemm_args&, std::size_t, std::size_t);           \
+  template void rows_avx2<a_mode::mode>(const gemm_args&, std::size_t, std::size_t);
+#elif defined(QNAS_GEMM_KERNELS_EXTERN)
+#define QNAS_GEMM_KERNELS_DECLARE(mode)                                                              \
+  extern template void rows_avx512<a_mode::mode>(const gemm_args&, std::size_t, std::size_t);    \
+  extern template void rows_avx2<a_mode::mode>(const gemm_args&, std::size_t, std::size_t);
+#endif
+#ifdef QNAS_GEMM_KERNELS_DECLARE
+QNAS_GEMM_KERNELS_DECLARE(rows)
+QNAS_GEMM_KERNELS_DECLARE(transposed)
+QNAS_GEMM_KERNELS_DECLARE(indirect)
+#undef QNAS_GEMM_KERNELS_DECLARE
+#endif
+
 #endif  // QNAS_BUILTIN_GEMM_X86
 
 /// The length of the reduction slices of the built-in kernel for a reduction of k: at most 384,
