@@ -1,4 +1,4 @@
-// onnx/formats: what the ONNX export makes of every built-in format, as weights and as an output quantizer; the table in docs/onnx.md must say the same (this test writes the table and checks each row is in the page).
+// onnx/formats: what the ONNX (QDQ), QONNX and hls4ml exports make of every built-in format, as weights and as an output quantizer; the table in docs/onnx.md must say the same (this test writes the table and checks each row is in the page).
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -20,7 +20,8 @@
 #include "qnas/formats/po2.hpp"
 #include "qnas/formats/scaled.hpp"
 #include "qnas/formats/ternary.hpp"
-#include "qnas/onnx/formats.hpp"
+#include "qnas/onnx/hls4ml.hpp"
+#include "qnas/onnx/qonnx.hpp"
 
 namespace fs = std::filesystem;
 using namespace qnas;
@@ -65,9 +66,58 @@ std::string activations_text() {
   return s + "QuantizeLinear + DequantizeLinear, " + to_string(a.grid.type) + ", scale " + number(a.grid.step);
 }
 
+std::string qonnx_node_text(const qonnx_quantizer& n, bool with_rounding) {
+  switch (n.op) {
+    case qonnx_op::quant:
+      return "Quant(" + std::to_string(n.bits) + (n.bits == 1 ? " bit, " : " bits, ") + (n.is_signed ? "signed" : "unsigned") +
+             (n.narrow ? ", narrow" : "") + (with_rounding ? std::string(", ") + qonnx_rounding_mode(n.rounding) : "") + ")";
+    case qonnx_op::bipolar_quant: return "BipolarQuant";
+    case qonnx_op::float_quant:
+      return "FloatQuant(E" + std::to_string(n.exponent_bits) + "M" + std::to_string(n.mantissa_bits) + ", bias " +
+             std::to_string(n.exponent_bias) + ", max_val " + number(n.max_val) + (n.has_inf ? ", has_infinity" : "") +
+             (n.has_nan ? ", has_nan" : "") + (n.saturation ? ", saturating" : ", not saturating") + ")";
+    case qonnx_op::none: break;
+  }
+  return "?";
+}
+
+template <number_format F>
+std::string qonnx_weights_text() {
+  const quantizer q = quantizer::of<F>();
+  if (q.needs_engine()) return "refused: rounds stochastically, so inference has no fixed weights";
+  const qonnx_quantizer n = qonnx_quantizer_of(q);
+  if (!n.ok() || (n.op == qonnx_op::float_quant && !n.exact)) return "float initializer (exact values) + metadata: " + n.why;
+  if (q.learned()) return qonnx_node_text(n, false) + ", the layer's learned steps as the scale (per output channel, or one)";
+  if (q.whole_tensor())
+    return qonnx_node_text(n, false) + ", a scale per output channel found from the values (float + metadata where none "
+                                       "gives every value back)";
+  if (n.op == qonnx_op::float_quant) return qonnx_node_text(n, false);
+  return qonnx_node_text(n, false) + ", scale " + number(n.scale);
+}
+
+template <number_format F>
+std::string qonnx_activations_text() {
+  const quantizer q = quantizer::of<F>();
+  if (q.learned()) return "not an output format";
+  const qonnx_quantizer n = qonnx_quantizer_of(q);
+  if (!n.exact) return "refused (float_fallback: left out): " + n.why;
+  return qonnx_node_text(n, true) + (n.op == qonnx_op::float_quant ? "" : ", scale " + number(n.scale));
+}
+
+template <number_format F>
+std::string hls4ml_text() {
+  const quantizer q = quantizer::of<F>();
+  const hls4ml_type w = hls4ml_type_of(q.info());
+  std::string s = w.ok() ? "`" + w.type + "`" : "refused: " + w.why;
+  if (q.learned() || !w.ok()) return s;
+  const hls4ml_type o = hls4ml_output_type_of(q);
+  return s + "; output " + (o.ok() ? "`" + o.type + "`" : "refused: " + o.why);
+}
+
 template <number_format F>
 std::string row() {
-  return "| `" + F::name() + "` | " + weights_text<F>() + " | " + activations_text<F>() + " |";
+  return "| `" + F::name() + "` | " + weights_text<F>() + " | " + activations_text<F>() + " | " + qonnx_weights_text<F>() +
+         " | " + qonnx_activations_text<F>() + " | " + hls4ml_text<F>() + " |";
 }
 
 template <number_format... F>
@@ -77,7 +127,7 @@ std::vector<std::string> rows() {
 
 }  // namespace
 
-TEST_CASE("docs/onnx.md lists what the ONNX export makes of every built-in format") {
+TEST_CASE("docs/onnx.md lists what the ONNX, QONNX and hls4ml exports make of every built-in format") {
   const std::vector<std::string> table = rows<
       // fixed point (QKeras quantized_bits / quantized_relu)
       fixed_point<8, 3>, int8, int4, uint8, fixed_relu<4, 2>, fixed_point<8, 1, true, true>,
@@ -96,7 +146,9 @@ TEST_CASE("docs/onnx.md lists what the ONNX export makes of every built-in forma
       scaled<fixed_point<8, 0, true, true>, alpha_auto>, scaled<fixed_point<4, 0, true, true>, alpha_auto_po2<>>,
       scaled<ternary<0>, alpha_auto>, scaled<binary<0>, alpha_const<0.5>>, lsq<fixed_point<4, 3, true, true>>,
       lsq<fixed_point<8, 7, true, true>, per_tensor>, lsq<fixed_point<12, 11, true, true>>>();
-  std::string text = "| format | weights | activations (output quantizer) |\n|---|---|---|\n";
+  std::string text =
+      "| format | ONNX weights | ONNX activations (output quantizer) | QONNX weights | QONNX activations | hls4ml "
+      "(weight, bias / output type) |\n|---|---|---|---|---|---|\n";
   for (const auto& r : table) text += r + "\n";
   const char* out = std::getenv("QNAS_ONNX_MODELS");
   const fs::path dir = out != nullptr ? fs::path(out) : fs::path("onnx_models");

@@ -25,6 +25,8 @@
 //
 // Layers are emitted through an onnx_op_registry: built-in layers by their dynamic type or by
 // their description's layer_op; a user's layer is added with onnx_op_registry::add<Layer>.
+// QONNX (qonnx.hpp) reuses this walk, its operators and the registry: an onnx_quant_writer
+// given to detail::build_onnx_model writes the quantized tensors in its own operators instead.
 // This header is the optional component qnas::onnx: it links Debian's onnx_proto (libonnx-dev).
 // The protobuf classes live in namespace ::onnx, so qnas's names are qnas::export_onnx and
 // qnas::onnx_*.
@@ -103,6 +105,22 @@ struct onnx_export_summary {
 
 class onnx_graph;
 
+/// How a dialect other than QDQ writes quantized tensors (export_qonnx sets one; export_onnx
+/// none). `parameter` writes a weight or bias tensor (`layer` is the weighted layer for weights,
+/// nullptr for a bias; `channel_axis` the axis of the output channels, or dims.size() when there
+/// is none) and returns the float tensor's name; `output` applies an output quantizer to tensor
+/// `y` and returns the new name.
+struct onnx_quant_writer {
+  const char* entry = "qnas::export_onnx";  ///< the entry point named in error messages
+  std::function<std::string(onnx_graph&, const std::string& path, const std::string& what, nn::weighted_layer* layer,
+                            const quantizer& format, const std::vector<std::int64_t>& dims, std::span<const float> values,
+                            std::size_t channel_axis)>
+      parameter;
+  std::function<std::string(onnx_graph&, const quantizer& q, const std::string& y, const std::string& path,
+                            const std::string& what)>
+      output;
+};
+
 /// Writes one layer: given the layer, its description, the name of its input tensor (NCHW
 /// [N, C, H, W] for an image, [N, C] for a flat input) and the layer's path in messages
 /// ("layers[3]", "layers[5].body[1]"), adds the nodes and returns the name of its output tensor
@@ -158,12 +176,17 @@ class onnx_graph {
  public:
   static constexpr const char* where = "qnas::export_onnx";
 
-  onnx_graph(onnx::ModelProto& model, const onnx_export_options& opt, const onnx_op_registry& ops)
-      : model_(model), g_(*model.mutable_graph()), opt_(opt), ops_(ops) {}
+  onnx_graph(onnx::ModelProto& model, const onnx_export_options& opt, const onnx_op_registry& ops,
+             const onnx_quant_writer* writer = nullptr)
+      : model_(model), g_(*model.mutable_graph()), opt_(opt), ops_(ops), writer_(writer) {}
 
   [[nodiscard]] const onnx_export_options& options() const noexcept { return opt_; }
   [[nodiscard]] const onnx_export_summary& summary() const noexcept { return sum_; }
   [[nodiscard]] onnx::GraphProto& proto() noexcept { return g_; }
+  /// The summary, for a dialect's writer to count what it wrote.
+  [[nodiscard]] onnx_export_summary& counts() noexcept { return sum_; }
+  /// The entry point errors name ("qnas::export_onnx", "qnas::export_qonnx").
+  [[nodiscard]] const char* entry() const noexcept { return writer_ != nullptr ? writer_->entry : where; }
 
   /// A tensor name not used before, from `hint`.
   std::string fresh(const std::string& hint) {
@@ -252,6 +275,8 @@ class onnx_graph {
   /// other than float32 under "qnas.<path>.<what>"). Returns the name of the float tensor.
   std::string parameter(const std::string& path, const std::string& what, const quantizer& format,
                         const std::vector<std::int64_t>& dims, std::span<const float> values) {
+    if (writer_ != nullptr && writer_->parameter)
+      return writer_->parameter(*this, path, what, nullptr, format, dims, values, dims.size());
     const std::string hint = path + "." + what;
     if (!format.is_identity()) {
       const onnx_integer_grid grid = integer_grid_of(format.info());
@@ -264,13 +289,22 @@ class onnx_graph {
         ++sum_.qdq_weights;
         return out(node("DequantizeLinear", {q, s, z}, hint));
       }
-      metadata("qnas." + path + "." + what,
-               format.name() + (grid.ok() ? " (float initializer: the values are not all exact multiples of the step in " +
-                                                std::string(to_string(grid.type)) + ")"
-                                          : " (float initializer holding the exact quantized values: " + grid.why + ")"));
+      return exact_floats(path, what, format, dims, values,
+                          grid.ok() ? "float initializer: the values are not all exact multiples of the step in " +
+                                          std::string(to_string(grid.type))
+                                    : "float initializer holding the exact quantized values: " + grid.why);
     }
     ++sum_.float_weights;
     return floats(hint, dims, values);
+  }
+
+  /// A float initializer holding `values` exactly, its format (when not float32) recorded in
+  /// metadata_props under "qnas.<path>.<what>" as "<format> (<note>)".
+  std::string exact_floats(const std::string& path, const std::string& what, const quantizer& format,
+                           const std::vector<std::int64_t>& dims, std::span<const float> values, const std::string& note) {
+    if (!format.is_identity()) metadata("qnas." + path + "." + what, format.name() + " (" + note + ")");
+    ++sum_.float_weights;
+    return floats(path + "." + what, dims, values);
   }
 
   /// The weights of `path`'s layer `l`: `values` are its exact weights in ONNX layout `dims`,
@@ -283,6 +317,7 @@ class onnx_graph {
   std::string weights(const std::string& path, nn::weighted_layer& l, const std::vector<std::int64_t>& dims,
                       std::span<const float> values, std::size_t channel_axis) {
     const quantizer& q = l.weight_quantizer();
+    if (writer_ != nullptr && writer_->parameter) return writer_->parameter(*this, path, "weights", &l, q, dims, values, channel_axis);
     if (q.learned() && opt_.qdq_weights && l.weight_steps().value.size() > 0 && channel_axis < dims.size()) {
       const xt::xarray<float>& steps = l.weight_steps().value;
       const auto channels = static_cast<std::size_t>(dims[channel_axis]);
@@ -350,7 +385,7 @@ class onnx_graph {
     const std::string what = path + " (" + l.kind() + ")";
     const onnx_emitter* e = ops_.find(l, d);
     if (e == nullptr)
-      throw invalid_argument(where, detail::cat(what, ": no ONNX emitter for this layer (layer_op ", nn::to_string(d.op),
+      throw invalid_argument(entry(), detail::cat(what, ": no ONNX emitter for this layer (layer_op ", nn::to_string(d.op),
                                                 "); add one with onnx_op_registry::add<Layer>"));
     std::string y = (*e)(*this, l, d, input, path);
     return quantize_output(l.output_quantizer(), y, path, what);
@@ -366,16 +401,9 @@ class onnx_graph {
   /// or left out or refused by the options' policy.
   std::string quantize_output(const quantizer& q, const std::string& y, const std::string& path, const std::string& what) {
     if (q.is_identity()) return y;
+    if (writer_ != nullptr && writer_->output) return writer_->output(*this, q, y, path, what);
     const onnx_activation_qdq& a = activation_qdq(q);
-    if (!a.ok()) {
-      if (opt_.activations == onnx_activation_policy::refuse)
-        throw invalid_argument(where, detail::cat(what, ": the output format ", q.name(),
-                                                  " has no exact ONNX equivalent (", a.why,
-                                                  "); pass onnx_activation_policy::float_fallback to export without it"));
-      metadata("qnas." + path + ".output", q.name() + " (left out: " + a.why + "; the graph computes in float here)");
-      ++sum_.float_fallbacks;
-      return y;
-    }
+    if (!a.ok()) return unquantized_output(q, y, path, what, "ONNX", a.why);
     std::string x = y;
     const std::string hint = path + ".output";
     if (a.clip) x = out(node("Clip", {x, scalar(hint + "_min", a.clip_min), scalar(hint + "_max", a.clip_max)}, hint + "_clip"));
@@ -384,6 +412,20 @@ class onnx_graph {
     x = out(node("QuantizeLinear", {x, s, z}, hint + "_q"));
     ++sum_.qdq_activations;
     return out(node("DequantizeLinear", {x, s, z}, hint));
+  }
+
+  /// An output quantizer `q` of `path` that `dialect` cannot express (`why`): refused with
+  /// qnas::invalid_argument naming the layer and the format (onnx_activation_policy::refuse), or
+  /// left out with a metadata note (float_fallback); returns `y`.
+  std::string unquantized_output(const quantizer& q, const std::string& y, const std::string& path, const std::string& what,
+                                 const char* dialect, const std::string& why) {
+    if (opt_.activations == onnx_activation_policy::refuse)
+      throw invalid_argument(entry(), detail::cat(what, ": the output format ", q.name(), " has no exact ", dialect,
+                                                  " equivalent (", why,
+                                                  "); pass onnx_activation_policy::float_fallback to export without it"));
+    metadata("qnas." + path + ".output", q.name() + " (left out: " + why + "; the graph computes in float here)");
+    ++sum_.float_fallbacks;
+    return y;
   }
 
   /// The ONNX pads [top, left, bottom, right] of a window with qnas's split (conv_pad_before
@@ -418,6 +460,7 @@ class onnx_graph {
   onnx::GraphProto& g_;
   const onnx_export_options& opt_;
   const onnx_op_registry& ops_;
+  const onnx_quant_writer* writer_ = nullptr;
   onnx_export_summary sum_;
   std::map<std::string, std::size_t> used_;
   std::vector<std::pair<quantizer, onnx_activation_qdq>> probed_;
@@ -652,14 +695,13 @@ inline const onnx_op_registry& builtin_onnx_ops() {
   return r;
 }
 
-/// The ONNX model of `net` (see the top of this header): input "input" and output "output",
-/// NHWC (or [N, C]) float with a symbolic batch dimension N. `summary` (optional) receives counts.
-/// Throws qnas::invalid_argument "qnas::export_onnx: <layer path> (<kind>): ..." for a layer no
-/// emitter handles, stochastic weight formats, an output quantizer without an exact ONNX
-/// equivalent under onnx_activation_policy::refuse (naming the format and why), and squeeze-excite
-/// with quantized weights.
-inline onnx::ModelProto to_onnx(nn::sequential& net, const onnx_export_options& options = {},
-                                const onnx_op_registry& ops = builtin_onnx_ops(), onnx_export_summary* summary = nullptr) {
+namespace detail {
+
+/// The model of `net` as to_onnx describes it, with quantized tensors written by `writer`
+/// (nullptr: QDQ) and the operator sets `opsets` ({domain, version}) beside the default one.
+inline onnx::ModelProto build_onnx_model(nn::sequential& net, const onnx_export_options& options, const onnx_op_registry& ops,
+                                         onnx_export_summary* summary, const onnx_quant_writer* writer,
+                                         const std::vector<std::pair<std::string, std::int64_t>>& opsets) {
   onnx::ModelProto m;
   m.set_ir_version(onnx_ir_version);
   m.set_producer_name("qnas");
@@ -667,7 +709,12 @@ inline onnx::ModelProto to_onnx(nn::sequential& net, const onnx_export_options& 
   auto* opset = m.add_opset_import();
   opset->set_domain("");
   opset->set_version(onnx_opset);
-  onnx_graph g(m, options, ops);
+  for (const auto& [domain, version] : opsets) {
+    auto* o = m.add_opset_import();
+    o->set_domain(domain);
+    o->set_version(version);
+  }
+  onnx_graph g(m, options, ops, writer);
   g.proto().set_name(options.graph_name);
   const tensor_shape in = net.input_shape(), out = net.output_shape();
   detail::value_info(*g.proto().add_input(), g.fresh("input"), in, false);
@@ -683,7 +730,7 @@ inline onnx::ModelProto to_onnx(nn::sequential& net, const onnx_export_options& 
     const std::string path = "layers[" + std::to_string(i) + "]";
     x = g.emit(net[i], x, path);
     const quantizer& q = net[i].output_quantizer();
-    if (options.expose_quantized_activations && !q.is_identity() && g.activation_qdq(q).ok()) {
+    if (options.expose_quantized_activations && writer == nullptr && !q.is_identity() && g.activation_qdq(q).ok()) {
       const tensor_shape s = net[i].output_shape();
       onnx::NodeProto& n = g.node(s.is_image() ? "Transpose" : "Identity", {x}, path + ":quantized");
       if (s.is_image()) onnx_graph::attr(n, "perm", std::vector<std::int64_t>{0, 2, 3, 1});
@@ -704,17 +751,34 @@ inline onnx::ModelProto to_onnx(nn::sequential& net, const onnx_export_options& 
   return m;
 }
 
+/// Serializes `m` and writes it to `path` atomically.
+inline void write_onnx_model(const onnx::ModelProto& m, const std::filesystem::path& path, const char* entry) {
+  std::string bytes;
+  if (!m.SerializeToString(&bytes))
+    throw invalid_argument(entry, cat("the model of '", path.string(), "' does not serialize (over 2 GiB?)"));
+  io::write_file_atomic(path, bytes);
+}
+
+}  // namespace detail
+
+/// The ONNX model of `net` (see the top of this header): input "input" and output "output",
+/// NHWC (or [N, C]) float with a symbolic batch dimension N. `summary` (optional) receives counts.
+/// Throws qnas::invalid_argument "qnas::export_onnx: <layer path> (<kind>): ..." for a layer no
+/// emitter handles, stochastic weight formats, an output quantizer without an exact ONNX
+/// equivalent under onnx_activation_policy::refuse (naming the format and why), and squeeze-excite
+/// with quantized weights.
+inline onnx::ModelProto to_onnx(nn::sequential& net, const onnx_export_options& options = {},
+                                const onnx_op_registry& ops = builtin_onnx_ops(), onnx_export_summary* summary = nullptr) {
+  return detail::build_onnx_model(net, options, ops, summary, nullptr, {});
+}
+
 /// Writes to_onnx(net, options, ops) to `path` atomically (io::write_file_atomic) and returns
 /// what it wrote. Throws as to_onnx, and qnas::io_error when the file cannot be written.
 inline onnx_export_summary export_onnx(nn::sequential& net, const std::filesystem::path& path,
                                        const onnx_export_options& options = {},
                                        const onnx_op_registry& ops = builtin_onnx_ops()) {
   onnx_export_summary sum;
-  const onnx::ModelProto m = to_onnx(net, options, ops, &sum);
-  std::string bytes;
-  if (!m.SerializeToString(&bytes))
-    throw invalid_argument(onnx_graph::where, detail::cat("the model of '", path.string(), "' does not serialize (over 2 GiB?)"));
-  io::write_file_atomic(path, bytes);
+  detail::write_onnx_model(to_onnx(net, options, ops, &sum), path, onnx_graph::where);
   return sum;
 }
 

@@ -51,24 +51,37 @@ struct onnx_integer_grid {
   [[nodiscard]] std::int64_t type_max() const noexcept { return type == onnx_integer_type::int8 ? 127 : 255; }
 };
 
-/// The integer grid of a format, from its traits: fixed point (signed: codes
+/// A format as a uniform grid of any width: every value is k * step for an integer code k in
+/// [lo, hi] (`ok()`), or `why` says why not. QONNX's Quant takes any bit width, so this is the
+/// part of integer_grid_of that does not depend on ONNX's 8-bit integer types. Formats whose
+/// scale follows the data (scaled<...>, lsq<...>) get the grid of their unit format.
+struct uniform_grid {
+  float step = 0.0f;
+  std::int64_t lo = 0, hi = 0;
+  int bits = 0;  ///< the format's element bits
+  std::string why;
+  [[nodiscard]] bool ok() const noexcept { return why.empty() && step > 0.0f; }
+};
+
+/// The uniform grid of a format, from its traits: fixed point (signed: codes
 /// [-2^(bits-1) (+1 symmetric), 2^(bits-1) - 1], unsigned: [0, 2^bits - 1], step = max_value /
-/// hi), ternary ({-1, 0, 1} x scale), binary ({-1, 1} x scale) and binary01 ({0, 1} x scale), with
-/// at most 8 bits, one element per block and no scale outside the codes. Other families
-/// (floating, po2, block_fp, codebook) and formats whose scale follows the data are not grids.
-inline onnx_integer_grid integer_grid_of(const format_info& f) {
-  onnx_integer_grid g;
+/// hi), ternary ({-1, 0, 1} x scale), binary ({-1, 1} x scale) and binary01 ({0, 1} x scale), one
+/// element per block and no scale bits beside the codes. Other families (floating, po2, block_fp,
+/// codebook) are not grids.
+inline uniform_grid uniform_grid_of(const format_info& f) {
+  uniform_grid g;
+  g.bits = f.bits;
   if (f.block_size != 1 || f.scale_bits != 0) {
     g.why = detail::cat("its elements share a scale per block of ", f.block_size,
                         " (a blocked DequantizeLinear needs opset 21)");
     return g;
   }
-  if (f.group_scale != scale_kind::none) {
-    g.why = "its scales follow the data (per tensor or channel), so the format fixes no step";
-    return g;
-  }
   switch (f.family) {
     case format_family::fixed_point:
+      if (f.bits > 62) {
+        g.why = detail::cat("it has ", f.bits, " bits");
+        return g;
+      }
       if (f.min_value < 0) {
         g.hi = (std::int64_t{1} << (f.bits - 1)) - 1;
       } else {
@@ -90,13 +103,37 @@ inline onnx_integer_grid integer_grid_of(const format_info& f) {
       g.why = detail::cat("the ", to_string(f.family), " family is not a uniform integer grid");
       return g;
   }
+  if (!(g.step > 0.0f) || !std::isfinite(g.step) ||
+      static_cast<double>(g.lo) * g.step != f.min_value || static_cast<double>(g.hi) * g.step != f.max_value)
+    g.why = "its range is not a whole number of steps";
+  return g;
+}
+
+/// The integer grid of a format for ONNX's int8/uint8: uniform_grid_of with at most 8 bits and
+/// no scale outside the codes (formats whose scale follows the data fix no step).
+inline onnx_integer_grid integer_grid_of(const format_info& f) {
+  onnx_integer_grid g;
+  if (f.block_size != 1 || f.scale_bits != 0) {
+    g.why = detail::cat("its elements share a scale per block of ", f.block_size,
+                        " (a blocked DequantizeLinear needs opset 21)");
+    return g;
+  }
+  if (f.group_scale != scale_kind::none) {
+    g.why = "its scales follow the data (per tensor or channel), so the format fixes no step";
+    return g;
+  }
+  const uniform_grid u = uniform_grid_of(f);
+  if (u.step == 0.0f && f.bits <= 62) {  // not a grid family
+    g.why = u.why;
+    return g;
+  }
+  g.step = u.step, g.lo = u.lo, g.hi = u.hi;
   if (f.bits > 8) {
     g.why = detail::cat("it has ", f.bits, " bits; ONNX's integer types here hold at most 8");
     return g;
   }
-  if (!(g.step > 0.0f) || !std::isfinite(g.step) ||
-      static_cast<double>(g.lo) * g.step != f.min_value || static_cast<double>(g.hi) * g.step != f.max_value) {
-    g.why = "its range is not a whole number of steps";
+  if (!u.ok()) {
+    g.why = u.why;
     return g;
   }
   if (g.lo >= 0 && g.hi <= 255)  // unsigned formats (fixed_relu, binary01) as uint8
@@ -195,13 +232,29 @@ inline float onnx_qdq_reference(float x, const onnx_activation_qdq& a) {
 /// at the half-way points above and below, one float either side of every half-way point, at the
 /// quarter points; signed zeros, the smallest and largest floats, infinities; and 4096 values
 /// spread over the float exponents. NaN is not probed (see docs/onnx.md).
+inline std::vector<float> grid_probe_inputs(float step, std::int64_t kmin, std::int64_t kmax);
+
 inline std::vector<float> activation_probe_inputs(const onnx_integer_grid& g) {
+  return grid_probe_inputs(g.step, g.type_min(), g.type_max());
+}
+
+/// activation_probe_inputs for codes [kmin, kmax] of `step`: every code from kmin - 4 to kmax + 4
+/// when there are at most 2^17 of them, else the 4096 codes at each end and 8192 spread between.
+inline std::vector<float> grid_probe_inputs(float step, std::int64_t kmin, std::int64_t kmax) {
   std::vector<float> xs;
   const float inf = std::numeric_limits<float>::infinity();
-  for (std::int64_t k = g.type_min() - 4; k <= g.type_max() + 4; ++k) {
+  std::vector<std::int64_t> ks;
+  if (kmax - kmin <= (std::int64_t{1} << 17)) {
+    for (std::int64_t k = kmin - 4; k <= kmax + 4; ++k) ks.push_back(k);
+  } else {
+    for (std::int64_t k = kmin - 4; k < kmin + 4096; ++k) ks.push_back(k);
+    for (std::int64_t k = kmax - 4096; k <= kmax + 4; ++k) ks.push_back(k);
+    for (std::int64_t i = 1; i < 8192; ++i) ks.push_back(kmin + (kmax - kmin) / 8192 * i);
+  }
+  for (const std::int64_t k : ks) {
     const auto kf = static_cast<float>(k);
     for (const float f : {0.0f, 0.25f, 0.5f, 0.75f, -0.5f, -0.25f}) {
-      const float x = (kf + f) * g.step;
+      const float x = (kf + f) * step;
       xs.insert(xs.end(), {x, -x, std::nextafter(x, inf), std::nextafter(x, -inf)});
     }
   }
@@ -279,6 +332,101 @@ inline onnx_activation_qdq activation_qdq_of(const quantizer& q) {
     }
   }
   return a;
+}
+
+/// Rounding rules of a uniform grid, as the exporters name them: QONNX's Quant rounding_mode
+/// (ROUND, HALF_UP, HALF_DOWN, UP, DOWN, CEIL, FLOOR) and Vivado/Vitis HLS's ap_fixed
+/// quantization modes (AP_RND_CONV, AP_RND_INF, AP_RND_ZERO, AP_RND, AP_RND_MIN_INF, AP_TRN,
+/// AP_TRN_ZERO) each name some of them.
+enum class grid_rounding : std::uint8_t {
+  half_even,         ///< to nearest, ties to even (QONNX ROUND, AP_RND_CONV, ONNX QuantizeLinear)
+  half_away,         ///< to nearest, ties away from zero (QONNX HALF_UP, AP_RND_INF)
+  half_toward_zero,  ///< to nearest, ties toward zero (QONNX HALF_DOWN, AP_RND_ZERO)
+  half_up,           ///< to nearest, ties toward +infinity (AP_RND)
+  half_down,         ///< to nearest, ties toward -infinity (AP_RND_MIN_INF)
+  away,              ///< away from zero (QONNX UP)
+  toward_zero,       ///< toward zero (QONNX DOWN, AP_TRN_ZERO)
+  ceil,              ///< toward +infinity (QONNX CEIL)
+  floor              ///< toward -infinity (QONNX FLOOR, AP_TRN)
+};
+
+constexpr const char* to_string(grid_rounding r) noexcept {
+  switch (r) {
+    case grid_rounding::half_even: return "half to even";
+    case grid_rounding::half_away: return "half away from zero";
+    case grid_rounding::half_toward_zero: return "half toward zero";
+    case grid_rounding::half_up: return "half toward +infinity";
+    case grid_rounding::half_down: return "half toward -infinity";
+    case grid_rounding::away: return "away from zero";
+    case grid_rounding::toward_zero: return "toward zero";
+    case grid_rounding::ceil: return "toward +infinity";
+    case grid_rounding::floor: return "toward -infinity";
+  }
+  return "?";
+}
+
+/// `y` rounded to an integer by rule `r` (a float in, a float out: |y| < 2^23 is where it matters).
+inline float round_by(float y, grid_rounding r) noexcept {
+  const float f = std::floor(y), c = std::ceil(y);
+  switch (r) {
+    case grid_rounding::half_even: return std::nearbyint(y);
+    case grid_rounding::half_away: return std::round(y);
+    case grid_rounding::half_toward_zero: return y - f == 0.5f ? std::trunc(y) : std::round(y);
+    case grid_rounding::half_up: return y - f == 0.5f ? c : std::round(y);
+    case grid_rounding::half_down: return y - f == 0.5f ? f : std::round(y);
+    case grid_rounding::away: return y < 0 ? f : c;
+    case grid_rounding::toward_zero: return std::trunc(y);
+    case grid_rounding::ceil: return c;
+    case grid_rounding::floor: return f;
+  }
+  return y;
+}
+
+/// What a grid quantizer computes with rounding `r`, as QONNX's Quant defines it: x / step,
+/// clamped to [lo, hi], rounded by `r`, times step (clamping before rounding gives the same as
+/// after, the bounds being integers).
+inline float grid_reference(float x, float step, std::int64_t lo, std::int64_t hi, grid_rounding r) noexcept {
+  float y = x / step;
+  y = std::min(std::max(y, static_cast<float>(lo)), static_cast<float>(hi));
+  return round_by(y, r) * step;
+}
+
+/// The first rule of `candidates` under which grid_reference equals quantizer `q` (as values:
+/// -0 equals +0) on every input of grid_probe_inputs(step, lo, hi), or none; `why` then names an
+/// input where the first candidate differs.
+struct grid_rounding_match {
+  bool found = false;
+  grid_rounding rounding = grid_rounding::half_even;
+  std::size_t probed = 0;
+  std::string why;
+};
+inline grid_rounding_match rounding_of(const quantizer& q, float step, std::int64_t lo, std::int64_t hi,
+                                       std::span<const grid_rounding> candidates) {
+  grid_rounding_match m;
+  const std::vector<float> xs = detail::grid_probe_inputs(step, lo, hi);
+  std::vector<float> ys(xs.size());
+  const std::size_t shape[1] = {xs.size()};
+  q(xs, ys, shape);
+  m.probed = xs.size();
+  for (std::size_t c = 0; c < candidates.size(); ++c) {
+    std::size_t bad = xs.size();
+    for (std::size_t i = 0; i < xs.size() && bad == xs.size(); ++i)
+      if (!(grid_reference(xs[i], step, lo, hi, candidates[c]) == ys[i])) bad = i;
+    if (bad == xs.size()) {
+      m.found = true;
+      m.rounding = candidates[c];
+      m.why.clear();
+      return m;
+    }
+    if (c == 0) {
+      std::ostringstream os;
+      os.precision(9);  // every float distinct
+      os << "the input " << xs[bad] << " gives " << ys[bad] << " in " << q.name() << " but "
+         << grid_reference(xs[bad], step, lo, hi, candidates[c]) << " when rounded " << to_string(candidates[c]);
+      m.why = os.str();
+    }
+  }
+  return m;
 }
 
 }  // namespace qnas
