@@ -73,6 +73,23 @@ TEST_CASE("import_onnx: the PyTorch MNIST CNN (opset 13) gives PyTorch's logits"
   const std::unique_ptr<nn::sequential> again = import_onnx_bytes({bytes.data(), bytes.size()}, "re-export");
   const xt::xarray<float> z = again->forward(x, false);
   CHECK(std::memcmp(z.data(), y.data(), y.size() * sizeof(float)) == 0);
+
+  // For tests/onnx's onnx_checker and onnx_runtime (QNAS_ONNX_MODELS set by ctest): the imported
+  // model exported again, its NHWC input and qnas's logits, checked as a float case.
+  if (const char* models = std::getenv("QNAS_ONNX_MODELS")) {
+    const fs::path dir = fs::path(models) / "imported_pytorch_mnist_cnn";
+    fs::create_directories(dir);
+    const auto write = [&](const char* file, const char* data, std::size_t n) {
+      std::ofstream f(dir / file, std::ios::binary);
+      f.write(data, static_cast<std::streamsize>(n));
+      REQUIRE(f.good());
+    };
+    write("model.onnx", bytes.data(), bytes.size());
+    write("input.bin", reinterpret_cast<const char*>(x.data()), x.size() * sizeof(float));
+    write("expected.bin", reinterpret_cast<const char*>(y.data()), y.size() * sizeof(float));
+    std::ofstream(dir / "case.json") << R"({"name": "imported_pytorch_mnist_cnn", "check": "float", "tolerance": 1e-5,)"
+                                     << R"( "input_shape": [16, 28, 28, 1], "output_shape": [16, 10]})" << "\n";
+  }
 }
 
 TEST_CASE("import_onnx: the PyTorch model's accuracy on MNIST images 8000-9999 (held out from its training) is PyTorch's") {
