@@ -470,12 +470,13 @@ namespace detail {
 
 /// The exact values a weighted layer computes with: pinned values, lsq with the layer's steps,
 /// or the weight quantizer applied to the master weights (checked like nn::export_model does).
-inline xt::xarray<float> exact_weights(nn::weighted_layer& l, const std::string& what) {
+inline xt::xarray<float> exact_weights(nn::weighted_layer& l, const std::string& what,
+                                       const char* entry = onnx_graph::where) {
   const quantizer& q = l.weight_quantizer();
   if (const nn::stored_weights* p = l.pinned_weights()) return p->values;
   if (q.is_identity()) return l.weights().value;
   if (q.needs_engine())
-    throw invalid_argument(onnx_graph::where, cat(what, ": the weight format ", q.name(),
+    throw invalid_argument(entry, cat(what, ": the weight format ", q.name(),
                                                   " rounds stochastically, so inference has no fixed weights to export"));
   const xt::xarray<float>& w = l.weights().value;
   xt::xarray<float> out = xt::empty<float>(w.shape());
@@ -489,13 +490,13 @@ inline xt::xarray<float> exact_weights(nn::weighted_layer& l, const std::string&
   }
   return out;
 }
-inline xt::xarray<float> exact_bias(nn::weighted_layer& l, const std::string& what) {
+inline xt::xarray<float> exact_bias(nn::weighted_layer& l, const std::string& what, const char* entry = onnx_graph::where) {
   const quantizer& q = l.bias_quantizer();
   if (const nn::stored_weights* p = l.pinned_bias()) return p->values;
   const xt::xarray<float>& b = l.bias().value;
   if (q.is_identity()) return b;
   if (q.needs_engine())
-    throw invalid_argument(onnx_graph::where, cat(what, ": the bias format ", q.name(),
+    throw invalid_argument(entry, cat(what, ": the bias format ", q.name(),
                                                   " rounds stochastically, so inference has no fixed bias to export"));
   xt::xarray<float> out = xt::empty<float>(b.shape());
   const std::size_t shape[1] = {b.size()};
@@ -517,7 +518,7 @@ inline std::string emit_conv(onnx_graph& g, nn::layer& l, const nn::layer_descri
                              const std::string& path) {
   const std::string what = path + " (" + l.kind() + ")";
   nn::weighted_layer& wl = weighted(l, what);
-  const xt::xarray<float> w = exact_weights(wl, what);
+  const xt::xarray<float> w = exact_weights(wl, what, g.entry());
   const bool depthwise = d.op == nn::layer_op::depthwise_conv2d;
   const auto k = static_cast<std::int64_t>(d.window.kernel);
   std::int64_t group = 1;
@@ -537,7 +538,7 @@ inline std::string emit_conv(onnx_graph& g, nn::layer& l, const nn::layer_descri
   }
   std::vector<std::string> in{x, g.weights(path, wl, dims_of(oihw), {oihw.data(), oihw.size()}, 0)};
   if (wl.has_bias()) {
-    const xt::xarray<float> b = exact_bias(wl, what);
+    const xt::xarray<float> b = exact_bias(wl, what, g.entry());
     in.push_back(g.parameter(path, "bias", wl.bias_quantizer(), dims_of(b), {b.data(), b.size()}));
   }
   onnx::NodeProto& n = g.node("Conv", in, path);
@@ -554,10 +555,10 @@ inline std::string emit_dense(onnx_graph& g, nn::layer& l, const nn::layer_descr
                               const std::string& path) {
   const std::string what = path + " (" + l.kind() + ")";
   nn::weighted_layer& wl = weighted(l, what);
-  const xt::xarray<float> w = exact_weights(wl, what);
+  const xt::xarray<float> w = exact_weights(wl, what, g.entry());
   std::vector<std::string> in{x, g.weights(path, wl, dims_of(w), {w.data(), w.size()}, 1)};
   if (wl.has_bias()) {
-    const xt::xarray<float> b = exact_bias(wl, what);
+    const xt::xarray<float> b = exact_bias(wl, what, g.entry());
     in.push_back(g.parameter(path, "bias", wl.bias_quantizer(), dims_of(b), {b.data(), b.size()}));
   }
   return onnx_graph::out(g.node("Gemm", in, path));
