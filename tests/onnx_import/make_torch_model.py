@@ -9,6 +9,11 @@ torch.onnx.export(opset_version=13) with a dynamic batch dimension. Written to a
   mnist_cnn_input.bin     float32 [16, 1, 28, 28] (NCHW): images 8000-8015, scaled to [0, 1]
   mnist_cnn_output.bin    float32 [16, 10]: PyTorch's logits for them
   mnist_cnn.txt           how it was made and PyTorch's accuracy on images 8000-9999
+Also (untrained, seeded weights and batch-norm statistics) a block of the MobileNet kind, for the
+operators the MNIST model lacks: conv-bn-ReLU6, a residual block f(x) + x with a depthwise conv,
+batch norm, SiLU (Mul(x, Sigmoid(x))) and a 1x1 conv, max pool, average pool, adaptive average
+pool (GlobalAveragePool), flatten, linear, softmax:
+  block_cnn.onnx, block_cnn_input.bin (float32 [4, 3, 12, 12]), block_cnn_output.bin ([4, 5])
 Run with Debian's python3-torch: /usr/bin/python3 tests/onnx_import/make_torch_model.py [mnist dir]
 """
 import gzip
@@ -92,3 +97,38 @@ with open(os.path.join(out, "mnist_cnn.txt"), "w") as f:
             f"trained {epochs} epochs (Adam 2e-3, batch {batch}, seed 17) on MNIST test images 0-7999\n"
             f"parameters {params}\n"
             f"pytorch_accuracy_8000_9999 {accuracy:.6f}\n")
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU6())
+        self.body = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False), nn.BatchNorm2d(8), nn.SiLU(),
+                                  nn.Conv2d(8, 8, 1))
+        self.head = nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(8, 6, 3), nn.ReLU(), nn.AvgPool2d(2),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 5), nn.Softmax(dim=1))
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = self.body(x) + x
+        return self.head(x)
+
+
+torch.manual_seed(18)
+block = Block()
+with torch.no_grad():
+    for m in block.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.weight.uniform_(0.5, 1.5)
+            m.bias.uniform_(-0.3, 0.3)
+            m.running_mean.uniform_(-0.3, 0.3)
+            m.running_var.uniform_(0.5, 2.0)
+block.eval()
+x = torch.rand(4, 3, 12, 12, generator=torch.Generator().manual_seed(18)) * 2 - 1
+with torch.no_grad():
+    y = block(x)
+torch.onnx.export(block, x, os.path.join(out, "block_cnn.onnx"), opset_version=13, input_names=["input"],
+                  output_names=["probabilities"], dynamic_axes={"input": {0: "N"}, "probabilities": {0: "N"}},
+                  do_constant_folding=True, training=torch.onnx.TrainingMode.PRESERVE)
+x.numpy().astype("<f4").tofile(os.path.join(out, "block_cnn_input.bin"))
+y.numpy().astype("<f4").tofile(os.path.join(out, "block_cnn_output.bin"))

@@ -135,3 +135,26 @@ TEST_CASE("import_onnx: every prefix of the PyTorch model is refused with a qnas
   }
   CHECK(refused > 0);
 }
+
+TEST_CASE("import_onnx: a PyTorch block with ReLU6, a residual depthwise block with SiLU, pools and softmax gives PyTorch's outputs") {
+  // assets/block_cnn.onnx: conv-bn-Clip(0,6), body(x) + x with a depthwise conv, batch norm,
+  // Mul(x, Sigmoid(x)) and a 1x1 conv, MaxPool, Conv, Pad(0) + AveragePool, GlobalAveragePool,
+  // Flatten, Gemm, Softmax (untrained seeded weights; make_torch_model.py)
+  const std::unique_ptr<nn::sequential> net = import_onnx(assets / "block_cnn.onnx");
+  CHECK(net->input_shape() == image(12, 12, 3));
+  CHECK(net->output_shape() == flat(5));
+  const std::vector<float> input = read_floats(assets / "block_cnn_input.bin");
+  const std::vector<float> want = read_floats(assets / "block_cnn_output.bin");
+  REQUIRE(input.size() == 4 * 3 * 12 * 12);
+  REQUIRE(want.size() == 4 * 5);
+  const xt::xarray<float> x = to_nhwc(input, 4, 3, 12, 12);
+  const xt::xarray<float> y = net->forward(x, false);
+  REQUIRE(y.size() == want.size());
+  float diff = 0.0f, top = 0.0f;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    diff = std::max(diff, std::abs(y.data()[i] - want[i]));
+    top = std::max(top, std::abs(want[i]));
+  }
+  MESSAGE("PyTorch vs qnas on the block: max |diff| ", diff, ", max |output| ", top, ", relative ", diff / top);
+  CHECK(diff <= 1e-5f * top);
+}

@@ -269,7 +269,7 @@ class importer {
   static bool supported(const std::string& op) {
     static const std::set<std::string, std::less<>> ops = {
         "Conv", "Gemm", "MatMul", "Add", "Mul", "Relu", "Clip", "Sigmoid", "Softmax", "MaxPool", "AveragePool",
-        "GlobalAveragePool", "Flatten", "Reshape", "BatchNormalization", "Identity", "Dropout", "Transpose",
+        "GlobalAveragePool", "Flatten", "Reshape", "BatchNormalization", "Identity", "Dropout", "Transpose", "Pad",
         "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast"};
     return ops.contains(op);
   }
@@ -601,6 +601,14 @@ class importer {
         if (c == constants_.end() || c->second.size() != 1 || (c->second.integer ? c->second.i[0] != 0 : c->second.f[0] != 0))
           bad(cat(label(n), ": training_mode must be a constant false"));
       }
+      return advance(t, v, out, v);
+    }
+    if (op == "Pad") {  // PyTorch writes Pad(0) before the AveragePool of AvgPool2d(count_include_pad=True)
+      only(n, {"mode"});
+      std::vector<std::int64_t> pads;
+      if (!in(n, 1).empty()) pads = shape_values(in(n, 1), n, 0);
+      if (std::any_of(pads.begin(), pads.end(), [](std::int64_t p) { return p != 0; }))
+        bad(cat(label(n), ": import reads Pad only where it pads nothing"));
       return advance(t, v, out, v);
     }
     if (op == "Relu" || op == "Sigmoid") {
