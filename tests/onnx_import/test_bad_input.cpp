@@ -215,3 +215,38 @@ TEST_CASE("import_onnx: branches other than residual adds and swish are refused"
   sq.mutable_graph()->mutable_node(1)->add_input("c");
   CHECK(refusal<invalid_argument>(sq) == where + "node 'relu' (Mul): import reads Mul only as swish, x * Sigmoid(x)");
 }
+
+TEST_CASE("import_onnx: a residual add x + Relu(x) imports; nesting and layouts are bounded") {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  onnx::GraphProto& g = *m.mutable_graph();
+  value_info(*g.add_input(), "x", {-1, 3, 4, 4});
+  value_info(*g.add_output(), "y", {-1, 3, 4, 4});
+  add_node(g, "Relu", "relu", {"x"}, "r");
+  add_node(g, "Add", "add", {"r", "x"}, "y");
+  const std::string s = m.SerializeAsString();
+  const auto net = import_onnx_bytes({s.data(), s.size()}, "m");
+  REQUIRE(net->size() == 1);
+  CHECK((*net)[0].kind() == "residual");
+  onnx_import_options flat_only;
+  flat_only.max_nesting = 0;
+  CHECK(thrown<invalid_argument>([&] { (void)import_onnx_bytes({s.data(), s.size()}, "m", flat_only); }) ==
+        where + "residual blocks nest deeper than 0");
+
+  onnx::ModelProto softmax = model();
+  add_node(*softmax.mutable_graph(), "Softmax", "sm", {"y"}, "z");
+  softmax.mutable_graph()->mutable_output(0)->set_name("z");
+  CHECK(refusal<invalid_argument>(softmax) ==
+        where + "node 'sm' (Softmax): needs a flat input [N, F] in qnas's order (softmax over the features)");
+
+  onnx::ModelProto chw = model();  // a flattened NCHW image as the output: CHW order
+  add_node(*chw.mutable_graph(), "Flatten", "flatten", {"y"}, "z");
+  chw.mutable_graph()->mutable_output(0)->set_name("z");
+  CHECK(refusal<invalid_argument>(chw) ==
+        where + "the graph output 'z' is a flattened image in CHW order, which a qnas network (HWC order) cannot return");
+
+  onnx::ModelProto unknown = model();
+  add_ints(*unknown.mutable_graph()->mutable_node(1), "foo", {1});
+  CHECK(refusal<invalid_argument>(unknown) == where + "node 'relu' (Relu): attribute 'foo' is not supported");
+}
