@@ -1,6 +1,7 @@
 // onnx/qonnx: export_qonnx writes Quant / BipolarQuant / FloatQuant nodes that compute qnas's formats (proved on probes), with the right attributes; each case is written with an input batch and qnas's output for onnx.checker and the numpy QONNX evaluator (run_qonnx.py).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -181,7 +182,7 @@ TEST_CASE("qonnx_quantizer_of: fixed point by its rounding policy, ternary, bina
   MESSAGE("ternary<>: " << dz.why);
   const auto b = qonnx_quantizer_of(quantizer::of<wb>());
   CHECK(b.op == qonnx_op::bipolar_quant);
-  MESSAGE("binary<-3>: exact " << b.exact << " " << b.why);
+  CHECK(b.exact);
 
   const auto f8 = qonnx_quantizer_of(quantizer::of<fp8_e4m3>());
   CHECK(f8.op == qonnx_op::float_quant);
@@ -191,10 +192,17 @@ TEST_CASE("qonnx_quantizer_of: fixed point by its rounding policy, ternary, bina
   CHECK(f8.max_val == 448.0f);
   CHECK(f8.has_nan);
   CHECK_FALSE(f8.has_inf);
-  MESSAGE("fp8_e4m3: exact " << f8.exact << " saturation " << f8.saturation << " " << f8.why);
+  CHECK(f8.exact);
+  CHECK(f8.saturation);
   const auto h = qonnx_quantizer_of(quantizer::of<fp16>());
   CHECK(h.has_inf);
-  MESSAGE("fp16: exact " << h.exact << " saturation " << h.saturation << " " << h.why);
+  CHECK(h.exact);
+  CHECK_FALSE(h.saturation);  // IEEE: overflow to +-inf
+  // bf16 reaches below 2^-124, where FloatQuant's exponent floor(log2(|x| + 2^-126)) is not x's
+  const auto bf = qonnx_quantizer_of(quantizer::of<bf16>());
+  CHECK(bf.op == qonnx_op::float_quant);
+  CHECK_FALSE(bf.exact);
+  MESSAGE("bf16: " << bf.why);
 
   CHECK_FALSE(qonnx_quantizer_of(quantizer::of<po2<4, 2.0>>()).ok());
   CHECK_FALSE(qonnx_quantizer_of(quantizer::of<scaled<fixed_point<8, 0, true, true>, alpha_auto>>()).exact);
@@ -284,7 +292,7 @@ TEST_CASE("QONNX: minifloat weights and outputs as FloatQuant") {
   auto net = std::make_unique<sequential>(image(6, 6, 2));
   net->emplace<conv2d_layer>(4, 3, 1, padding::same, layer_formats{quantizer::of<fp8_e4m3>(), {}, quantizer::of<fp8_e4m3>()});
   net->emplace<flatten_layer>();
-  net->emplace<dense_layer>(5, layer_formats{quantizer::of<fp16>(), quantizer::of<bf16>(), quantizer::of<bf16>()});
+  net->emplace<dense_layer>(5, layer_formats{quantizer::of<fp16>(), quantizer::of<fp6_e3m2>(), quantizer::of<fp16>()});
   std::mt19937_64 e(8);
   net->initialize(e);
   onnx_export_summary sum;
@@ -362,4 +370,42 @@ TEST_CASE("QONNX: formats without a node: float weights + metadata, activations 
     (*net2)[0].set_output_quantizer({});
     (*net2)[3].set_output_quantizer({});
   });
+}
+
+TEST_CASE("the probes through the QONNX evaluator: every exact format's node gives qnas's values on every probe input") {
+  // One sample holding every probe input through a flatten layer with the format as its output
+  // quantizer; run_qonnx.py computes the node from QONNX's documented formula and must give
+  // qnas's values exactly (-0 equal to +0).
+  const auto probe = [](const std::string& name, const quantizer& q) {
+    const qonnx_quantizer n = qonnx_quantizer_of(q);
+    REQUIRE_MESSAGE(n.exact, name << ": " << n.why);
+    const std::vector<float> xs = n.op == qonnx_op::float_quant ? qnas::detail::float_probe_inputs(n)
+                                                                : qnas::detail::grid_probe_inputs(n.scale, n.lo, n.hi);
+    sequential net(flat(xs.size()));
+    net.emplace<flatten_layer>().set_output_quantizer(q);
+    const fs::path dir = qonnx_dir() / name;
+    fs::create_directories(dir);
+    export_qonnx(net, dir / "model.onnx");
+    xt::xarray<float> x = xt::empty<float>({std::size_t{1}, xs.size()});
+    std::copy(xs.begin(), xs.end(), x.begin());
+    const xt::xarray<float> y = net.forward(x, false);
+    write_floats(dir / "input.bin", x);
+    write_floats(dir / "expected.bin", y);
+    nlohmann::json j = {{"name", name}, {"check", "exact"}, {"input_shape", {1, xs.size()}}, {"output_shape", {1, xs.size()}}};
+    std::ofstream(dir / "case.json") << j.dump(1) << "\n";
+  };
+  probe("probe_fixed_point_8_3", quantizer::of<b8>());
+  probe("probe_fixed_point_8_3_nearest_away", quantizer::of<away8>());
+  probe("probe_fixed_point_8_3_toward_zero", quantizer::of<zero8>());
+  probe("probe_fixed_point_8_1_symmetric", quantizer::of<sym8>());
+  probe("probe_fixed_relu_4_2", quantizer::of<r4>());
+  probe("probe_fixed_point_16_8", quantizer::of<fixed_point<16, 8>>());
+  probe("probe_ternary_s2", quantizer::of<wt>());
+  probe("probe_binary", quantizer::of<wb>());
+  probe("probe_binary01", quantizer::of<binary01<0>>());
+  probe("probe_fp8_e4m3", quantizer::of<fp8_e4m3>());
+  probe("probe_fp8_e5m2", quantizer::of<fp8_e5m2>());
+  probe("probe_fp6_e3m2", quantizer::of<fp6_e3m2>());
+  probe("probe_fp4_e2m1", quantizer::of<fp4_e2m1>());
+  probe("probe_fp16", quantizer::of<fp16>());
 }

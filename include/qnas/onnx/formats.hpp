@@ -368,12 +368,14 @@ constexpr const char* to_string(grid_rounding r) noexcept {
 /// `y` rounded to an integer by rule `r` (a float in, a float out: |y| < 2^23 is where it matters).
 inline float round_by(float y, grid_rounding r) noexcept {
   const float f = std::floor(y), c = std::ceil(y);
+  // y - floor(y) in double: exact, where float would round -0.49999997 + 1 to a tie
+  const bool tie = static_cast<double>(y) - static_cast<double>(f) == 0.5;
   switch (r) {
     case grid_rounding::half_even: return std::nearbyint(y);
     case grid_rounding::half_away: return std::round(y);
-    case grid_rounding::half_toward_zero: return y - f == 0.5f ? std::trunc(y) : std::round(y);
-    case grid_rounding::half_up: return y - f == 0.5f ? c : std::round(y);
-    case grid_rounding::half_down: return y - f == 0.5f ? f : std::round(y);
+    case grid_rounding::half_toward_zero: return tie ? std::trunc(y) : std::round(y);
+    case grid_rounding::half_up: return tie ? c : std::round(y);
+    case grid_rounding::half_down: return tie ? f : std::round(y);
     case grid_rounding::away: return y < 0 ? f : c;
     case grid_rounding::toward_zero: return std::trunc(y);
     case grid_rounding::ceil: return c;

@@ -115,13 +115,13 @@ struct qonnx_quantizer {
  private:
   [[nodiscard]] float float_reference(float x) const noexcept {
     if (std::isnan(x)) return x;
-    const float a = std::fabs(x);
+    // The reference takes the exponent as floor(log2(|x| + tiny)), tiny = 2^-126 (float32's
+    // smallest normal), summed in float32: below 2^-124 that is not |x|'s own exponent.
+    const float a = std::fabs(x) + std::numeric_limits<float>::min();
     int e = 0;
-    if (a > 0.0f && std::isfinite(a)) {
+    if (std::isfinite(a)) {
       (void)std::frexp(a, &e);
       --e;  // floor(log2(a))
-    } else if (a == 0.0f) {
-      e = std::numeric_limits<int>::min() / 2;
     } else {
       return std::numeric_limits<float>::quiet_NaN();  // inf / inf in the reference
     }
