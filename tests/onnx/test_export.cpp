@@ -27,42 +27,18 @@
 #include "qnas/nn/pooling.hpp"
 #include "qnas/nn/residual.hpp"
 #include "qnas/onnx/export.hpp"
+#include "onnx_cases.hpp"
 
 namespace fs = std::filesystem;
 using namespace qnas;
 using namespace qnas::nn;
+using namespace qnas::onnx_tests;
 
 namespace {
 
 fs::path models_dir() {
   const char* d = std::getenv("QNAS_ONNX_MODELS");
   return d != nullptr ? fs::path(d) : fs::path("onnx_models");
-}
-
-xt::xarray<float> random_batch(std::size_t n, const tensor_shape& s, std::uint64_t seed, float scale = 1.0f) {
-  std::mt19937_64 e(seed);
-  std::uniform_real_distribution<float> u(-scale, scale);
-  xt::xarray<float> x = xt::empty<float>(qnas::nn::detail::batch_shape(n, s));
-  for (auto& v : x) v = u(e);
-  return x;
-}
-
-void write_floats(const fs::path& p, const xt::xarray<float>& a) {
-  std::ofstream f(p, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(a.data()), static_cast<std::streamsize>(a.size() * sizeof(float)));
-  REQUIRE(f.good());
-}
-
-/// Gives every batch norm of `net` non-trivial statistics and affine parameters.
-void randomize_batch_norms(layer& l, std::mt19937_64& e) {
-  if (auto* bn = dynamic_cast<batch_norm_layer*>(&l)) {
-    std::uniform_real_distribution<float> u(-0.5f, 0.5f), v(0.5f, 2.0f);
-    for (auto& x : bn->gamma().value) x = v(e);
-    for (auto& x : bn->beta().value) x = u(e);
-    for (auto& x : bn->running_mean()) x = u(e);
-    for (auto& x : bn->running_var()) x = v(e);
-  }
-  for (layer* c : l.children()) randomize_batch_norms(*c, e);
 }
 
 /// Writes models/<name>/: model.onnx, input.bin (float32 NHWC), expected.bin (qnas's output),
@@ -80,8 +56,6 @@ written_case write_case(const std::string& name, sequential& net, std::size_t ba
   w.input = random_batch(batch, net.input_shape(), std::hash<std::string>{}(name), 2.0f);
   if (before_expected) before_expected();
   w.expected = net.forward(w.input, false);
-  write_floats(dir / "input.bin", w.input);
-  write_floats(dir / "expected.bin", w.expected);
   nlohmann::json j = check;
   if (opt.expose_quantized_activations) {  // qnas's output of every exposed layer, run layer by layer
     j["activations"] = nlohmann::json::array();
@@ -99,18 +73,10 @@ written_case write_case(const std::string& name, sequential& net, std::size_t ba
       a = std::move(y);
     }
   }
-  j["name"] = name;
-  j["input_shape"] = std::vector<std::size_t>(w.input.shape().begin(), w.input.shape().end());
-  j["output_shape"] = std::vector<std::size_t>(w.expected.shape().begin(), w.expected.shape().end());
-  std::ofstream(dir / "case.json") << j.dump(1) << "\n";
+  write_case_files(dir, name, w.input, w.expected, std::move(j));
   return w;
 }
 
-std::map<std::string, int> op_counts(const onnx::ModelProto& m) {
-  std::map<std::string, int> c;
-  for (const auto& n : m.graph().node()) ++c[n.op_type()];
-  return c;
-}
 const onnx::TensorProto* initializer(const onnx::ModelProto& m, const std::string& name) {
   for (const auto& t : m.graph().initializer())
     if (t.name() == name) return &t;
@@ -290,19 +256,8 @@ TEST_CASE("the activation probe in onnxruntime: QuantizeLinear/DequantizeLinear 
   const auto probe = [](const std::string& name, const quantizer& q) {
     const onnx_activation_qdq a = activation_qdq_of(q);
     REQUIRE(a.ok());
-    const std::vector<float> xs = qnas::detail::activation_probe_inputs(a.grid);
-    sequential net(flat(xs.size()));
-    net.emplace<flatten_layer>().set_output_quantizer(q);
-    const fs::path dir = models_dir() / name;
-    fs::create_directories(dir);
-    export_onnx(net, dir / "model.onnx");
-    xt::xarray<float> x = xt::empty<float>({std::size_t{1}, xs.size()});
-    std::copy(xs.begin(), xs.end(), x.begin());
-    const xt::xarray<float> y = net.forward(x, false);
-    write_floats(dir / "input.bin", x);
-    write_floats(dir / "expected.bin", y);
-    nlohmann::json j = {{"name", name}, {"check", "exact"}, {"input_shape", {1, xs.size()}}, {"output_shape", {1, xs.size()}}};
-    std::ofstream(dir / "case.json") << j.dump(1) << "\n";
+    write_probe_case(models_dir(), name, q, qnas::detail::activation_probe_inputs(a.grid),
+                     [](sequential& net, const fs::path& file) { export_onnx(net, file); });
   };
   probe("probe_fixed_point_8_4", quantizer::of<a8>());
   probe("probe_fixed_relu_8_3", quantizer::of<r8>());

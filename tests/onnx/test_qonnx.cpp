@@ -27,10 +27,12 @@
 #include "qnas/nn/pooling.hpp"
 #include "qnas/nn/residual.hpp"
 #include "qnas/onnx/qonnx.hpp"
+#include "onnx_cases.hpp"
 
 namespace fs = std::filesystem;
 using namespace qnas;
 using namespace qnas::nn;
+using namespace qnas::onnx_tests;
 
 namespace {
 
@@ -49,12 +51,6 @@ xt::xarray<float> grid_batch(std::size_t n, const tensor_shape& s, std::uint64_t
   return x;
 }
 
-void write_floats(const fs::path& p, const xt::xarray<float>& a) {
-  std::ofstream f(p, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(a.data()), static_cast<std::streamsize>(a.size() * sizeof(float)));
-  REQUIRE(f.good());
-}
-
 /// Writes <qonnx_dir>/<name>/: model.onnx (QONNX), input.bin, expected.bin, case.json.
 onnx_export_summary write_case(const std::string& name, sequential& net, std::size_t batch, const nlohmann::json& check,
                                const qonnx_export_options& opt = {}, const std::function<void()>& before_expected = {}) {
@@ -64,21 +60,10 @@ onnx_export_summary write_case(const std::string& name, sequential& net, std::si
   const xt::xarray<float> x = grid_batch(batch, net.input_shape(), std::hash<std::string>{}(name));
   if (before_expected) before_expected();
   const xt::xarray<float> y = net.forward(x, false);
-  write_floats(dir / "input.bin", x);
-  write_floats(dir / "expected.bin", y);
-  nlohmann::json j = check;
-  j["name"] = name;
-  j["input_shape"] = std::vector<std::size_t>(x.shape().begin(), x.shape().end());
-  j["output_shape"] = std::vector<std::size_t>(y.shape().begin(), y.shape().end());
-  std::ofstream(dir / "case.json") << j.dump(1) << "\n";
+  write_case_files(dir, name, x, y, check);
   return sum;
 }
 
-std::map<std::string, int> op_counts(const onnx::ModelProto& m) {
-  std::map<std::string, int> c;
-  for (const auto& n : m.graph().node()) ++c[n.op_type()];
-  return c;
-}
 const onnx::NodeProto* node_named(const onnx::ModelProto& m, const std::string& name) {
   for (const auto& n : m.graph().node())
     if (n.name() == name) return &n;
@@ -381,18 +366,7 @@ TEST_CASE("the probes through the QONNX evaluator: every exact format's node giv
     REQUIRE_MESSAGE(n.exact, name << ": " << n.why);
     const std::vector<float> xs = n.op == qonnx_op::float_quant ? qnas::detail::float_probe_inputs(n)
                                                                 : qnas::detail::grid_probe_inputs(n.scale, n.lo, n.hi);
-    sequential net(flat(xs.size()));
-    net.emplace<flatten_layer>().set_output_quantizer(q);
-    const fs::path dir = qonnx_dir() / name;
-    fs::create_directories(dir);
-    export_qonnx(net, dir / "model.onnx");
-    xt::xarray<float> x = xt::empty<float>({std::size_t{1}, xs.size()});
-    std::copy(xs.begin(), xs.end(), x.begin());
-    const xt::xarray<float> y = net.forward(x, false);
-    write_floats(dir / "input.bin", x);
-    write_floats(dir / "expected.bin", y);
-    nlohmann::json j = {{"name", name}, {"check", "exact"}, {"input_shape", {1, xs.size()}}, {"output_shape", {1, xs.size()}}};
-    std::ofstream(dir / "case.json") << j.dump(1) << "\n";
+    write_probe_case(qonnx_dir(), name, q, xs, [](sequential& net, const fs::path& file) { export_qonnx(net, file); });
   };
   probe("probe_fixed_point_8_3", quantizer::of<b8>());
   probe("probe_fixed_point_8_3_nearest_away", quantizer::of<away8>());

@@ -15,6 +15,7 @@
 #include "qnas/nn/residual.hpp"
 #include "qnas/onnx/export.hpp"
 #include "qnas/onnx/import.hpp"
+#include "../onnx/onnx_cases.hpp"
 
 using namespace qnas;
 using namespace qnas::nn;
@@ -22,21 +23,11 @@ using namespace qnas::nn;
 namespace {
 
 xt::xarray<float> random_batch(std::size_t n, const tensor_shape& s, std::uint64_t seed) {
-  std::mt19937_64 e(seed);
-  std::uniform_real_distribution<float> u(-2.0f, 2.0f);
-  xt::xarray<float> x = xt::empty<float>(qnas::nn::detail::batch_shape(n, s));
-  for (auto& v : x) v = u(e);
-  return x;
+  return onnx_tests::random_batch(n, s, seed, 2.0f);
 }
 
 void randomize(layer& l, std::mt19937_64& e) {
-  if (auto* bn = dynamic_cast<batch_norm_layer*>(&l)) {
-    std::uniform_real_distribution<float> u(-0.5f, 0.5f), v(0.5f, 2.0f);
-    for (auto& x : bn->gamma().value) x = v(e);
-    for (auto& x : bn->beta().value) x = u(e);
-    for (auto& x : bn->running_mean()) x = u(e);
-    for (auto& x : bn->running_var()) x = v(e);
-  }
+  if (auto* bn = dynamic_cast<batch_norm_layer*>(&l)) onnx_tests::randomize_batch_norms(*bn, e);
   if (auto* w = dynamic_cast<weighted_layer*>(&l); w != nullptr && w->has_bias()) {
     std::uniform_real_distribution<float> u(-0.3f, 0.3f);
     for (auto& x : w->bias().value) x = u(e);
