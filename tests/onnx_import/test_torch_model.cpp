@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "qnas/data/idx.hpp"
@@ -46,6 +47,16 @@ fs::path mnist_dir() {
   return "../shared/data/mnist";
 }
 
+/// The largest |y - want| and the largest |want|.
+std::pair<float, float> max_abs_diff(const xt::xarray<float>& y, const std::vector<float>& want) {
+  float diff = 0.0f, top = 0.0f;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    diff = std::max(diff, std::abs(y.data()[i] - want[i]));
+    top = std::max(top, std::abs(want[i]));
+  }
+  return {diff, top};
+}
+
 }  // namespace
 
 TEST_CASE("import_onnx: the PyTorch MNIST CNN (opset 13) gives PyTorch's logits") {
@@ -59,11 +70,7 @@ TEST_CASE("import_onnx: the PyTorch MNIST CNN (opset 13) gives PyTorch's logits"
   const xt::xarray<float> x = to_nhwc(input, 16, 1, 28, 28);
   const xt::xarray<float> y = net->forward(x, false);
   REQUIRE(y.size() == want.size());
-  float diff = 0.0f, top = 0.0f;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    diff = std::max(diff, std::abs(y.data()[i] - want[i]));
-    top = std::max(top, std::abs(want[i]));
-  }
+  const auto [diff, top] = max_abs_diff(y, want);
   MESSAGE("PyTorch vs qnas on 16 images: max |diff| ", diff, ", max |logit| ", top, ", relative ", diff / top);
   CHECK(diff <= 1e-5f * top);
 
@@ -150,11 +157,7 @@ TEST_CASE("import_onnx: a PyTorch block with ReLU6, a residual depthwise block w
   const xt::xarray<float> x = to_nhwc(input, 4, 3, 12, 12);
   const xt::xarray<float> y = net->forward(x, false);
   REQUIRE(y.size() == want.size());
-  float diff = 0.0f, top = 0.0f;
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    diff = std::max(diff, std::abs(y.data()[i] - want[i]));
-    top = std::max(top, std::abs(want[i]));
-  }
+  const auto [diff, top] = max_abs_diff(y, want);
   MESSAGE("PyTorch vs qnas on the block: max |diff| ", diff, ", max |output| ", top, ", relative ", diff / top);
   CHECK(diff <= 1e-5f * top);
 }
