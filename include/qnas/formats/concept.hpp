@@ -67,6 +67,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <type_traits>
 
 #include "qnas/formats/policies.hpp"
@@ -398,7 +399,14 @@ struct format_info {
     return static_cast<double>(bits) + static_cast<double>(scale_bits) / block_size;
   }
   [[nodiscard]] constexpr bool is_signed() const noexcept { return min_value < 0; }
-  constexpr bool operator==(const format_info&) const = default;
+  /// Equal traits, the labels compared by their text: two copies of one string literal need not
+  /// share an address (AddressSanitizer, for one, keeps them apart).
+  friend constexpr bool operator==(const format_info& a, const format_info& b) noexcept {
+    return std::string_view(a.label) == std::string_view(b.label) && a.family == b.family && a.tuple == b.tuple &&
+           a.bits == b.bits && a.block_size == b.block_size && a.scale_bits == b.scale_bits &&
+           a.max_value == b.max_value && a.min_value == b.min_value && a.has_zero == b.has_zero &&
+           a.group_scale == b.group_scale;
+  }
 };
 
 inline constexpr format_info float32_info{};
